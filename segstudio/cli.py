@@ -1,0 +1,318 @@
+"""The ``segstudio`` command: the window by default, and the headless engine.
+
+Every sub-command validates its arguments before it writes anything; a bad
+argument or file prints one line on stderr and exits with code 2. Outputs are
+written atomically, so ``--out`` never holds a half-written file.
+
+torch is imported only inside the commands that need it, so ``segstudio``
+(the window) and ``--help`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from segstudio import __version__
+from segstudio.core.errors import SegStudioError, UsageError
+from segstudio.core.labelset import PRESETS, LabelSet, preset
+
+if TYPE_CHECKING:
+    from segstudio.model.files import LoadedModel
+
+log = logging.getLogger("segstudio")
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _labelset_arg(value: str) -> LabelSet:
+    """A classes JSON file, or the name of a preset."""
+    if value.lower() in PRESETS:
+        return preset(value)
+    path = Path(value)
+    if not path.exists():
+        known = ", ".join(sorted(PRESETS))
+        raise UsageError(f"--classes {value}: no such file, and not a preset ({known})")
+    return LabelSet.load(path)
+
+
+def _collect_images(inputs: Sequence[str]) -> list[Path]:
+    from segstudio.io.images import IMAGE_SUFFIXES, list_images
+
+    images: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                raise UsageError(f"{path}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})")
+            images += found
+        elif path.is_file():
+            images.append(path)
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+    return images
+
+
+def _load_model(path: str) -> LoadedModel:
+    from segstudio.model.files import load_model
+
+    return load_model(path)
+
+
+def _make_predictor(args: argparse.Namespace, model: LoadedModel) -> Any:
+    from segstudio.model.predictor import Predictor
+
+    return Predictor(model, device=args.device, precision=args.precision, tile=args.tile)
+
+
+def _progress(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None, leave=False)
+
+
+# -- model -----------------------------------------------------------------------------------
+
+
+def cmd_model_new(args: argparse.Namespace) -> int:
+    from segstudio.model.arch import ArchSpec
+    from segstudio.model.files import new_model, save_model
+
+    labelset = _labelset_arg(args.classes)
+    params: dict[str, Any] = {}
+    if args.width is not None:
+        params["width"] = args.width
+    out = Path(args.out)
+    model = new_model(ArchSpec(args.arch, params), labelset, seed=args.seed)
+    save_model(out, model)
+    print(
+        f"wrote untrained {args.arch} model for {labelset.num_classes} classes "
+        f"({labelset.name}) to {out}"
+    )
+    return 0
+
+
+def cmd_model_info(args: argparse.Namespace) -> int:
+    from segstudio.model.files import read_model_info
+
+    info = read_model_info(args.file)
+    print(json.dumps(info.to_dict(), indent=2))
+    return 0
+
+
+# -- predict ---------------------------------------------------------------------------------
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from segstudio.core.convert import index_to_rgb
+    from segstudio.io.images import read_image, write_label_map, write_rgb
+
+    images = _collect_images(args.inputs)
+    by_stem: dict[str, Path] = {}
+    for path in images:
+        other = by_stem.setdefault(path.stem, path)
+        if other != path:
+            raise UsageError(f"{other} and {path} would both be written as {path.stem}.png")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    model = _load_model(args.model)
+    predictor = _make_predictor(args, model)
+    labelset = model.info.labelset
+    out.mkdir(parents=True, exist_ok=True)
+    failed: list[str] = []
+    with _progress(len(images), "predict") as bar:
+        for path in images:
+            try:
+                image = read_image(path)
+            except SegStudioError as exc:
+                print(f"segstudio predict: skipped {exc}", file=sys.stderr)
+                failed.append(str(path))
+                bar.update()
+                continue
+            pred = predictor.predict(image.rgb)
+            write_label_map(out / f"{path.stem}.png", pred.labels, palette=None)
+            write_rgb(out / f"{path.stem}_color.png", index_to_rgb(pred.labels, labelset))
+            bar.update()
+    done = len(images) - len(failed)
+    print(f"predicted {done} image(s) into {out} with {predictor}")
+    if failed:
+        print(
+            f"segstudio predict: error: {len(failed)} image(s) could not be read", file=sys.stderr
+        )
+        return EXIT_USAGE
+    return 0
+
+
+# -- eval ------------------------------------------------------------------------------------
+
+
+def _pair_images_labels(images_dir: Path, labels_dir: Path) -> list[tuple[Path, Path]]:
+    from segstudio.io.images import list_images
+
+    for d, flag in ((images_dir, "--images"), (labels_dir, "--labels")):
+        if not d.is_dir():
+            raise UsageError(f"{flag} {d}: not a folder")
+    images = list_images(images_dir)
+    labels = {p.stem: p for p in list_images(labels_dir)}
+    if not images:
+        raise UsageError(f"--images {images_dir}: no images in this folder")
+    missing = [p.name for p in images if p.stem not in labels]
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise UsageError(f"{len(missing)} image(s) have no label file in {labels_dir}: {shown}")
+    return [(p, labels[p.stem]) for p in images]
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from segstudio.core.convert import check_index_map
+    from segstudio.core.metrics import ConfusionMatrix
+    from segstudio.io.images import read_image, read_label_map
+
+    pairs = _pair_images_labels(Path(args.images), Path(args.labels))
+    if args.void is not None and not 0 <= args.void <= 255:
+        raise UsageError(f"--void must be 0..255, got {args.void}")
+    model = _load_model(args.model)
+    labelset = model.info.labelset
+    predictor = _make_predictor(args, model)
+    cm = ConfusionMatrix(labelset.num_classes, ignore_index=args.void)
+    with _progress(len(pairs), "eval") as bar:
+        for image_path, label_path in pairs:
+            image = read_image(image_path)
+            target = read_label_map(label_path)
+            if target.shape != image.rgb.shape[:2]:
+                raise UsageError(
+                    f"{label_path}: label is {target.shape[1]}x{target.shape[0]}, "
+                    f"image is {image.width}x{image.height}"
+                )
+            try:
+                check_index_map(target, labelset.num_classes, void=args.void)
+            except SegStudioError as exc:
+                raise UsageError(f"{label_path}: {exc} (set --void for a void index)") from exc
+            cm.update(predictor.predict(image.rgb).labels, target)
+            bar.update()
+    metrics = cm.compute()
+    if args.json:
+        result = metrics.to_dict()
+        result["class_names"] = list(labelset.names)
+        result["images"] = len(pairs)
+        print(json.dumps(result))
+    else:
+        print(f"images               {len(pairs)}")
+        print(f"pixel accuracy       {metrics.pixel_accuracy:.4f}")
+        print(f"mean class accuracy  {metrics.mean_accuracy:.4f}")
+        print(f"mean IoU             {metrics.mean_iou:.4f}")
+        print(f"frequency-weighted   {metrics.fw_iou:.4f}")
+        print("per-class IoU:")
+        for name, iou in zip(labelset.names, metrics.per_class_iou, strict=True):
+            print(f"  {name:<20} {'-' if iou is None else f'{iou:.4f}'}")
+    return 0
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps"
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="compute precision (auto: bf16 where the hardware has it)",
+    )
+    p.add_argument(
+        "--tile", type=int, default=1024, help="predict larger images in tiles of N x N pixels"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="segstudio",
+        description="Label images pixel by pixel with a SegNet model in the loop. "
+        "Without a command, opens the window.",
+    )
+    parser.add_argument("--version", action="version", version=f"segstudio {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    p_model = sub.add_parser("model", help="create or inspect model files")
+    msub = p_model.add_subparsers(dest="model_command", parser_class=_Parser, required=True)
+    p_new = msub.add_parser("new", help="write an untrained model file")
+    p_new.add_argument("--arch", default="segnet", help="segnet (default) or segnet_basic")
+    p_new.add_argument("--width", type=float, help="channel width multiplier (lighter < 1.0)")
+    p_new.add_argument(
+        "--classes",
+        required=True,
+        help=f"classes JSON file, or a preset: {', '.join(sorted(PRESETS))}",
+    )
+    p_new.add_argument("--seed", type=int, default=0)
+    p_new.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p_new.set_defaults(func=cmd_model_new)
+    p_info = msub.add_parser("info", help="print a model file's metadata as JSON")
+    p_info.add_argument("file")
+    p_info.set_defaults(func=cmd_model_info)
+
+    p_pred = sub.add_parser("predict", help="predict class masks for images")
+    p_pred.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
+    p_pred.add_argument("--model", required=True, help="model file (.safetensors)")
+    p_pred.add_argument("--out", required=True, help="folder for <stem>.png and <stem>_color.png")
+    _add_runtime_args(p_pred)
+    p_pred.set_defaults(func=cmd_predict)
+
+    p_eval = sub.add_parser("eval", help="score a model against ground-truth labels")
+    p_eval.add_argument("--model", required=True, help="model file (.safetensors)")
+    p_eval.add_argument("--images", required=True, help="folder of images")
+    p_eval.add_argument("--labels", required=True, help="folder of index label PNGs (same stems)")
+    p_eval.add_argument("--void", type=int, help="label value to ignore (e.g. 11 for CamVid)")
+    p_eval.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_runtime_args(p_eval)
+    p_eval.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return int(exc.code or 0)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        print("\nsegstudio: the window is not built yet; use a command above", file=sys.stderr)
+        return EXIT_USAGE
+    if getattr(args, "tile", 1024) < 64:
+        print(f"segstudio {args.command}: error: --tile must be at least 64", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except SegStudioError as exc:
+        print(f"segstudio {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"segstudio {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

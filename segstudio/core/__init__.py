@@ -1,0 +1,1 @@
+"""Qt-free, torch-free core: label sets, label conversion, metrics, errors."""

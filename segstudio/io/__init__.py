@@ -1,0 +1,1 @@
+"""File input and output: images, label maps, atomic writes. Never imports torch."""

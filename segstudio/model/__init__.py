@@ -1,0 +1,1 @@
+"""Networks, model files and the predictor (torch lives here and in training/)."""

@@ -1,0 +1,223 @@
+"""Network architectures, described as data so that a model file rebuilds its own network.
+
+An architecture is a name plus JSON-safe parameters (:class:`ArchSpec`). The
+registry maps each name to a builder and the parameters it accepts, so
+``build_model(ArchSpec("segnet", {"width": 0.5}), num_classes=11)`` and a
+model file's metadata give the same network.
+
+SegNet (Badrinarayanan, Kendall, Cipolla, 2017) keeps the indices of every
+max-pooling in its encoder and hands them to max-unpooling in the mirrored
+decoder. Pooling uses ``ceil_mode`` and unpooling is told the exact size from
+before each pooling, so any height and width work (360 -> 180 -> 90 -> 45 ->
+23, or 1023 x 77) and the output has exactly the input's size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from segstudio.core.errors import ArchitectureError
+
+#: VGG16 stages: (output channels, number of 3x3 convolutions) per stage.
+VGG16_STAGES: tuple[tuple[int, int], ...] = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """An architecture as data: a registered name and its parameters."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ArchSpec:
+        if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
+            raise ArchitectureError(f"architecture must be an object with a 'name', got {data!r}")
+        params = data.get("params", {})
+        if not isinstance(params, Mapping):
+            raise ArchitectureError(f"architecture 'params' must be an object, got {params!r}")
+        return cls(data["name"], dict(params))
+
+
+def _channels(base: int, width: float) -> int:
+    """Scale a channel count by the width multiplier, keeping it a multiple of 8."""
+    return max(8, math.ceil(base * width / 8.0) * 8)
+
+
+def _conv_bn_relu(cin: int, cout: int, kernel: int = 3, relu: bool = True) -> list[nn.Module]:
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return layers
+
+
+class _EncoderDecoderWithIndices(nn.Module):
+    """Shared forward pass of SegNet-style networks: pool with indices, unpool with them."""
+
+    encoder: nn.ModuleList
+    decoder: nn.ModuleList
+    classifier: nn.Module
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = nn.MaxPool2d(2, 2, ceil_mode=True, return_indices=True)
+
+    @property
+    def alignment(self) -> int:
+        """Pixels per cell of the deepest pooling grid: tiles start at multiples of it."""
+        return 2 ** len(self.encoder)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips: list[tuple[torch.Tensor, torch.Size]] = []
+        for stage in self.encoder:
+            x = stage(x)
+            size = x.shape[-2:]
+            x, indices = self.pool(x)
+            skips.append((indices, size))
+        for stage, (indices, size) in zip(self.decoder, reversed(skips), strict=True):
+            x = F.max_unpool2d(x, indices, 2, 2, output_size=size)
+            x = stage(x)
+        return self.classifier(x)
+
+
+class SegNet(_EncoderDecoderWithIndices):
+    """SegNet with a VGG16-BN encoder (13 convolutions) and the mirrored decoder.
+
+    Parameters
+    ----------
+    num_classes
+        Number of output classes.
+    width
+        Channel multiplier; 1.0 is the paper's network, 0.25 a light one.
+    in_channels
+        Input channels (3 for RGB).
+    """
+
+    def __init__(self, num_classes: int, width: float = 1.0, in_channels: int = 3) -> None:
+        super().__init__()
+        stages = [(_channels(c, width), n) for c, n in VGG16_STAGES]
+        encoder = []
+        cin = in_channels
+        for cout, n in stages:
+            layers: list[nn.Module] = []
+            for _ in range(n):
+                layers += _conv_bn_relu(cin, cout)
+                cin = cout
+            encoder.append(nn.Sequential(*layers))
+        self.encoder = nn.ModuleList(encoder)
+
+        # Decoder stage k mirrors encoder stage k: its convolutions keep the
+        # stage's width and the last one narrows to the next (shallower) stage.
+        decoder = []
+        for k in reversed(range(len(stages))):
+            cout, n = stages[k]
+            nxt = stages[k - 1][0] if k > 0 else cout
+            layers = []
+            for i in range(n):
+                out = nxt if i == n - 1 else cout
+                layers += _conv_bn_relu(cout, out)
+            decoder.append(nn.Sequential(*layers))
+        self.decoder = nn.ModuleList(decoder)
+        self.classifier = nn.Conv2d(stages[0][0], num_classes, 3, padding=1)
+
+
+class SegNetBasic(_EncoderDecoderWithIndices):
+    """SegNet-Basic: four 7x7 encoder layers of 64 channels, a mirrored decoder
+    without ReLU (as in the paper), and a 1x1 classifier."""
+
+    def __init__(
+        self, num_classes: int, width: float = 1.0, in_channels: int = 3, depth: int = 4
+    ) -> None:
+        super().__init__()
+        ch = _channels(64, width)
+        self.encoder = nn.ModuleList(
+            nn.Sequential(*_conv_bn_relu(in_channels if i == 0 else ch, ch, 7))
+            for i in range(depth)
+        )
+        self.decoder = nn.ModuleList(
+            nn.Sequential(*_conv_bn_relu(ch, ch, 7, relu=False)) for _ in range(depth)
+        )
+        self.classifier = nn.Conv2d(ch, num_classes, 1)
+
+
+@dataclass(frozen=True)
+class ArchInfo:
+    """A registered architecture: its builder, accepted parameters and a description."""
+
+    builder: Callable[..., nn.Module]
+    defaults: Mapping[str, Any]
+    description: str
+    checks: Mapping[str, Callable[[Any], bool]]
+
+
+def _width_ok(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and 0.05 <= float(v) <= 4.0
+
+
+def _depth_ok(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 6
+
+
+def _in_ch_ok(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 16
+
+
+ARCHITECTURES: dict[str, ArchInfo] = {
+    "segnet": ArchInfo(
+        SegNet,
+        {"width": 1.0, "in_channels": 3},
+        "SegNet, VGG16-BN encoder (13 convs), pooling indices to the decoder; "
+        "width < 1 gives a lighter SegNet",
+        {"width": _width_ok, "in_channels": _in_ch_ok},
+    ),
+    "segnet_basic": ArchInfo(
+        SegNetBasic,
+        {"width": 1.0, "in_channels": 3, "depth": 4},
+        "SegNet-Basic: 4 layers of 64 7x7 filters, pooling indices to the decoder",
+        {"width": _width_ok, "in_channels": _in_ch_ok, "depth": _depth_ok},
+    ),
+}
+
+
+def resolve_spec(spec: ArchSpec) -> ArchSpec:
+    """Validate a spec and fill in defaults, so stored specs are explicit."""
+    info = ARCHITECTURES.get(spec.name)
+    if info is None:
+        known = ", ".join(sorted(ARCHITECTURES))
+        raise ArchitectureError(f"unknown architecture {spec.name!r}; known: {known}")
+    unknown = sorted(set(spec.params) - set(info.defaults))
+    if unknown:
+        raise ArchitectureError(
+            f"architecture {spec.name!r} has no parameter(s) {', '.join(unknown)}; "
+            f"it takes {', '.join(sorted(info.defaults))}"
+        )
+    params = {**info.defaults, **spec.params}
+    for key, value in params.items():
+        if not info.checks[key](value):
+            raise ArchitectureError(f"architecture {spec.name!r}: bad value {value!r} for {key!r}")
+    return ArchSpec(spec.name, params)
+
+
+def build_model(spec: ArchSpec, num_classes: int) -> nn.Module:
+    """Build the network a spec describes, with ``num_classes`` outputs."""
+    if not 1 <= num_classes <= 255:
+        raise ArchitectureError(f"num_classes must be 1..255, got {num_classes}")
+    spec = resolve_spec(spec)
+    return ARCHITECTURES[spec.name].builder(num_classes=num_classes, **spec.params)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

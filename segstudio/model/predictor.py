@@ -1,0 +1,346 @@
+"""Fast inference: device choice, reduced precision, batch-norm folding, seamless tiling.
+
+The :class:`Predictor` turns an ``HxWx3`` uint8 image into a class map and a
+per-pixel confidence (the top softmax probability). On the CPU it folds every
+batch norm into the convolution before it, keeps activations channels-last,
+and runs in bfloat16 where the processor has native bf16 units (AVX512-BF16
+or AMX); on CUDA it uses fp16/bf16 autocast.
+
+Images larger than a tile are predicted in overlapping tiles whose softmax
+probabilities are blended with a linear ramp across each overlap, so tiles
+leave no seams. Tiles are visited in raster order and only two carries are
+kept between them (the right overlap of the previous tile, and the bottom
+overlap of the previous row of tiles), so memory is ``O(tile^2 + overlap *
+width)`` for the probabilities, however tall or wide the image.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from segstudio.core.errors import SegStudioError
+from segstudio.model.files import LoadedModel
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+class DeviceError(SegStudioError):
+    """A requested device or precision is not available on this machine."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A predicted class map (uint8 HxW) and its confidence (float16 HxW, 0..1)."""
+
+    labels: np.ndarray
+    confidence: np.ndarray
+
+
+def select_device(requested: str | None = "auto") -> torch.device:
+    """CUDA, then Apple MPS, then the CPU; or exactly what was requested."""
+    req = (requested or "auto").lower()
+    if req == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(req)
+    except RuntimeError as exc:
+        raise DeviceError(
+            f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps"
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError("CUDA was requested but no CUDA GPU is available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"{req}: only {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DeviceError("MPS was requested but is not available")
+    elif dev.type != "cpu":
+        raise DeviceError(f"unsupported device {requested!r}; use auto, cpu, cuda, cuda:N or mps")
+    return dev
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX)."""
+    cpu = getattr(torch, "cpu", None)
+    try:
+        return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+    except AttributeError:  # an older torch without the probes
+        return False
+
+
+def resolve_precision(device: torch.device, precision: Precision = "auto") -> torch.dtype:
+    """The compute dtype for ``device``: bf16/fp16 where fast, else fp32."""
+    if precision == "fp32":
+        return torch.float32
+    if device.type == "cuda":
+        if precision == "fp16":
+            return torch.float16
+        if precision == "bf16" or torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16
+    if device.type == "mps":
+        return torch.float16 if precision in ("fp16", "auto") else torch.float32
+    # CPU
+    if precision == "fp16":
+        raise DeviceError("fp16 is not supported on the CPU; use bf16 or fp32")
+    if precision == "bf16":
+        return torch.bfloat16
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold each eval-mode BatchNorm2d into the Conv2d right before it (in place).
+
+    Works on ``nn.Sequential`` containers, which is how every SegStudio
+    architecture lays out conv -> BN -> ReLU.
+    """
+    for name, child in list(module.named_children()):
+        if isinstance(child, nn.Sequential):
+            layers = list(child)
+            folded: list[nn.Module] = []
+            i = 0
+            while i < len(layers):
+                a = layers[i]
+                b = layers[i + 1] if i + 1 < len(layers) else None
+                if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
+                    folded.append(fuse_conv_bn_eval(a, b))
+                    i += 2
+                else:
+                    folded.append(fold_batchnorm(a))
+                    i += 1
+            setattr(module, name, nn.Sequential(*folded))
+        else:
+            fold_batchnorm(child)
+    return module
+
+
+def _split(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
+    """Windows of at most ``tile`` covering ``[0, length)``, each overlapping the
+    next by at least ``overlap``, all starting at multiples of ``align``.
+
+    Aligned starts keep every tile's pooling grid on the whole image's grid,
+    so a tile sees the same pooling windows as the whole image would. With
+    ``overlap`` and ``align`` at most ``tile / 4`` a window never reaches past
+    the one after its neighbour, so every pixel lies in at most two windows per
+    axis, which is what :func:`stitch_tiles` relies on. The last window is what
+    remains, at least ``tile - step`` (>= ``overlap``) pixels plus one.
+    """
+    if length <= tile:
+        return [(0, length)]
+    step = (tile - overlap) // align * align
+    windows = []
+    start = 0
+    while start + tile < length:
+        windows.append((start, start + tile))
+        start += step
+    windows.append((start, length))
+    return windows
+
+
+def _ramp(size: int, lead: int, trail: int) -> np.ndarray:
+    """1-D blending weights: rise over ``lead`` pixels, fall over ``trail``."""
+    w = np.ones(size, np.float32)
+    if lead > 0:
+        w[:lead] = np.minimum(w[:lead], (np.arange(lead, dtype=np.float32) + 0.5) / lead)
+    if trail > 0:
+        w[size - trail :] = np.minimum(
+            w[size - trail :], (np.arange(trail, 0, -1, dtype=np.float32) - 0.5) / trail
+        )
+    return w
+
+
+TileFn = Callable[[int, int, int, int], np.ndarray]
+
+
+def stitch_tiles(
+    height: int,
+    width: int,
+    num_classes: int,
+    tile: int,
+    overlap: int,
+    predict_tile: TileFn,
+    align: int = 1,
+) -> Prediction:
+    """Predict an image tile by tile and blend the tiles' probabilities.
+
+    ``predict_tile(y0, y1, x0, x1)`` returns float32 probabilities of shape
+    ``(num_classes, y1 - y0, x1 - x0)``. Every pixel's result is the
+    weight-normalised sum of the tiles covering it; weights ramp linearly
+    across each overlap, so neighbouring tiles fade into each other.
+    """
+    if not 0 <= overlap * 4 <= tile or not 1 <= align * 4 <= tile:
+        raise ValueError(f"overlap ({overlap}) and align ({align}) must be <= tile / 4 ({tile})")
+    labels = np.empty((height, width), np.uint8)
+    conf = np.empty((height, width), np.float16)
+    rows, cols = _split(height, tile, overlap, align), _split(width, tile, overlap, align)
+    c1 = num_classes + 1  # probabilities * weight, then the weight itself
+    top: np.ndarray | None = None  # sums for the rows shared with the previous tile row
+    top_y0 = 0
+    for axis in (rows, cols):
+        for (_, a1), (b0, _) in zip(axis, axis[2:], strict=False):
+            assert b0 >= a1, "a window overlaps the one after its neighbour"
+    for r, (y0, y1) in enumerate(rows):
+        next_y0 = rows[r + 1][0] if r + 1 < len(rows) else y1
+        prev_y1 = rows[r - 1][1] if r > 0 else y0
+        wy = _ramp(y1 - y0, prev_y1 - y0, y1 - next_y0)
+        new_top = np.zeros((c1, y1 - next_y0, width), np.float32) if next_y0 < y1 else None
+        left: np.ndarray | None = None  # sums for the columns shared with the previous tile
+        for c, (x0, x1) in enumerate(cols):
+            next_x0 = cols[c + 1][0] if c + 1 < len(cols) else x1
+            prev_x1 = cols[c - 1][1] if c > 0 else x0
+            wx = _ramp(x1 - x0, prev_x1 - x0, x1 - next_x0)
+            weight = wy[:, None] * wx[None, :]
+            acc = np.empty((c1, y1 - y0, x1 - x0), np.float32)
+            probs = predict_tile(y0, y1, x0, x1)
+            np.multiply(probs, weight, out=acc[:num_classes])
+            acc[num_classes] = weight
+            if left is not None:  # already holds the top carry for those columns
+                acc[:, :, : prev_x1 - x0] += left
+            if top is not None and prev_y1 > y0:
+                a, b = prev_x1, x1
+                acc[:, : prev_y1 - y0, a - x0 :] += top[:, y0 - top_y0 : prev_y1 - top_y0, a:b]
+            left = acc[:, :, next_x0 - x0 :].copy() if next_x0 < x1 else None
+            if new_top is not None:
+                # columns handed on to the next tile reach new_top through it
+                new_top[:, :, x0:next_x0] = acc[:, next_y0 - y0 :, : next_x0 - x0]
+            done = acc[:, : next_y0 - y0, : next_x0 - x0]
+            total = done[:num_classes].sum(axis=0)  # blended probabilities sum to the weight
+            labels[y0:next_y0, x0:next_x0] = done[:num_classes].argmax(axis=0)
+            np.divide(done[:num_classes].max(axis=0), total, out=total)
+            conf[y0:next_y0, x0:next_x0] = total
+        top, top_y0 = new_top, next_y0
+    return Prediction(labels, conf)
+
+
+class Predictor:
+    """Run a loaded model on images, as fast as the device allows.
+
+    Parameters
+    ----------
+    model
+        A loaded model; its network is copied, so the caller's stays untouched.
+    device
+        ``"auto"`` (CUDA, then MPS, then CPU), or ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
+    precision
+        ``"auto"`` picks bf16 on CPUs with bf16 hardware and on CUDA GPUs that
+        support it, fp16 on other GPUs, fp32 otherwise.
+    tile
+        Images with a side longer than this are predicted in tiles of at most
+        ``tile x tile`` pixels.
+    overlap
+        Overlap between neighbouring tiles, blended without seams (default
+        ``tile // 8``; at most ``tile // 4``).
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        *,
+        device: str | None = "auto",
+        precision: Precision = "auto",
+        tile: int = 1024,
+        overlap: int | None = None,
+    ) -> None:
+        overlap = tile // 8 if overlap is None else overlap
+        # tiles start on the network's pooling grid (32 pixels for SegNet)
+        self.align = int(getattr(model.network, "alignment", 1))
+        if tile < max(64, 4 * self.align):
+            raise SegStudioError(
+                f"tile size must be at least {max(64, 4 * self.align)} pixels, got {tile}"
+            )
+        if not 0 <= overlap <= tile // 4:
+            raise SegStudioError(
+                f"tile overlap must be in 0..{tile // 4} for tile {tile}, got {overlap}"
+            )
+        self.info = model.info
+        self.device = select_device(device)
+        self.dtype = resolve_precision(self.device, precision)
+        self.tile = tile
+        self.overlap = overlap
+        self.num_classes = model.info.labelset.num_classes
+        net = fold_batchnorm(copy.deepcopy(model.network).eval())
+        net = net.to(self.device).to(memory_format=torch.channels_last)
+        # On the CPU, bf16 weights beat autocast (no per-call weight casts); on
+        # GPUs autocast keeps the numerically touchy ops in fp32.
+        self._autocast = self.device.type != "cpu" and self.dtype != torch.float32
+        if self.device.type == "cpu":
+            net = net.to(self.dtype)
+        self.network = net
+        norm = model.info.normalization
+        mean = torch.tensor(norm.mean, dtype=torch.float32, device=self.device)
+        std = torch.tensor(norm.std, dtype=torch.float32, device=self.device)
+        self._scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1)
+        self._shift = (-mean / std).view(1, -1, 1, 1)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    def __repr__(self) -> str:
+        return (
+            f"Predictor({self.info.arch.name}, device={self.device}, dtype={self.dtype}, "
+            f"tile={self.tile})"
+        )
+
+    @torch.inference_mode()
+    def _logits(self, rgb: np.ndarray) -> torch.Tensor:
+        """float32 logits (1, C, h, w) on the device for an h x w x 3 uint8 crop."""
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
+        x = x.permute(2, 0, 1).unsqueeze(0).float() * self._scale + self._shift
+        x = x.contiguous(memory_format=torch.channels_last)
+        if self._autocast:
+            with torch.autocast(self.device.type, dtype=self.dtype):
+                out = self.network(x)
+        else:
+            out = self.network(x.to(self.dtype))
+        return out.float()
+
+    def _check(self, rgb: np.ndarray) -> None:
+        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:
+            raise SegStudioError("the predictor takes an H x W x 3 uint8 RGB image")
+        expected = len(self.info.normalization.mean)
+        if rgb.shape[2] != expected:
+            raise SegStudioError(f"the model takes {expected}-channel images, got {rgb.shape[2]}")
+        if rgb.shape[0] < 1 or rgb.shape[1] < 1:
+            raise SegStudioError("cannot predict an empty image")
+
+    @torch.inference_mode()
+    def predict(self, rgb: np.ndarray) -> Prediction:
+        """Class map and confidence for one ``H x W x 3`` uint8 image."""
+        self._check(rgb)
+        h, w = rgb.shape[:2]
+        if h <= self.tile and w <= self.tile:
+            logits = self._logits(rgb)[0]
+            top, labels = logits.max(dim=0)
+            # top softmax probability = 1 / sum(exp(logit - max logit))
+            conf = torch.exp(logits - top).sum(dim=0).reciprocal()
+            return Prediction(
+                labels.to(torch.uint8).cpu().numpy(), conf.to(torch.float16).cpu().numpy()
+            )
+
+        def tile_probs(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+            probs = torch.softmax(self._logits(rgb[y0:y1, x0:x1])[0], dim=0)
+            return probs.cpu().numpy()
+
+        return stitch_tiles(h, w, self.num_classes, self.tile, self.overlap, tile_probs, self.align)
+
+    def predict_many(self, images: Iterator[np.ndarray]) -> Iterator[Prediction]:
+        """Predict a stream of images, one at a time (bounded memory)."""
+        for rgb in images:
+            yield self.predict(rgb)

@@ -1,0 +1,21 @@
+"""Shared test set-up: Qt offscreen, and the CamVid data when it is present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+CAMVID = Path(os.environ.get("SEGSTUDIO_CAMVID", REPO.parent / "shared" / "data" / "camvid"))
+
+
+@pytest.fixture(scope="session")
+def camvid() -> Path:
+    """The CamVid folder (../shared/data/camvid); the test is skipped when it is absent."""
+    if not (CAMVID / "val").is_dir() or not (CAMVID / "valannot").is_dir():
+        pytest.skip(f"CamVid data not found at {CAMVID}")
+    return CAMVID

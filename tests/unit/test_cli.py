@@ -1,0 +1,213 @@
+"""The command line: model new/info, predict, eval, and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segstudio.cli import main
+from segstudio.core.convert import index_to_rgb
+from segstudio.core.labelset import preset
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model") / "tiny.safetensors"
+    assert main(["model", "new", "--arch", "segnet", "--width", "0.125",
+                 "--classes", "camvid11", "--out", str(out)]) == 0  # fmt: skip
+    return out
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"a.png": (45, 61), "b.jpg": (64, 64), "c.tif": (33, 90)}.items():
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(folder / name)
+    return folder
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], code: int, needle: str) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1, err
+    assert needle in err[0]
+
+
+def test_model_new_and_info(model_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    capsys.readouterr()
+    assert main(["model", "info", str(model_file)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["arch"] == {"name": "segnet", "params": {"width": 0.125, "in_channels": 3}}
+    assert [c["name"] for c in info["labelset"]["classes"]][:2] == ["Sky", "Building"]
+
+
+def test_model_new_from_a_classes_file(tmp_path: Path) -> None:
+    classes = tmp_path / "classes.json"
+    preset("voc").save(classes)
+    out = tmp_path / "voc.safetensors"
+    code = main(["model", "new", "--arch", "segnet_basic", "--width", "0.25",
+                 "--classes", str(classes), "--out", str(out)])  # fmt: skip
+    assert code == 0 and out.stat().st_size > 0
+
+
+def test_predict_writes_index_and_colour_pngs(
+    model_file: Path, images: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "pred"
+    assert main(["predict", str(images), "--model", str(model_file), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a.png", "a_color.png", "b.png", "b_color.png", "c.png", "c_color.png",
+    ]  # fmt: skip
+    for stem, (h, w) in {"a": (45, 61), "b": (64, 64), "c": (33, 90)}.items():
+        index = Image.open(out / f"{stem}.png")
+        assert index.mode == "L" and index.size == (w, h)
+        labels = np.asarray(index)
+        assert labels.max() < 11
+        colour = np.asarray(Image.open(out / f"{stem}_color.png").convert("RGB"))
+        np.testing.assert_array_equal(colour, index_to_rgb(labels, preset("camvid11")))
+
+
+def test_predict_with_tiles_matches_size(model_file: Path, tmp_path: Path) -> None:
+    img = tmp_path / "wide.png"
+    Image.fromarray(np.full((70, 700, 3), 90, np.uint8)).save(img)
+    out = tmp_path / "o"
+    code = main(["predict", str(img), "--model", str(model_file), "--out", str(out),
+                 "--tile", "256", "--precision", "fp32", "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    assert Image.open(out / "wide.png").size == (700, 70)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["predict", "nope/", "--model", "M", "--out", "O"], "no such file"),
+        (["predict", "IMGS", "--model", "missing.safetensors", "--out", "O"], "not found"),
+        (["predict", "IMGS", "--model", "M", "--out", "O", "--device", "cuda:7"], "CUDA"),
+        (["predict", "IMGS", "--model", "M", "--out", "O", "--tile", "8"], "tile"),
+        (["predict", "IMGS", "--model", "M"], "--out"),
+        (["model", "new", "--classes", "nonsense", "--out", "x.safetensors"], "not a preset"),
+        (
+            ["model", "new", "--arch", "resnet", "--classes", "voc", "--out", "O/x.safetensors"],
+            "unknown architecture",
+        ),
+        (["eval", "--model", "M", "--images", "IMGS", "--labels", "nowhere"], "--labels"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(
+    argv: list[str], needle: str, model_file: Path, images: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    if "cuda:7" in argv:
+        pytest.importorskip("torch")
+        import torch
+
+        if torch.cuda.device_count() > 7:
+            pytest.skip("this machine has 8 GPUs")
+    out = tmp_path / "O"
+    subst = {
+        "M": str(model_file),
+        "IMGS": str(images),
+        "O": str(out),
+        "nope/": str(tmp_path / "nope"),
+    }
+    argv = [subst.get(a, a) for a in argv]
+    argv = [a.replace("O/", f"{out}/") for a in argv]
+    code = main(argv)
+    _one_line_error(capsys, code, needle)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unreadable_image_is_reported_and_the_rest_predicted(
+    model_file: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    out = tmp_path / "pred"
+    code = main(["predict", str(images), "--model", str(model_file), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "broken.png" in err
+    names = sorted(p.name for p in out.iterdir())
+    assert "broken.png" not in names and "a.png" in names and len(names) == 6
+    assert not [n for n in names if n.startswith(".")]
+
+
+def test_name_clash_is_refused_before_writing(
+    model_file: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(images / "a.bmp")
+    out = tmp_path / "pred"
+    code = main(["predict", str(images), "--model", str(model_file), "--out", str(out)])
+    _one_line_error(capsys, code, "would both be written as a.png")
+    assert not out.exists()
+
+
+def _labels_for(images: Path, tmp_path: Path, void: int | None = None) -> Path:
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    rng = np.random.default_rng(1)
+    for img in images.iterdir():
+        w, h = Image.open(img).size
+        lab = rng.integers(0, 11, (h, w), dtype=np.uint8)
+        if void is not None:
+            lab[:5] = void
+        Image.fromarray(lab).save(labels / f"{img.stem}.png")
+    return labels
+
+
+def test_eval_json(
+    model_file: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = _labels_for(images, tmp_path, void=11)
+    capsys.readouterr()
+    code = main(["eval", "--model", str(model_file), "--images", str(images),
+                 "--labels", str(labels), "--void", "11", "--json"])  # fmt: skip
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou", "per_class_iou"):
+        assert key in result
+    assert len(result["per_class_iou"]) == 11
+    assert 0.0 <= result["mean_iou"] <= result["pixel_accuracy"] + 1e-9 <= 1.0 + 1e-9
+    assert result["images"] == 3
+
+
+def test_eval_without_void_flag_explains_out_of_range_labels(
+    model_file: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = _labels_for(images, tmp_path, void=11)
+    code = main(["eval", "--model", str(model_file), "--images", str(images),
+                 "--labels", str(labels)])  # fmt: skip
+    _one_line_error(capsys, code, "--void")
+
+
+def test_eval_reports_images_without_labels(
+    model_file: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = _labels_for(images, tmp_path)
+    (labels / "b.png").unlink()
+    code = main(["eval", "--model", str(model_file), "--images", str(images),
+                 "--labels", str(labels)])  # fmt: skip
+    _one_line_error(capsys, code, "b.jpg")
+
+
+def test_console_entry_points() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "segstudio", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0 and run.stdout.startswith("segstudio ")
+    run = subprocess.run(
+        [sys.executable, "-m", "segstudio", "predict", "--model"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
