@@ -245,8 +245,9 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="segstudio",
+        usage="segstudio [FOLDER] | segstudio COMMAND ...",
         description="Label images pixel by pixel with a SegNet model in the loop. "
-        "Without a command, opens the window.",
+        "`segstudio [FOLDER]` opens the window (and the folder as a project).",
     )
     parser.add_argument("--version", action="version", version=f"segstudio {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -287,7 +288,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMANDS = ("model", "predict", "eval")
+
+
+def run_gui(folder: str | None) -> int:
+    """``segstudio [FOLDER]``: the window."""
+    path = None
+    if folder is not None:
+        path = Path(folder)
+        if not path.is_dir():
+            print(f"segstudio: error: {folder}: not a folder", file=sys.stderr)
+            return EXIT_USAGE
+    from segstudio.gui.app import run
+
+    return run(path)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        return run_gui(None)
+    if len(argv) == 1 and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        return run_gui(argv[0])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -298,9 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if args.command is None:
-        parser.print_help(sys.stderr)
-        print("\nsegstudio: the window is not built yet; use a command above", file=sys.stderr)
-        return EXIT_USAGE
+        return run_gui(None)
     if getattr(args, "tile", 1024) < 64:
         print(f"segstudio {args.command}: error: --tile must be at least 64", file=sys.stderr)
         return EXIT_USAGE

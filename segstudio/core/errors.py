@@ -104,5 +104,10 @@ class ArchitectureError(SegStudioError):
     """An unknown architecture or invalid architecture parameters."""
 
 
+class ProjectError(SegStudioError):
+    """A project folder or its ``.segstudio`` store cannot be opened, read or changed:
+    a missing or unwritable folder, a corrupt or newer-version database, an unknown image."""
+
+
 class UsageError(SegStudioError):
     """A bad command-line argument or combination of arguments."""

@@ -243,7 +243,7 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
         for p in entries
         if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
     ]
-    images.sort(key=_natural_key)
+    images.sort(key=lambda p: natural_key(p.name))
     return images
 
 
@@ -413,11 +413,15 @@ def write_rgb(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
 # --------------------------------------------------------------------------- file access
 
 
-def _natural_key(path: Path) -> tuple[list[str | int], str]:
-    parts: list[str | int] = [
-        int(tok) if tok.isdigit() else tok.casefold() for tok in re.split(r"(\d+)", path.name)
-    ]
-    return parts, path.name
+def natural_key(name: str) -> tuple[list[str | int], str]:
+    """Sort key that puts ``img2`` before ``img10``.
+
+    ``re.split`` with a group alternates text and digit runs, so odd positions
+    are numbers (``int`` reads any Unicode decimal digits that ``\\d`` matched).
+    """
+    parts = re.split(r"(\d+)", name)
+    key: list[str | int] = [int(tok) if i % 2 else tok.casefold() for i, tok in enumerate(parts)]
+    return key, name
 
 
 def _read_file(p: Path) -> bytes | None:

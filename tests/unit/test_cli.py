@@ -99,7 +99,8 @@ def test_predict_with_tiles_matches_size(model_file: Path, tmp_path: Path) -> No
             "unknown architecture",
         ),
         (["eval", "--model", "M", "--images", "IMGS", "--labels", "nowhere"], "--labels"),
-        (["frobnicate"], "invalid choice"),
+        (["frobnicate", "x"], "invalid choice"),
+        (["frobnicate"], "not a folder"),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(

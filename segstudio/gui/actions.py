@@ -1,0 +1,126 @@
+"""Every action of the window, with a stable objectName and a shortcut.
+
+The table is data so that the menus, the Help → Keyboard shortcuts dialog,
+tests and scripts all read the same list. A script finds an action with
+``window.findChild(QAction, "actionPredictAll")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtGui import QKeySequence
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str  # objectName
+    text: str
+    shortcuts: tuple[str, ...]
+    menu: str
+    tip: str = ""
+    checkable: bool = False
+
+
+def _spec(
+    name: str, text: str, keys: str | tuple[str, ...], menu: str, tip: str = "", checkable=False
+) -> ActionSpec:
+    return ActionSpec(name, text, (keys,) if isinstance(keys, str) else keys, menu, tip, checkable)
+
+
+ACTIONS: tuple[ActionSpec, ...] = (
+    _spec("actionOpenFolder", "&Open Folder…", "Ctrl+O", "&File", "Open a folder of images"),
+    _spec("actionSave", "&Save", "Ctrl+S", "&File", "Save the labels now"),
+    _spec("actionCloseFolder", "&Close Folder", "Ctrl+W", "&File"),
+    _spec("actionQuit", "&Quit", "Ctrl+Q", "&File"),
+    _spec("actionUndo", "&Undo", "Ctrl+Z", "&Edit"),
+    _spec("actionRedo", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "&Edit"),
+    _spec(
+        "actionAcceptPrediction",
+        "Accept prediction into unlabeled pixels",
+        "Shift+A",
+        "&Edit",
+        "Copy the model's prediction into every pixel nobody has labelled",
+    ),
+    _spec(
+        "actionLockUnlabeled",
+        "Paint only unlabeled pixels",
+        "L",
+        "&Edit",
+        "Lock painted pixels: tools change only unlabeled ones",
+        True,
+    ),
+    _spec("actionToolBrush", "&Brush", "B", "&Tools", "Paint the current class", True),
+    _spec("actionToolEraser", "&Eraser", "E", "&Tools", "Erase to unlabeled", True),
+    _spec("actionToolFill", "&Fill", "F", "&Tools", "Flood-fill a region", True),
+    _spec(
+        "actionToolPolygon",
+        "&Polygon",
+        "P",
+        "&Tools",
+        "Click corners; double-click, Enter or right-click closes",
+        True,
+    ),
+    _spec(
+        "actionToolGrabCut",
+        "Box → &GrabCut",
+        "G",
+        "&Tools",
+        "Drag a box around an object: GrabCut finds its mask",
+        True,
+    ),
+    _spec(
+        "actionToolEyedropper",
+        "Eye&dropper",
+        "I",
+        "&Tools",
+        "Pick the class under the cursor",
+        True,
+    ),
+    _spec(
+        "actionToolAccept",
+        "&Accept-prediction brush",
+        "A",
+        "&Tools",
+        "Paint the model's prediction where you brush",
+        True,
+    ),
+    _spec("actionToolPan", "Pa&n", "M", "&Tools", "Drag to pan (or hold Space)", True),
+    _spec("actionBrushBigger", "Bigger brush", "]", "&Tools"),
+    _spec("actionBrushSmaller", "Smaller brush", "[", "&Tools"),
+    *(
+        _spec(f"actionClass{i}", f"Class {i}", str(i), "&Tools", f"Pick class {i} of the palette")
+        for i in range(1, 10)
+    ),
+    _spec("actionFit", "&Fit to window", "Ctrl+0", "&View"),
+    _spec("actionZoom100", "Actual size (1:1)", "Ctrl+1", "&View"),
+    _spec("actionZoomIn", "Zoom &in", ("Ctrl+=", "Ctrl++"), "&View"),
+    _spec("actionZoomOut", "Zoom &out", "Ctrl+-", "&View"),
+    _spec("actionToggleLabels", "Show labels", "H", "&View", checkable=True),
+    _spec("actionTogglePrediction", "Show prediction", "J", "&View", checkable=True),
+    _spec("actionToggleConfidence", "Show confidence", "C", "&View", checkable=True),
+    _spec("actionToggleOutline", "Outline view of labels", "O", "&View", checkable=True),
+    _spec("actionNextImage", "&Next image", ("PgDown", "."), "&Image"),
+    _spec("actionPrevImage", "&Previous image", ("PgUp", ","), "&Image"),
+    _spec(
+        "actionMarkReviewed",
+        "Mark &reviewed",
+        "R",
+        "&Image",
+        "Mark this image reviewed (again: back to in progress)",
+    ),
+    _spec("actionLeastConfident", "Go to &least confident image", "Ctrl+L", "&Image"),
+    _spec("actionChooseModel", "&Choose model file…", "Ctrl+M", "&Model"),
+    _spec("actionPredictImage", "&Predict this image", "Ctrl+P", "&Model"),
+    _spec("actionPredictAll", "Predict &all unreviewed", "Ctrl+Shift+P", "&Model"),
+    _spec("actionCancelJob", "&Cancel running job", "Ctrl+.", "&Model"),
+    _spec("actionShortcuts", "&Keyboard shortcuts", "F1", "&Help"),
+    _spec("actionAbout", "&About SegStudio", "Shift+F1", "&Help"),
+)
+
+MENUS = ("&File", "&Edit", "&Tools", "&View", "&Image", "&Model", "&Help")
+
+
+def shortcut_text(spec: ActionSpec) -> str:
+    native = QKeySequence.SequenceFormat.NativeText
+    return ", ".join(QKeySequence(k).toString(native) for k in spec.shortcuts)

@@ -1,0 +1,821 @@
+"""The main window: wires the canvas, the panels, the edit path, saving and model jobs.
+
+The window coordinates; it does not compute. Edits go through the open
+:class:`~segstudio.gui.document.ImageDocument`'s ``LabelEditor``; tool
+geometry comes from :mod:`segstudio.core.tools`; storage from
+:class:`~segstudio.io.project.Project`; model work runs in superqt workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QDockWidget,
+    QFileDialog,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segstudio import __version__
+from segstudio.core.errors import SegStudioError
+from segstudio.core.labelset import UNLABELED, LabelSet
+from segstudio.core.tools import (
+    Placed,
+    brush_segment,
+    flood_region,
+    grabcut_region,
+    polygon_region,
+)
+from segstudio.gui.actions import ACTIONS, MENUS, shortcut_text
+from segstudio.gui.canvas import Canvas, Layer, Tool
+from segstudio.gui.document import ImageDocument, Saver
+from segstudio.gui.image_list import ImageListPanel
+from segstudio.gui.layers_panel import LayersPanel
+from segstudio.gui.overlay import heat_table, palette_table
+from segstudio.gui.palette_panel import PalettePanel
+from segstudio.gui.workers import ModelService, Progress, predict_all, predict_one
+from segstudio.io.project import (
+    ImageStatus,
+    Project,
+    add_recent_project,
+    recent_projects,
+)
+
+log = logging.getLogger(__name__)
+
+#: Save after this many idle seconds following an edit ...
+AUTOSAVE_IDLE_MS = 1500
+#: ... and at least this often while the user keeps painting.
+AUTOSAVE_MAX_MS = 5000
+
+TOOL_ACTIONS = {
+    "actionToolBrush": Tool.BRUSH,
+    "actionToolEraser": Tool.ERASER,
+    "actionToolFill": Tool.FILL,
+    "actionToolPolygon": Tool.POLYGON,
+    "actionToolGrabCut": Tool.GRABCUT,
+    "actionToolEyedropper": Tool.EYEDROPPER,
+    "actionToolAccept": Tool.ACCEPT,
+    "actionToolPan": Tool.PAN,
+}
+
+
+class WelcomePage(QWidget):
+    """Shown without a folder: Open Folder and the recent projects."""
+
+    def __init__(self, open_folder: Callable[[], None], open_path: Callable[[Path], None]) -> None:
+        super().__init__()
+        self.setObjectName("welcome")
+        title = QLabel("<h2>SegStudio</h2><p>Open a folder of images to start labelling.</p>")
+        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        button = QPushButton("Open Folder…")
+        button.setObjectName("welcomeOpenFolder")
+        button.clicked.connect(open_folder)
+        self.recent = QListWidget()
+        self.recent.setObjectName("recentProjects")
+        self.recent.itemActivated.connect(lambda item: open_path(Path(item.text())))
+        layout = QVBoxLayout(self)
+        layout.addStretch(1)
+        layout.addWidget(title)
+        layout.addWidget(button, alignment=Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(QLabel("Recent projects:"), alignment=Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.recent, stretch=1, alignment=Qt.AlignmentFlag.AlignHCenter)
+        layout.addStretch(1)
+        self.recent.setMinimumWidth(480)
+
+    def refresh(self) -> None:
+        self.recent.clear()
+        for folder in recent_projects():
+            self.recent.addItem(str(folder))
+
+
+class MainWindow(QMainWindow):
+    """The SegStudio window."""
+
+    labelsSaved = Signal(str)  # noqa: N815 - emitted from the saver thread, queued to the GUI
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowTitle("SegStudio")
+        self.resize(1400, 900)
+        self.project: Project | None = None
+        self.doc: ImageDocument | None = None
+        self.saver = Saver()
+        self.models = ModelService()
+        self.job: Any = None  # the running superqt worker
+        self.job_name = ""
+        self._stroking = False
+        self._last_save = time.monotonic()
+        self._hidden: frozenset[int] = frozenset()
+
+        self.canvas = Canvas()
+        self.welcome = WelcomePage(self.choose_folder, self.open_folder)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.welcome)
+        self.stack.addWidget(self.canvas)
+        self.setCentralWidget(self.stack)
+
+        self.images = ImageListPanel()
+        self.layers_panel = LayersPanel()
+        self.palette = PalettePanel()
+        self._dock("Images", self.images, Qt.DockWidgetArea.LeftDockWidgetArea, "imagesDock")
+        self._dock("Classes", self.palette, Qt.DockWidgetArea.RightDockWidgetArea, "classesDock")
+        self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea, "layersDock")
+
+        self.actions_by_name: dict[str, QAction] = {}
+        self._build_actions()
+        self._build_status_bar()
+        self._connect()
+
+        self.idle_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_IDLE_MS)
+        self.idle_timer.timeout.connect(self.autosave)
+        self.max_timer = QTimer(self, interval=AUTOSAVE_MAX_MS)
+        self.max_timer.timeout.connect(self.autosave)
+        self.max_timer.start()
+        self.welcome.refresh()
+        self._sync_enabled()
+
+    # -- construction --------------------------------------------------------------------
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, name: str) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+        )
+        self.addDockWidget(area, dock)
+
+    def _build_actions(self) -> None:
+        menus = {title: self.menuBar().addMenu(title) for title in MENUS}
+        tools = QActionGroup(self)
+        for spec in ACTIONS:
+            action = QAction(spec.text, self)
+            action.setObjectName(spec.name)
+            action.setShortcuts([QKeySequence(k) for k in spec.shortcuts])
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.setToolTip(f"{spec.tip or spec.text.replace('&', '')} ({shortcut_text(spec)})")
+            action.setStatusTip(spec.tip)
+            action.setCheckable(spec.checkable)
+            if spec.name in TOOL_ACTIONS:
+                tools.addAction(action)
+            menus[spec.menu].addAction(action)
+            if spec.name == "actionCloseFolder":
+                self.recent_menu = menus[spec.menu].addMenu("Open &Recent")
+                self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+            self.addAction(action)  # shortcuts work even when menus are hidden
+            self.actions_by_name[spec.name] = action
+        a = self.actions_by_name
+        a["actionToolBrush"].setChecked(True)
+        for name in ("actionToggleLabels", "actionTogglePrediction"):
+            a[name].setChecked(True)
+        toolbar = self.addToolBar("Tools")
+        toolbar.setObjectName("toolsToolbar")
+        for name in (*TOOL_ACTIONS, "actionLockUnlabeled"):
+            toolbar.addAction(a[name])
+        toolbar.addSeparator()
+        for name in ("actionUndo", "actionRedo", "actionPredictImage", "actionPredictAll"):
+            toolbar.addAction(a[name])
+        toolbar.addAction(a["actionMarkReviewed"])
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.pos_label = QLabel()
+        self.pos_label.setObjectName("cursorInfo")
+        self.pos_label.setMinimumWidth(420)
+        self.zoom_label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setObjectName("jobProgress")
+        self.progress.setMaximumWidth(220)
+        self.progress.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("jobCancel")
+        self.cancel_button.setVisible(False)
+        self.cancel_button.clicked.connect(self.cancel_job)
+        bar.addWidget(self.pos_label, 1)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+        bar.addPermanentWidget(self.zoom_label)
+
+    def _connect(self) -> None:
+        a = self.actions_by_name
+        handlers: dict[str, Callable[[], Any]] = {
+            "actionOpenFolder": self.choose_folder,
+            "actionSave": self.save_now,
+            "actionCloseFolder": self.close_folder,
+            "actionQuit": self.close,
+            "actionUndo": self.undo,
+            "actionRedo": self.redo,
+            "actionAcceptPrediction": self.accept_prediction,
+            "actionBrushBigger": lambda: self._resize_brush(1.25),
+            "actionBrushSmaller": lambda: self._resize_brush(0.8),
+            "actionFit": self.canvas.fit,
+            "actionZoom100": lambda: self.canvas.zoom_to(1.0),
+            "actionZoomIn": lambda: self.canvas.zoom_by(1.25),
+            "actionZoomOut": lambda: self.canvas.zoom_by(0.8),
+            "actionNextImage": lambda: self.images.step(+1),
+            "actionPrevImage": lambda: self.images.step(-1),
+            "actionMarkReviewed": self.toggle_reviewed,
+            "actionLeastConfident": self.go_least_confident,
+            "actionChooseModel": self.choose_model,
+            "actionPredictImage": self.predict_image,
+            "actionPredictAll": self.predict_all,
+            "actionCancelJob": self.cancel_job,
+            "actionShortcuts": self.show_shortcuts,
+            "actionAbout": self.show_about,
+        }
+        for name, handler in handlers.items():
+            a[name].triggered.connect(lambda _checked=False, h=handler: h())
+        for name, tool in TOOL_ACTIONS.items():
+            a[name].triggered.connect(lambda _c=False, t=tool: self.canvas.set_tool(t))
+        for i in range(1, 10):
+            a[f"actionClass{i}"].triggered.connect(lambda _c=False, k=i - 1: self.palette.choose(k))
+        toggles = {
+            "actionToggleLabels": Layer.LABELS,
+            "actionTogglePrediction": Layer.PREDICTION,
+            "actionToggleConfidence": Layer.CONFIDENCE,
+        }
+        for name, layer in toggles.items():
+            a[name].toggled.connect(
+                lambda on, lay=layer: self.layers_panel.visible[lay].setChecked(on)
+            )
+        a["actionToggleOutline"].toggled.connect(self.layers_panel.outline[Layer.LABELS].setChecked)
+        self.layers_panel.changed.connect(self._apply_layer)
+
+        c = self.canvas
+        c.cursorMoved.connect(self._show_cursor_info)
+        c.strokeStarted.connect(self._stroke_started)
+        c.strokeMoved.connect(self._stroke_moved)
+        c.strokeFinished.connect(self._stroke_finished)
+        c.clicked.connect(self._clicked)
+        c.polygonFinished.connect(self._polygon_finished)
+        c.boxFinished.connect(self._box_finished)
+        c.zoomChanged.connect(lambda s: self.zoom_label.setText(f"{s * 100:.0f}%"))
+        self.images.imageChosen.connect(self.show_image)
+        self.palette.classChosen.connect(lambda _i: self._show_cursor_info(-1, -1))
+        self.palette.hiddenChanged.connect(self._set_hidden)
+        self.palette.labelsetEdited.connect(self.edit_labelset)
+        self.labelsSaved.connect(self._refresh_record)
+
+    def action(self, name: str) -> QAction:
+        return self.actions_by_name[name]
+
+    def _sync_enabled(self) -> None:
+        has_doc = self.doc is not None
+        running = self.job is not None
+        for name in (
+            "actionSave",
+            "actionUndo",
+            "actionRedo",
+            "actionMarkReviewed",
+            "actionAcceptPrediction",
+            "actionPredictImage",
+        ):
+            self.action(name).setEnabled(has_doc)
+        if has_doc:
+            assert self.doc is not None
+            self.action("actionUndo").setEnabled(self.doc.editor.can_undo)
+            self.action("actionRedo").setEnabled(self.doc.editor.can_redo)
+            self.action("actionAcceptPrediction").setEnabled(self.doc.prediction is not None)
+        self.action("actionCloseFolder").setEnabled(self.project is not None)
+        self.action("actionPredictAll").setEnabled(self.project is not None and not running)
+        self.action("actionLeastConfident").setEnabled(self.project is not None)
+        self.action("actionCancelJob").setEnabled(running)
+
+    # -- project -------------------------------------------------------------------------
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        if folder:
+            self.open_folder(Path(folder))
+
+    def open_folder(self, folder: Path) -> bool:
+        """Open ``folder`` as a project; returns False (after telling the user) on failure."""
+        self.close_folder()
+        try:
+            project = Project.open(folder)
+            project.scan()
+        except SegStudioError as exc:
+            QMessageBox.critical(self, "Open folder", str(exc))
+            return False
+        self.project = project
+        add_recent_project(project.folder)
+        if project.labelset is None:
+            project.set_labelset(project.labelset_or_default())
+        self.palette.set_labelset(project.labelset)
+        self._refresh_tables()
+        model = project.get_setting("active_model")
+        self.models.set_model(Path(model) if model else self._newest_project_model())
+        self.setWindowTitle(f"SegStudio — {project.folder}")
+        self.stack.setCurrentWidget(self.canvas)
+        records = project.images()
+        self.images.set_records(records)
+        last = project.get_setting("last_image")
+        names = {r.name for r in records}
+        if last in names:
+            self.images.select(last)
+        elif records:
+            self.images.select(records[0].name)
+        if not records:
+            self.statusBar().showMessage(f"No images in {project.folder}", 10000)
+        self._sync_enabled()
+        return True
+
+    def _newest_project_model(self) -> Path | None:
+        assert self.project is not None
+        models = sorted(
+            self.project.models_dir.glob("*.safetensors"), key=lambda p: p.stat().st_mtime
+        )
+        return models[-1] if models else None
+
+    def close_folder(self) -> None:
+        if self.project is None:
+            return
+        self.cancel_job(wait=True)
+        self._save_doc()
+        self.saver.wait()
+        self.doc = None
+        self.canvas.set_image(None)
+        for item in (
+            self.canvas.labels_item,
+            self.canvas.prediction_item,
+            self.canvas.confidence_item,
+        ):
+            item.set_values(None)
+        self.project.close()
+        self.project = None
+        self.images.set_records([])
+        self.palette.set_labelset(None)
+        self.setWindowTitle("SegStudio")
+        self.welcome.refresh()
+        self.stack.setCurrentWidget(self.welcome)
+        self._sync_enabled()
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for i, folder in enumerate(recent_projects()):
+            act = self.recent_menu.addAction(str(folder))
+            act.setObjectName(f"actionRecent{i}")
+            act.triggered.connect(lambda _c=False, f=folder: self.open_folder(f))
+
+    # -- the open image ------------------------------------------------------------------
+
+    def show_image(self, name: str) -> None:
+        if self.project is None or (self.doc is not None and self.doc.name == name):
+            return
+        self._save_doc()
+        try:
+            doc = ImageDocument(self.project, name, self.saver)
+        except SegStudioError as exc:
+            self.statusBar().showMessage(str(exc), 15000)
+            QMessageBox.warning(self, "Open image", str(exc))
+            return
+        if self.doc is not None:
+            self.doc.editor.changed.disconnect(self._labels_changed)
+            self.doc.editor.history_changed.disconnect(self._sync_enabled)
+        self.doc = doc
+        doc.editor.changed.connect(self._labels_changed)
+        doc.editor.history_changed.connect(self._sync_enabled)
+        self.canvas.set_image(doc.image.rgb)
+        self.canvas.labels_item.set_values(doc.labels)
+        self._show_prediction()
+        self.canvas.fit()
+        self.project.set_setting("last_image", name)
+        self.images.select(name, emit=False)
+        self._sync_enabled()
+
+    def _show_prediction(self) -> None:
+        pred = self.doc.prediction if self.doc is not None else None
+        self.canvas.prediction_item.set_values(None if pred is None else pred.labels)
+        self.canvas.confidence_item.set_values(None if pred is None else pred.confidence)
+
+    def _labels_changed(self, rect: Any) -> None:
+        self.canvas.labels_item.update_rect(rect.y0, rect.x0, rect.y1, rect.x1)
+
+    def _refresh_record(self, name: str) -> None:
+        if self.project is not None:
+            with contextlib.suppress(SegStudioError):  # the image may have vanished
+                self.images.update_record(self.project.record(name))
+
+    # -- layers and palette --------------------------------------------------------------
+
+    def _refresh_tables(self) -> None:
+        ls = self.project.labelset if self.project is not None else None
+        if ls is None:
+            return
+        st = self.layers_panel.state
+        palette = ls.palette()
+        self.canvas.labels_item.set_table(
+            palette_table(palette, st[Layer.LABELS].opacity, self._hidden)
+        )
+        self.canvas.prediction_item.set_table(
+            palette_table(palette, st[Layer.PREDICTION].opacity, self._hidden)
+        )
+        self.canvas.confidence_item.set_table(heat_table(st[Layer.CONFIDENCE].opacity))
+
+    def _apply_layer(self, layer: Layer) -> None:
+        st = self.layers_panel.state[layer]
+        item = self.canvas.layers[layer]
+        item.setVisible(st.visible)
+        if layer is Layer.IMAGE:
+            item.setOpacity(st.opacity)
+        else:
+            self._refresh_tables()
+        if layer in (Layer.LABELS, Layer.PREDICTION):
+            item.set_outline(st.outline)
+        toggles = {
+            Layer.LABELS: "actionToggleLabels",
+            Layer.PREDICTION: "actionTogglePrediction",
+            Layer.CONFIDENCE: "actionToggleConfidence",
+        }
+        if layer in toggles:
+            act = self.action(toggles[layer])
+            blocked = act.blockSignals(True)
+            act.setChecked(st.visible)
+            act.blockSignals(blocked)
+
+    def _set_hidden(self, hidden: frozenset[int]) -> None:
+        self._hidden = hidden
+        self._refresh_tables()
+
+    def edit_labelset(self, new: LabelSet, lut: np.ndarray | None, what: str) -> None:
+        """Apply a class edit from the palette; migrate every stored mask when ids move."""
+        if self.project is None:
+            return
+        row = self.palette.current()
+        if lut is not None:
+            self._save_doc()
+            self.saver.wait()
+            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+            try:
+                n = self.project.migrate_classes(lut, new)
+            except SegStudioError as exc:
+                QMessageBox.critical(self, "Classes", f"{what} failed: {exc}")
+                return
+            finally:
+                QApplication.restoreOverrideCursor()
+            if self.doc is not None:
+                self.doc.reload_labels()
+                self.doc.reload_prediction()
+                self.canvas.labels_item.set_values(self.doc.labels)
+                self._show_prediction()
+            self.statusBar().showMessage(f"{what}: {n} mask file(s) migrated", 8000)
+        else:
+            self.project.set_labelset(new)
+            self.statusBar().showMessage(what, 5000)
+        self.palette.set_labelset(new, keep_row=row)
+        self._refresh_tables()
+        self._sync_enabled()
+
+    # -- editing -------------------------------------------------------------------------
+
+    @property
+    def lock_unlabeled(self) -> bool:
+        return self.action("actionLockUnlabeled").isChecked()
+
+    def _resize_brush(self, factor: float) -> None:
+        self.canvas.set_brush_radius(self.canvas.brush_radius * factor)
+        self.statusBar().showMessage(f"Brush radius {self.canvas.brush_radius:.1f} px", 2000)
+
+    def _apply(self, placed: Placed | None, value: int | np.ndarray) -> None:
+        if self.doc is None or placed is None:
+            return
+        self.doc.editor.apply(
+            placed.y0, placed.x0, placed.mask, value, only_unlabeled=self.lock_unlabeled
+        )
+
+    def _stroke_started(self) -> None:
+        if self.doc is None:
+            return
+        self._stroking = True
+        self.doc.editor.begin_step(self.canvas.tool.value)
+
+    def _stroke_moved(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        if self.doc is None:
+            return
+        placed = brush_segment(self.doc.labels.shape, (x0, y0), (x1, y1), self.canvas.brush_radius)
+        if placed is None:
+            return
+        tool = self.canvas.tool
+        if tool is Tool.ERASER:
+            self._apply(placed, UNLABELED)
+        elif tool is Tool.ACCEPT:
+            pred = self.doc.prediction
+            if pred is None:
+                return
+            h, w = placed.mask.shape
+            patch = pred.labels[placed.y0 : placed.y0 + h, placed.x0 : placed.x0 + w]
+            self._apply(placed, np.ascontiguousarray(patch))
+        else:
+            self._apply(placed, self.palette.current())
+
+    def _stroke_finished(self) -> None:
+        if self.doc is None or not self._stroking:
+            return
+        self._stroking = False
+        self.doc.editor.end_step()
+        self.idle_timer.start()
+
+    def _clicked(self, x: int, y: int) -> None:
+        if self.doc is None:
+            return
+        if self.canvas.tool is Tool.EYEDROPPER:
+            value = int(self.doc.labels[y, x])
+            if value == UNLABELED and self.doc.prediction is not None:
+                value = int(self.doc.prediction.labels[y, x])
+            if value != UNLABELED:
+                self.palette.choose(value)
+            return
+        with self.doc.editor.step("Fill"):
+            self._apply(flood_region(self.doc.labels, x, y), self.palette.current())
+        self.idle_timer.start()
+
+    def _polygon_finished(self, points: list[tuple[float, float]]) -> None:
+        if self.doc is None:
+            return
+        with self.doc.editor.step("Polygon"):
+            self._apply(polygon_region(self.doc.labels.shape, points), self.palette.current())
+        self.idle_timer.start()
+
+    def _box_finished(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        """GrabCut runs in a worker (it can take a second on a big box)."""
+        if self.doc is None:
+            return
+        from superqt.utils import create_worker
+
+        doc, cls = self.doc, self.palette.current()
+        rgb = doc.image.rgb
+
+        def done(placed: Placed | None) -> None:
+            if self.doc is not doc:
+                return  # the user moved on; drop the stale result
+            if placed is None:
+                self.statusBar().showMessage("GrabCut found no object in that box", 5000)
+                return
+            with doc.editor.step("Box → GrabCut"):
+                self._apply(placed, cls)
+            self.idle_timer.start()
+
+        self.statusBar().showMessage("GrabCut…")
+        worker = create_worker(
+            grabcut_region, rgb, x0, y0, x1, y1, _start_thread=False, _ignore_errors=True
+        )
+        worker.returned.connect(done)
+        worker.errored.connect(lambda e: self.statusBar().showMessage(f"GrabCut failed: {e}", 8000))
+        self._grabcut_worker = worker  # keep a reference while it runs
+        worker.start()
+
+    def undo(self) -> None:
+        if self.doc is not None and self.doc.editor.undo() is not None:
+            self.idle_timer.start()
+
+    def redo(self) -> None:
+        if self.doc is not None and self.doc.editor.redo() is not None:
+            self.idle_timer.start()
+
+    def accept_prediction(self) -> None:
+        """Copy the prediction into every unlabeled pixel: one undo step."""
+        doc = self.doc
+        if doc is None or doc.prediction is None:
+            return
+        mask = np.ones(doc.labels.shape, bool)
+        with doc.editor.step("Accept prediction"):
+            doc.editor.apply(0, 0, mask, doc.prediction.labels, only_unlabeled=True)
+        self.idle_timer.start()
+
+    def _show_cursor_info(self, x: int, y: int) -> None:
+        doc = self.doc
+        ls = self.project.labelset if self.project is not None else None
+        current = ""
+        if ls is not None and ls.num_classes:
+            current = f"painting: {ls.names[min(self.palette.current(), ls.num_classes - 1)]}"
+        if doc is None or x < 0 or ls is None:
+            self.pos_label.setText(current)
+            return
+
+        def name(v: int) -> str:
+            return "unlabeled" if v == UNLABELED or v >= ls.num_classes else ls.names[v]
+
+        parts = [f"x {x}, y {y}", f"label: {name(int(doc.labels[y, x]))}"]
+        if doc.prediction is not None:
+            conf = doc.prediction.confidence[y, x] / 255
+            parts.append(f"predicted: {name(int(doc.prediction.labels[y, x]))} ({conf:.2f})")
+        if doc.image.bit_depth > 8:
+            parts.append(f"value: {doc.image.raw[y, x]}")
+        self.pos_label.setText("   ·   ".join([*parts, current]))
+
+    # -- saving --------------------------------------------------------------------------
+
+    def _save_doc(self) -> None:
+        if self.doc is not None:
+            if self._stroking:
+                self.canvas.cancel_gesture()
+            future = self.doc.save()
+            if future is not None:
+                self._last_save = time.monotonic()
+                name = self.doc.name
+                future.add_done_callback(lambda _f, n=name: self.labelsSaved.emit(n))
+
+    def autosave(self) -> None:
+        """Save if there are unsaved edits and no stroke is in progress."""
+        if self.doc is None or self._stroking or not self.doc.editor.dirty:
+            return
+        self._save_doc()
+
+    def save_now(self) -> None:
+        self._save_doc()
+        self.saver.wait()
+        if self.saver.last_error is not None:
+            QMessageBox.critical(self, "Save", f"Saving failed: {self.saver.last_error}")
+            self.saver.last_error = None
+        else:
+            self.statusBar().showMessage("Saved", 3000)
+
+    def toggle_reviewed(self) -> None:
+        if self.doc is None or self.project is None:
+            return
+        self.save_now()
+        status = self.project.record(self.doc.name).status
+        new = ImageStatus.IN_PROGRESS if status is ImageStatus.REVIEWED else ImageStatus.REVIEWED
+        self.project.set_status(self.doc.name, new)
+        self._refresh_record(self.doc.name)
+        self.statusBar().showMessage(f"{self.doc.name}: {new.value.replace('_', ' ')}", 4000)
+
+    def go_least_confident(self) -> None:
+        if self.project is None:
+            return
+        name = self.project.least_confident()
+        if name is None:
+            self.statusBar().showMessage("No predicted image to review: predict first", 6000)
+            return
+        self.images.filter.setCurrentIndex(0)
+        self.images.select(name)
+
+    # -- model jobs ----------------------------------------------------------------------
+
+    def choose_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a model", "", "SegStudio models (*.safetensors)"
+        )
+        if path:
+            self.set_model(Path(path))
+
+    def set_model(self, path: Path) -> None:
+        try:
+            from segstudio.model.files import read_model_info  # header only: fast, no weights
+
+            info = read_model_info(path)
+        except SegStudioError as exc:
+            QMessageBox.warning(self, "Choose model", str(exc))
+            return
+        self.models.set_model(path)
+        if self.project is not None:
+            self.project.set_setting("active_model", str(path))
+        self.statusBar().showMessage(
+            f"Model: {path.name} ({info.arch.name}, {info.labelset.num_classes} classes)", 8000
+        )
+
+    def _start_job(self, name: str, func: Callable[..., Any], *args: Any, generator: bool) -> None:
+        from superqt.utils import create_worker
+
+        if self.job is not None:
+            self.statusBar().showMessage(f"{self.job_name} is still running", 5000)
+            return
+        worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True)
+        worker.errored.connect(self._job_error)
+        worker.finished.connect(self._job_finished)
+        if generator:
+            worker.yielded.connect(self._job_progress)
+        else:
+            worker.returned.connect(self._prediction_ready)
+        self.job, self.job_name = worker, name
+        self.progress.setRange(0, 0)
+        self.progress.setFormat(f"{name} %v/%m")
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+        self._sync_enabled()
+        worker.start()
+
+    def predict_image(self) -> None:
+        if self.doc is None or self.project is None:
+            return
+        if self.project.record(self.doc.name).status is ImageStatus.REVIEWED:
+            self.statusBar().showMessage(
+                "This image is reviewed: its labels stay as they are", 6000
+            )
+        self._start_job(
+            "Predict", predict_one, self.models, self.project, self.doc.name, generator=False
+        )
+
+    def predict_all(self) -> None:
+        if self.project is None:
+            return
+        names = [r.name for r in self.project.images() if r.status is not ImageStatus.REVIEWED]
+        self._start_job(
+            "Predict all", predict_all, self.models, self.project, names, generator=True
+        )
+
+    def _prediction_ready(self, result: tuple[str, np.ndarray, np.ndarray]) -> None:
+        self._image_predicted(result[0])
+
+    def _image_predicted(self, name: str) -> None:
+        self._refresh_record(name)
+        if self.doc is not None and self.doc.name == name:
+            self.doc.reload_prediction()
+            self._show_prediction()
+            self._sync_enabled()
+
+    def _job_progress(self, p: Progress) -> None:
+        self.progress.setRange(0, max(p.total, 1))
+        self.progress.setValue(p.done)
+        if p.name:
+            self._image_predicted(p.name)
+        if p.error:
+            self.statusBar().showMessage(f"{p.name}: {p.error}", 8000)
+
+    def _job_error(self, exc: BaseException) -> None:
+        msg = str(exc) if isinstance(exc, SegStudioError) else f"{type(exc).__name__}: {exc}"
+        log.error("%s failed: %s", self.job_name, msg)
+        QMessageBox.warning(self, self.job_name or "Model", msg)
+
+    def _job_finished(self) -> None:
+        self.statusBar().showMessage(f"{self.job_name} finished", 5000)
+        self.job, self.job_name = None, ""
+        self.progress.setVisible(False)
+        self.cancel_button.setVisible(False)
+        self._sync_enabled()
+
+    def cancel_job(self, wait: bool = False) -> None:
+        job = self.job
+        if job is None:
+            return
+        job.quit()
+        if wait:  # closing: let the worker reach its next yield and report back
+            deadline = time.monotonic() + 30
+            while self.job is not None and time.monotonic() < deadline:
+                QApplication.processEvents()
+                time.sleep(0.01)
+
+    # -- help ----------------------------------------------------------------------------
+
+    def show_shortcuts(self) -> None:
+        dialog = QDialog(self)
+        dialog.setObjectName("shortcutsDialog")
+        dialog.setWindowTitle("Keyboard shortcuts")
+        table = QTableWidget(len(ACTIONS) + 3, 3, dialog)
+        table.setObjectName("shortcutsTable")
+        table.setHorizontalHeaderLabels(["Action", "Shortcut", "objectName"])
+        rows = [(s.text.replace("&", ""), shortcut_text(s), s.name) for s in ACTIONS]
+        rows += [
+            ("Pan (hold and drag)", "Space / middle button", "canvas"),
+            ("Zoom", "Mouse wheel", "canvas"),
+            ("Close polygon / cancel", "Enter, double-click / Esc", "canvas"),
+        ]
+        for r, row in enumerate(rows):
+            for c, text in enumerate(row):
+                table.setItem(r, c, QTableWidgetItem(text))
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(table)
+        dialog.resize(640, 720)
+        dialog.show()
+        self._shortcuts_dialog = dialog
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About SegStudio",
+            f"SegStudio {__version__}\nPixel-wise labelling with a SegNet model in the loop.",
+        )
+
+    # -- closing -------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        self.close_folder()
+        self.saver.wait()
+        self.saver.shutdown()
+        event.accept()

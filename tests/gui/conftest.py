@@ -1,0 +1,80 @@
+"""GUI fixtures: a small project folder, an isolated config folder, and the window."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
+
+from segstudio.gui.main_window import MainWindow
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    config = tmp_path / "config"
+    monkeypatch.setenv("SEGSTUDIO_CONFIG_DIR", str(config))
+    return config
+
+
+def make_images(folder: Path, n: int = 3, size: tuple[int, int] = (90, 120)) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    h, w = size
+    for i in range(n):
+        img = np.zeros((h, w, 3), np.uint8)
+        img[: h // 2] = (120, 160, 230)  # "sky"
+        img[h // 2 :] = (90, 90, 90)  # "road"
+        img[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3] = (220, 40, 40)  # an object
+        img = np.clip(img + rng.integers(0, 20, img.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"img{i}.png")
+    return folder
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return make_images(tmp_path / "project")
+
+
+@pytest.fixture
+def window(qtbot, folder: Path) -> Iterator[MainWindow]:
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1000, 700)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.open_folder(folder)
+    qtbot.waitUntil(lambda: win.doc is not None)
+    yield win
+    win.close()
+
+
+def view_pos(win: MainWindow, x: float, y: float) -> QPoint:
+    """The viewport position of image pixel (x, y)'s centre."""
+    return win.canvas.mapFromScene(QPointF(x + 0.5, y + 0.5))
+
+
+def drag(win: MainWindow, points: list[tuple[float, float]]) -> None:
+    """A real left-button drag through image points on the canvas."""
+    vp = win.canvas.viewport()
+    QTest.mousePress(
+        vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, view_pos(win, *points[0])
+    )
+    for p in points[1:]:
+        QTest.mouseMove(vp, view_pos(win, *p))
+    QTest.mouseRelease(
+        vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, view_pos(win, *points[-1])
+    )
+
+
+def click(win: MainWindow, x: float, y: float) -> None:
+    QTest.mouseClick(
+        win.canvas.viewport(),
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+        view_pos(win, x, y),
+    )

@@ -1,0 +1,122 @@
+"""Model in the loop: predictions run in a worker while the user keeps painting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QTimer
+
+from segstudio.core.labelset import UNLABELED, preset
+from segstudio.gui.main_window import MainWindow
+from segstudio.io.project import ImageStatus
+from segstudio.model.arch import ArchSpec
+from segstudio.model.files import new_model, save_model
+from tests.gui.conftest import drag, make_images
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    model = new_model(ArchSpec("segnet", {"width": 0.5}), preset("camvid11"), seed=0)
+    return save_model(tmp_path / "segnet.safetensors", model)
+
+
+@pytest.fixture
+def big_folder(tmp_path: Path) -> Path:
+    return make_images(tmp_path / "big", n=8, size=(360, 480))
+
+
+def test_predict_all_runs_in_background_and_respects_human_work(
+    qtbot, big_folder: Path, model_file: Path
+) -> None:
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1000, 700)
+    win.show()
+    assert win.open_folder(big_folder)
+    qtbot.waitUntil(lambda: win.doc is not None)
+    win.set_model(model_file)
+    # a reviewed image is never predicted
+    win.images.select("img7.png")
+    win.toggle_reviewed()
+    win.images.select("img0.png")
+
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(10)
+    win.action("actionPredictAll").trigger()
+    assert win.job is not None
+    # the user keeps painting while the model runs
+    win.palette.choose(9)
+    drag(win, [(10, 10), (100, 10)])
+    assert win.job is not None, "the job ended before the paint: the test proves nothing"
+    assert win.doc.labels[10, 50] == 9
+    painted = win.doc.labels.copy()
+    qtbot.waitUntil(lambda: win.job is None, timeout=120_000)
+    timer.stop()
+    assert len(ticks) > 5  # the event loop ran during the job
+
+    win.save_now()
+    records = {r.name: r for r in win.project.images()}
+    assert records["img7.png"].status is ImageStatus.REVIEWED
+    assert not records["img7.png"].has_prediction
+    assert records["img1.png"].status is ImageStatus.PREDICTED
+    assert records["img0.png"].status is ImageStatus.IN_PROGRESS  # painted: not downgraded
+    # predictions never overwrite painted pixels; they live in their own layer
+    np.testing.assert_array_equal(win.doc.labels, painted)
+    assert win.doc.prediction is not None
+    assert win.canvas.prediction_item.values is not None
+    assert win.doc.prediction.labels.shape == (360, 480)
+    # accept the prediction into the unlabeled pixels only, as one undo step
+    win.action("actionAcceptPrediction").trigger()
+    assert (win.doc.labels != UNLABELED).all()
+    assert win.doc.labels[10, 50] == 9
+    win.action("actionUndo").trigger()
+    np.testing.assert_array_equal(win.doc.labels, painted)
+    # go to the least confident image
+    win.action("actionLeastConfident").trigger()
+    least = win.project.least_confident()
+    assert win.doc.name == least
+    win.close()
+
+
+def test_predict_cancel(qtbot, big_folder: Path, model_file: Path) -> None:
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win.open_folder(big_folder)
+    qtbot.waitUntil(lambda: win.doc is not None)
+    win.set_model(model_file)
+    win.action("actionPredictAll").trigger()
+    qtbot.waitUntil(lambda: win.progress.value() >= 1, timeout=60_000)
+    win.action("actionCancelJob").trigger()
+    qtbot.waitUntil(lambda: win.job is None, timeout=10_000)
+    predicted = [r for r in win.project.images() if r.has_prediction]
+    assert 1 <= len(predicted) < 8
+    win.close()
+
+
+def test_model_with_other_classes_is_refused(
+    qtbot, folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    voc = save_model(
+        tmp_path / "voc.safetensors",
+        new_model(ArchSpec("segnet_basic", {"width": 0.25}), preset("voc")),
+    )
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win.open_folder(folder)
+    qtbot.waitUntil(lambda: win.doc is not None)
+    win.set_model(voc)
+    win.action("actionPredictImage").trigger()
+    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
+    assert shown and "classes" in shown[0]
+    assert win.doc.prediction is None
+    win.close()

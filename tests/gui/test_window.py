@@ -1,0 +1,213 @@
+"""The window, driven as a user would: real mouse events, shortcuts, save and reopen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QListView, QListWidget
+
+from segstudio.core.labelset import UNLABELED
+from segstudio.gui.actions import ACTIONS
+from segstudio.gui.canvas import Tool
+from segstudio.gui.main_window import MainWindow
+from segstudio.io.project import ImageStatus, Project
+from tests.gui.conftest import click, drag
+
+
+def test_open_folder_lists_images_and_shows_the_first(window: MainWindow) -> None:
+    assert window.images.names() == ["img0.png", "img1.png", "img2.png"]
+    assert window.doc is not None and window.doc.name == "img0.png"
+    assert window.canvas.image_size == (90, 120)
+    assert (window.doc.labels == UNLABELED).all()
+    assert window.findChild(QListView, "imageList") is not None
+    assert window.findChild(QListWidget, "classList").count() == 11  # CamVid-11 by default
+
+
+def test_brush_stroke_paints_and_undo_redo(window: MainWindow) -> None:
+    window.palette.choose(3)
+    window.canvas.set_brush_radius(3)
+    drag(window, [(20, 60), (40, 60), (60, 60)])
+    labels = window.doc.labels
+    assert labels[60, 20] == 3 and labels[60, 40] == 3 and labels[60, 60] == 3
+    assert labels[10, 10] == UNLABELED
+    painted = labels.copy()
+    QTest.keySequence(window, QKeySequence("Ctrl+Z"))
+    assert (window.doc.labels == UNLABELED).all()  # the whole drag was one step
+    QTest.keySequence(window, QKeySequence("Ctrl+Shift+Z"))
+    np.testing.assert_array_equal(window.doc.labels, painted)
+    QTest.keySequence(window, QKeySequence("Ctrl+Z"))
+    QTest.keySequence(window, QKeySequence("Ctrl+Y"))
+    np.testing.assert_array_equal(window.doc.labels, painted)
+
+
+def test_eraser_fill_polygon_eyedropper_and_lock(window: MainWindow, qtbot) -> None:
+    doc = window.doc
+    window.palette.choose(1)
+    window.canvas.set_tool(Tool.POLYGON)
+    for x, y in [(10, 10), (50, 10), (50, 40)]:
+        click(window, x, y)
+    QTest.keyClick(window.canvas, Qt.Key.Key_Return)
+    assert doc.labels[15, 40] == 1 and doc.labels[35, 15] == UNLABELED
+    # fill the unlabeled rest with class 2
+    window.palette.choose(2)
+    window.action("actionToolFill").trigger()
+    assert window.canvas.tool is Tool.FILL
+    click(window, 100, 80)
+    assert doc.labels[80, 100] == 2 and doc.labels[15, 40] == 1
+    assert (doc.labels != UNLABELED).all()
+    # eraser makes pixels unlabeled
+    window.action("actionToolEraser").trigger()
+    window.canvas.set_brush_radius(2)
+    drag(window, [(100, 80), (101, 80)])
+    assert doc.labels[80, 100] == UNLABELED
+    # lock: painting class 4 changes only unlabeled pixels
+    window.action("actionLockUnlabeled").trigger()
+    window.palette.choose(4)
+    window.action("actionToolBrush").trigger()
+    window.canvas.set_brush_radius(6)
+    drag(window, [(100, 80), (101, 80)])
+    assert doc.labels[80, 100] == 4
+    assert doc.labels[80, 108] == 2  # painted before: locked
+    # eyedropper picks the class under the cursor
+    window.action("actionToolEyedropper").trigger()
+    click(window, 40, 15)
+    assert window.palette.current() == 1
+
+
+def test_grabcut_box_labels_the_object(window: MainWindow, qtbot) -> None:
+    window.palette.choose(8)
+    window.action("actionToolGrabCut").trigger()
+    drag(window, [(30, 22), (60, 45), (92, 68)])
+    qtbot.waitUntil(lambda: (window.doc.labels == 8).sum() > 200, timeout=10000)
+    inside = window.doc.labels[35:55, 45:75]
+    assert (inside == 8).mean() > 0.8
+    assert window.doc.labels[5, 5] == UNLABELED
+
+
+def test_save_close_reopen_restores_masks(qtbot, folder: Path) -> None:
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1000, 700)
+    win.show()
+    win.open_folder(folder)
+    qtbot.waitUntil(lambda: win.doc is not None)
+    win.palette.choose(5)
+    win.canvas.set_brush_radius(4)
+    drag(win, [(10, 10), (70, 50)])
+    painted = win.doc.labels.copy()
+    QTest.keySequence(win, QKeySequence("Ctrl+S"))
+    win.images.select("img1.png")
+    assert win.doc.name == "img1.png"
+    win.close()
+    with Project.open(folder) as project:
+        assert project.record("img0.png").status is ImageStatus.IN_PROGRESS
+    again = MainWindow()
+    qtbot.addWidget(again)
+    again.show()
+    again.open_folder(folder)
+    qtbot.waitUntil(lambda: again.doc is not None)
+    assert again.doc.name == "img1.png"  # where the user left off
+    again.images.select("img0.png")
+    np.testing.assert_array_equal(again.doc.labels, painted)
+    again.close()
+
+
+def test_autosave_after_idle(window: MainWindow, qtbot, folder: Path) -> None:
+    window.palette.choose(2)
+    drag(window, [(5, 5), (30, 30)])
+    assert window.doc.editor.dirty
+    qtbot.waitUntil(lambda: not window.doc.editor.dirty, timeout=5000)
+    window.saver.wait()
+    with Project.open(folder) as project:
+        stored = project.load_labels("img0.png")
+    np.testing.assert_array_equal(stored, window.doc.labels)
+
+
+def test_mark_reviewed_and_filter(window: MainWindow) -> None:
+    QTest.keyClick(window, Qt.Key.Key_R)
+    assert window.project.record("img0.png").status is ImageStatus.REVIEWED
+    window.images.filter.setCurrentIndex(window.images.filter.findData(ImageStatus.REVIEWED))
+    assert window.images.model.rowCount() == 1
+    window.images.filter.setCurrentIndex(0)
+    QTest.keySequence(window, QKeySequence("PgDown"))
+    assert window.doc.name == "img1.png"
+    QTest.keySequence(window, QKeySequence("PgUp"))
+    assert window.doc.name == "img0.png"
+
+
+def test_recolour_and_rename_class(window: MainWindow) -> None:
+    window.palette.choose(0)
+    window.palette.recolour((1, 2, 3))
+    assert window.project.labelset.classes[0].color == (1, 2, 3)
+    table = window.canvas.labels_item._table
+    assert (int(table[0]) & 0xFFFFFF) != 0  # premultiplied, but not transparent
+    with Project.open(window.project.folder) as p:
+        assert p.labelset.classes[0].color == (1, 2, 3)
+
+
+def test_delete_class_migrates_masks(window: MainWindow) -> None:
+    window.palette.choose(4)
+    drag(window, [(10, 10), (20, 10)])
+    window.palette.choose(6)
+    drag(window, [(10, 40), (20, 40)])
+    window.palette.choose(4)
+    window.palette.delete(confirm=False)
+    labels = window.doc.labels
+    assert labels[10, 15] == UNLABELED  # class 4 is gone
+    assert labels[40, 15] == 5  # class 6 moved down to 5
+    assert window.project.labelset.num_classes == 10
+    assert window.project.load_labels("img0.png")[40, 15] == 5
+
+
+def test_every_action_has_name_and_shortcut(window: MainWindow) -> None:
+    names = [
+        a.objectName() for a in window.findChildren(QAction) if a.objectName().startswith("action")
+    ]
+    assert {s.name for s in ACTIONS} <= set(names)
+    seen: dict[str, str] = {}
+    for spec in ACTIONS:
+        action = window.findChild(QAction, spec.name)
+        assert action.shortcuts(), spec.name
+        for key in action.shortcuts():
+            text = key.toString()
+            assert text not in seen, f"{spec.name} and {seen.get(text)} share {text}"
+            seen[text] = spec.name
+    window.action("actionShortcuts").trigger()
+    table = window._shortcuts_dialog.findChild(object, "shortcutsTable")
+    listed = {table.item(r, 2).text() for r in range(table.rowCount())}
+    assert {s.name for s in ACTIONS} <= listed
+
+
+def test_keys_pick_classes_and_tools(window: MainWindow) -> None:
+    QTest.keyClick(window, Qt.Key.Key_3)
+    assert window.palette.current() == 2
+    QTest.keyClick(window, Qt.Key.Key_E)
+    assert window.canvas.tool is Tool.ERASER
+    r = window.canvas.brush_radius
+    QTest.keyClick(window, Qt.Key.Key_BracketRight)
+    assert window.canvas.brush_radius > r
+
+
+@pytest.mark.parametrize("kind", ["missing", "corrupt"])
+def test_bad_image_gives_a_message_not_a_crash(qtbot, folder: Path, kind: str, monkeypatch) -> None:
+    (folder / "zz_bad.png").write_bytes(b"not a png at all")
+    from PySide6.QtWidgets import QMessageBox
+
+    shown = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win.open_folder(folder)
+    qtbot.waitUntil(lambda: win.doc is not None)
+    if kind == "missing":
+        (folder / "zz_bad.png").unlink()
+    win.images.select("zz_bad.png")
+    assert shown and "zz_bad.png" in shown[0]
+    assert win.doc.name == "img0.png"  # still on the last good image
+    win.close()
