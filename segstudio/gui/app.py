@@ -28,6 +28,7 @@ def run(folder: Path | None = None, argv: list[str] | None = None) -> int:
     app.setApplicationVersion(__version__)
     app.setOrganizationName("SegStudio")
     from segstudio.gui.main_window import MainWindow
+    from segstudio.gui.workers import warm_up_torch
 
     window = MainWindow()
     window.show()
@@ -43,6 +44,8 @@ def run(folder: Path | None = None, argv: list[str] | None = None) -> int:
             marks["torch_imported"] = float("torch" in sys.modules)
             print(json.dumps(marks), file=sys.stderr, flush=True)
             QTimer.singleShot(int(float(probe) * 1000), window.close)
+        else:
+            warm_up_torch()
 
     QTimer.singleShot(0, shown)
     return app.exec()

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import create_worker
 
 from segstudio import __version__
 from segstudio.core.errors import SegStudioError
@@ -207,6 +208,8 @@ class MainWindow(QMainWindow):
         self.pos_label.setObjectName("cursorInfo")
         self.pos_label.setMinimumWidth(420)
         self.zoom_label = QLabel()
+        self.model_label = QLabel("Model: none")
+        self.model_label.setObjectName("activeModel")
         self.progress = QProgressBar()
         self.progress.setObjectName("jobProgress")
         self.progress.setMaximumWidth(220)
@@ -218,6 +221,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.pos_label, 1)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
+        bar.addPermanentWidget(self.model_label)
         bar.addPermanentWidget(self.zoom_label)
 
     def _connect(self) -> None:
@@ -328,7 +332,7 @@ class MainWindow(QMainWindow):
         self.palette.set_labelset(project.labelset)
         self._refresh_tables()
         model = project.get_setting("active_model")
-        self.models.set_model(Path(model) if model else self._newest_project_model())
+        self._use_model(Path(model) if model else self._newest_project_model())
         self.setWindowTitle(f"SegStudio — {project.folder}")
         self.stack.setCurrentWidget(self.canvas)
         records = project.images()
@@ -564,8 +568,6 @@ class MainWindow(QMainWindow):
         """GrabCut runs in a worker (it can take a second on a big box)."""
         if self.doc is None:
             return
-        from superqt.utils import create_worker
-
         doc, cls = self.doc, self.palette.current()
         rgb = doc.image.rgb
 
@@ -691,16 +693,19 @@ class MainWindow(QMainWindow):
         except SegStudioError as exc:
             QMessageBox.warning(self, "Choose model", str(exc))
             return
-        self.models.set_model(path)
+        self._use_model(path)
         if self.project is not None:
             self.project.set_setting("active_model", str(path))
         self.statusBar().showMessage(
             f"Model: {path.name} ({info.arch.name}, {info.labelset.num_classes} classes)", 8000
         )
 
-    def _start_job(self, name: str, func: Callable[..., Any], *args: Any, generator: bool) -> None:
-        from superqt.utils import create_worker
+    def _use_model(self, path: Path | None) -> None:
+        self.models.set_model(path)
+        self.model_label.setText(f"Model: {path.name if path else 'none'}")
+        self.model_label.setToolTip(str(path) if path else "Model → Choose model file…")
 
+    def _start_job(self, name: str, func: Callable[..., Any], *args: Any, generator: bool) -> None:
         if self.job is not None:
             self.statusBar().showMessage(f"{self.job_name} is still running", 5000)
             return

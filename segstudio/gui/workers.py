@@ -35,6 +35,30 @@ class Progress:
     error: str | None = None
 
 
+def warm_up_torch() -> threading.Thread:
+    """Import torch and run a tiny prediction on a background thread, now.
+
+    Importing torch, and the first call of some kernels (max-unpooling among
+    them), hold the GIL for tens of milliseconds, which no thread can hide from
+    the GUI; doing both right after the window appears keeps those hitches out
+    of the first prediction, when the user may be painting.
+    """
+
+    def work() -> None:
+        from segstudio.core.labelset import LabelClass, LabelSet
+        from segstudio.model.arch import ArchSpec
+        from segstudio.model.files import new_model
+        from segstudio.model.predictor import Predictor
+
+        tiny = LabelSet("warm-up", (LabelClass("a", (1, 1, 1)), LabelClass("b", (2, 2, 2))))
+        model = new_model(ArchSpec("segnet_basic", {"width": 0.125, "depth": 2}), tiny)
+        Predictor(model).predict(np.zeros((32, 32, 3), np.uint8))
+
+    thread = threading.Thread(target=work, name="segstudio-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 class ModelService:
     """The active model, loaded lazily in whichever worker thread first needs it."""
 

@@ -1,0 +1,77 @@
+"""Take the README's screenshot of the real window (run under Xvfb).
+
+    xvfb-run -s "-screen 0 1600x1000x24" python docs/screenshot.py ../shared/data/camvid docs/screenshot.png
+
+It builds a project from a few CamVid validation frames (linked, not copied),
+stores the dataset's own annotations of two frames as their labels (void ->
+unlabeled) -- as an import would -- opens the project in the window, picks
+the road class and takes a screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QPointF, QTimer
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from segstudio.core.labelset import UNLABELED, LabelSet
+from segstudio.gui.main_window import MainWindow
+from segstudio.io.images import read_label_map
+from segstudio.io.project import ImageStatus, Project
+
+
+def main() -> None:
+    camvid, out = Path(sys.argv[1]), Path(sys.argv[2])
+    os.environ.setdefault("SEGSTUDIO_CONFIG_DIR", tempfile.mkdtemp())
+    folder = Path(tempfile.mkdtemp()) / "camvid-val"
+    folder.mkdir()
+    frames = sorted((camvid / "val").iterdir())[:8]
+    for f in frames:
+        (folder / f.name).symlink_to(f.resolve())
+    labelset = LabelSet.load(camvid / "classes.json")
+    with Project.open(folder) as project:
+        project.scan()
+        project.set_labelset(labelset)
+        for f in frames[:2]:
+            labels = read_label_map(camvid / "valannot" / f.name)
+            labels = np.where(labels == 11, UNLABELED, labels).astype(np.uint8)
+            project.save_labels(f.name, labels, user="camvid")
+        project.set_status(frames[1].name, ImageStatus.REVIEWED)
+
+    app = QApplication(sys.argv[:1])
+    win = MainWindow()
+    win.resize(1560, 940)
+    win.show()
+
+    def shoot() -> None:
+        win.open_folder(folder)
+        win.images.select(frames[0].name)
+        win.palette.choose(3)
+        win.canvas.fit()
+        win.canvas.set_tool(win.canvas.tool)
+        win.statusBar().showMessage("")
+        QTimer.singleShot(600, grab)
+
+    def grab() -> None:
+        # a real mouse move over the road, so the status bar reports what is under it
+        QTest.mouseMove(win.canvas.viewport(), win.canvas.mapFromScene(QPointF(240.5, 300.5)))
+        QTimer.singleShot(400, save)
+
+    def save() -> None:
+        win.grab().save(str(out))
+        print(f"wrote {out}")
+        win.close()
+        app.quit()
+
+    QTimer.singleShot(300, shoot)
+    app.exec()
+
+
+if __name__ == "__main__":
+    main()
