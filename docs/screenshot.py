@@ -1,6 +1,7 @@
 """Take the README's screenshot of the real window (run under Xvfb).
 
-    xvfb-run -s "-screen 0 1600x1000x24" python docs/screenshot.py ../shared/data/camvid docs/screenshot.png
+    xvfb-run -s "-screen 0 1600x1000x24" \
+        python docs/screenshot.py ../shared/data/camvid docs/screenshot.png
 
 It builds a project from a few CamVid validation frames (linked, not copied),
 stores the dataset's own annotations of two frames as their labels (void ->

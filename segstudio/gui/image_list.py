@@ -1,16 +1,38 @@
-"""The image list: every image of the project with its status, filterable.
+"""The image list: every image of the project with its status and a thumbnail.
 
 A plain list model over :class:`~segstudio.io.project.ImageRecord` values,
-shown with uniform row heights, so 10,000 images list at once.
+shown with uniform row heights, so 10,000 images list at once. Thumbnails
+are made on one background thread, only for the rows the view asks about
+(the visible ones), and cached.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRunnable,
+    QSize,
+    Qt,
+    QThreadPool,
+    Signal,
+)
+from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QComboBox, QLabel, QListView, QVBoxLayout, QWidget
 
+from segstudio.core.errors import SegStudioError
+from segstudio.io.images import read_thumbnail
 from segstudio.io.project import ImageRecord, ImageStatus
+
+THUMB = 40
+CACHE_SIZE = 4000
 
 STATUS_TEXT = {
     ImageStatus.UNLABELED: "unlabeled",
@@ -28,6 +50,48 @@ STATUS_COLOR = {
 _Index = QModelIndex | QPersistentModelIndex
 
 
+class _ThumbnailJob(QRunnable):
+    def __init__(self, loader: ThumbnailLoader, generation: int, name: str, path: Path) -> None:
+        super().__init__()
+        self.loader, self.generation, self.name, self.path = loader, generation, name, path
+
+    def run(self) -> None:
+        try:
+            rgb = np.ascontiguousarray(read_thumbnail(self.path, THUMB))
+            h, w = rgb.shape[:2]
+            image = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+        except SegStudioError:
+            image = QImage()
+        self.loader.ready.emit(self.generation, self.name, image)
+
+
+class ThumbnailLoader(QObject):
+    """Makes thumbnails on one background thread; ``ready(generation, name, image)``."""
+
+    ready = Signal(int, str, QImage)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = QThreadPool()
+        self.pool.setMaxThreadCount(1)  # never compete with painting or a model run
+        self.generation = 0
+        self._pending: set[str] = set()
+
+    def reset(self) -> None:
+        """Forget queued work (a new project); late results are recognised and dropped."""
+        self.pool.clear()
+        self.generation += 1
+        self._pending.clear()
+
+    def request(self, name: str, path: Path) -> None:
+        if name not in self._pending:
+            self._pending.add(name)
+            self.pool.start(_ThumbnailJob(self, self.generation, name, path))
+
+    def done(self, name: str) -> None:
+        self._pending.discard(name)
+
+
 class ImageListModel(QAbstractListModel):
     """Rows of image records; ``NameRole`` gives the image name."""
 
@@ -37,6 +101,28 @@ class ImageListModel(QAbstractListModel):
         super().__init__()
         self._records: list[ImageRecord] = []
         self._row: dict[str, int] = {}
+        self._thumbs: OrderedDict[str, QIcon] = OrderedDict()
+        self._path_of: Callable[[str], Path] | None = None
+        self.loader = ThumbnailLoader()
+        self.loader.ready.connect(self._thumbnail_ready)
+
+    def set_source(self, path_of: Callable[[str], Path] | None) -> None:
+        """Where image files are (a new project): drops cached thumbnails."""
+        self.loader.reset()
+        self._thumbs.clear()
+        self._path_of = path_of
+
+    def _thumbnail_ready(self, generation: int, name: str, image: QImage) -> None:
+        if generation != self.loader.generation:
+            return
+        self.loader.done(name)
+        self._thumbs[name] = QIcon(QPixmap.fromImage(image)) if not image.isNull() else QIcon()
+        while len(self._thumbs) > CACHE_SIZE:
+            self._thumbs.popitem(last=False)
+        row = self._row.get(name)
+        if row is not None:
+            idx = self.index(row)
+            self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
 
     def set_records(self, records: list[ImageRecord]) -> None:
         self.beginResetModel()
@@ -74,6 +160,11 @@ class ImageListModel(QAbstractListModel):
             return f"{rec.name}\n{STATUS_TEXT[rec.status]}{conf}{who}"
         if role == self.NameRole:
             return rec.name
+        if role == Qt.ItemDataRole.DecorationRole:
+            icon = self._thumbs.get(rec.name)
+            if icon is None and self._path_of is not None:
+                self.loader.request(rec.name, self._path_of(rec.name))
+            return icon
         return None
 
 
@@ -93,6 +184,7 @@ class ImageListPanel(QWidget):
         self.view = QListView()
         self.view.setObjectName("imageList")
         self.view.setUniformItemSizes(True)
+        self.view.setIconSize(QSize(THUMB, THUMB))
         self.view.setEditTriggers(QListView.EditTrigger.NoEditTriggers)
         self.model = ImageListModel()
         self.view.setModel(self.model)

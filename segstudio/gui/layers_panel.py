@@ -75,5 +75,23 @@ class LayersPanel(QWidget):
             setattr(self.state[layer], key, value)
         self.changed.emit(layer)
 
+    def to_dict(self) -> dict[str, dict[str, object]]:
+        return {layer.name.lower(): vars(st).copy() for layer, st in self.state.items()}
+
+    def restore(self, data: object) -> None:
+        """Set the widgets from :meth:`to_dict` output (unknown or bad entries are ignored)."""
+        if not isinstance(data, dict):
+            return
+        for layer in Layer:
+            entry = data.get(layer.name.lower())
+            if not isinstance(entry, dict):
+                continue
+            if isinstance(entry.get("visible"), bool):
+                self.visible[layer].setChecked(entry["visible"])
+            if isinstance(entry.get("opacity"), int | float):
+                self.opacity[layer].setValue(round(float(entry["opacity"]) * 100))
+            if layer in self.outline and isinstance(entry.get("outline"), bool):
+                self.outline[layer].setChecked(entry["outline"])
+
     def toggle(self, layer: Layer) -> None:
         self.visible[layer].toggle()

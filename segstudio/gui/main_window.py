@@ -130,6 +130,8 @@ class MainWindow(QMainWindow):
         self._stroking = False
         self._last_save = time.monotonic()
         self._hidden: frozenset[int] = frozenset()
+        self._loading: str | None = None  # the image being opened
+        self._loaders: set[Any] = set()  # running image loaders (kept alive)
 
         self.canvas = Canvas()
         self.welcome = WelcomePage(self.choose_folder, self.open_folder)
@@ -141,10 +143,13 @@ class MainWindow(QMainWindow):
         self.images = ImageListPanel()
         self.layers_panel = LayersPanel()
         self.palette = PalettePanel()
-        self._dock("Images", self.images, Qt.DockWidgetArea.LeftDockWidgetArea, "imagesDock")
+        images_dock = self._dock(
+            "Images", self.images, Qt.DockWidgetArea.LeftDockWidgetArea, "imagesDock"
+        )
         self._dock("Classes", self.palette, Qt.DockWidgetArea.RightDockWidgetArea, "classesDock")
         self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea, "layersDock")
 
+        self.resizeDocks([images_dock], [300], Qt.Orientation.Horizontal)
         self.actions_by_name: dict[str, QAction] = {}
         self._build_actions()
         self._build_status_bar()
@@ -160,7 +165,7 @@ class MainWindow(QMainWindow):
 
     # -- construction --------------------------------------------------------------------
 
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, name: str) -> None:
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, name: str) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
         dock.setWidget(widget)
@@ -169,6 +174,7 @@ class MainWindow(QMainWindow):
             | QDockWidget.DockWidgetFeature.DockWidgetFloatable
         )
         self.addDockWidget(area, dock)
+        return dock
 
     def _build_actions(self) -> None:
         menus = {title: self.menuBar().addMenu(title) for title in MENUS}
@@ -330,12 +336,14 @@ class MainWindow(QMainWindow):
         if project.labelset is None:
             project.set_labelset(project.labelset_or_default())
         self.palette.set_labelset(project.labelset)
+        self._restore_view_settings(project)
         self._refresh_tables()
         model = project.get_setting("active_model")
         self._use_model(Path(model) if model else self._newest_project_model())
         self.setWindowTitle(f"SegStudio — {project.folder}")
         self.stack.setCurrentWidget(self.canvas)
         records = project.images()
+        self.images.model.set_source(project.image_path)
         self.images.set_records(records)
         last = project.get_setting("last_image")
         names = {r.name for r in records}
@@ -348,6 +356,21 @@ class MainWindow(QMainWindow):
         self._sync_enabled()
         return True
 
+    def _restore_view_settings(self, project: Project) -> None:
+        """Layers, brush size, class and lock as the user left them in this project."""
+        view = project.get_setting("view")
+        if not isinstance(view, dict):
+            return
+        self.layers_panel.restore(view.get("layers"))
+        for layer in Layer:
+            self._apply_layer(layer)
+        if isinstance(view.get("brush_radius"), int | float):
+            self.canvas.set_brush_radius(float(view["brush_radius"]))
+        if isinstance(view.get("class"), int):
+            self.palette.choose(view["class"])
+        if isinstance(view.get("lock_unlabeled"), bool):
+            self.action("actionLockUnlabeled").setChecked(view["lock_unlabeled"])
+
     def _newest_project_model(self) -> Path | None:
         assert self.project is not None
         models = sorted(
@@ -359,6 +382,16 @@ class MainWindow(QMainWindow):
         if self.project is None:
             return
         self.cancel_job(wait=True)
+        self._loading = None
+        self.project.set_setting(
+            "view",
+            {
+                "layers": self.layers_panel.to_dict(),
+                "brush_radius": self.canvas.brush_radius,
+                "class": self.palette.current(),
+                "lock_unlabeled": self.lock_unlabeled,
+            },
+        )
         self._save_doc()
         self.saver.wait()
         self.doc = None
@@ -371,6 +404,7 @@ class MainWindow(QMainWindow):
             item.set_values(None)
         self.project.close()
         self.project = None
+        self.images.model.set_source(None)
         self.images.set_records([])
         self.palette.set_labelset(None)
         self.setWindowTitle("SegStudio")
@@ -388,15 +422,30 @@ class MainWindow(QMainWindow):
     # -- the open image ------------------------------------------------------------------
 
     def show_image(self, name: str) -> None:
+        """Open ``name``: its pixels, labels and prediction load in a worker.
+
+        The current image stays on screen (and editable) until the new one is
+        ready; a result for an image the user has already left is dropped.
+        """
         if self.project is None or (self.doc is not None and self.doc.name == name):
             return
         self._save_doc()
-        try:
-            doc = ImageDocument(self.project, name, self.saver)
-        except SegStudioError as exc:
-            self.statusBar().showMessage(str(exc), 15000)
-            QMessageBox.warning(self, "Open image", str(exc))
-            return
+        self._loading = name
+        worker = create_worker(
+            ImageDocument, self.project, name, self.saver, _start_thread=False, _ignore_errors=True
+        )
+        worker.returned.connect(self._image_loaded)
+        worker.errored.connect(lambda exc, n=name: self._image_failed(n, exc))
+        self._loaders.add(worker)
+        worker.finished.connect(lambda w=worker: self._loaders.discard(w))
+        self.statusBar().showMessage(f"Opening {name}…")
+        worker.start()
+
+    def _image_loaded(self, doc: ImageDocument) -> None:
+        if doc.name != self._loading or self.project is not doc.project:
+            return  # stale: the user moved on
+        self._loading = None
+        self._save_doc()  # edits made to the previous image while this one loaded
         if self.doc is not None:
             self.doc.editor.changed.disconnect(self._labels_changed)
             self.doc.editor.history_changed.disconnect(self._sync_enabled)
@@ -407,9 +456,21 @@ class MainWindow(QMainWindow):
         self.canvas.labels_item.set_values(doc.labels)
         self._show_prediction()
         self.canvas.fit()
-        self.project.set_setting("last_image", name)
-        self.images.select(name, emit=False)
+        assert self.project is not None
+        self.project.set_setting("last_image", doc.name)
+        self.images.select(doc.name, emit=False)
+        self.statusBar().clearMessage()
         self._sync_enabled()
+
+    def _image_failed(self, name: str, exc: BaseException) -> None:
+        if name != self._loading:
+            return
+        self._loading = None
+        msg = str(exc) if isinstance(exc, SegStudioError) else f"{type(exc).__name__}: {exc}"
+        self.statusBar().showMessage(msg, 15000)
+        QMessageBox.warning(self, "Open image", msg)
+        if self.doc is not None:  # keep the list on the image that is shown
+            self.images.select(self.doc.name, emit=False)
 
     def _show_prediction(self) -> None:
         pred = self.doc.prediction if self.doc is not None else None
@@ -821,6 +882,10 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         self.close_folder()
+        deadline = time.monotonic() + 10
+        while self._loaders and time.monotonic() < deadline:  # let image loads report back
+            QApplication.processEvents()
+            time.sleep(0.005)
         self.saver.wait()
         self.saver.shutdown()
         event.accept()

@@ -57,6 +57,7 @@ from PIL import (
     BmpImagePlugin,  # noqa: F401
     ExifTags,
     Image,
+    ImageOps,
     JpegImagePlugin,  # noqa: F401
     PngImagePlugin,  # noqa: F401
     TiffImagePlugin,  # noqa: F401
@@ -965,3 +966,34 @@ def _require_uint8(a: object, what: str, *, ndim: int) -> np.ndarray:
     if 0 in a.shape:
         raise ValueError(f"{what} is empty (shape {a.shape})")
     return np.ascontiguousarray(a)
+
+
+def read_thumbnail(path: str | os.PathLike[str], size: int = 64) -> np.ndarray:
+    """A small RGB preview, longest side at most ``size``, for image lists.
+
+    8-bit images are scaled by Pillow (JPEGs decode at a reduced scale, so a
+    thumbnail costs a fraction of a full read); 16-bit, float and unusual
+    images go through :func:`read_image` for its contrast stretch.
+
+    Raises
+    ------
+    ImageReadError
+        When the image cannot be read at all.
+    """
+    p = Path(path)
+    try:
+        with Image.open(p) as im:
+            if im.mode in ("RGB", "RGBA", "L", "LA", "P", "1"):
+                if im.format == "JPEG":
+                    im.draft("RGB", (size * 2, size * 2))
+                im = ImageOps.exif_transpose(im)
+                im.thumbnail((size, size))
+                return np.array(im.convert("RGB"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        pass  # the full reader gives the precise error, or copes
+    rgb = read_image(p).rgb
+    scale = size / max(rgb.shape[:2])
+    if scale >= 1:
+        return rgb
+    w, h = max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale))
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)

@@ -53,6 +53,12 @@ def window(qtbot, folder: Path) -> Iterator[MainWindow]:
     win.close()
 
 
+def show(qtbot, win: MainWindow, name: str) -> None:
+    """Pick ``name`` in the image list and wait until it is open (images load in a worker)."""
+    win.images.select(name)
+    qtbot.waitUntil(lambda: win.doc is not None and win.doc.name == name, timeout=10_000)
+
+
 def view_pos(win: MainWindow, x: float, y: float) -> QPoint:
     """The viewport position of image pixel (x, y)'s centre."""
     return win.canvas.mapFromScene(QPointF(x + 0.5, y + 0.5))

@@ -13,7 +13,7 @@ from segstudio.gui.main_window import MainWindow
 from segstudio.io.project import ImageStatus
 from segstudio.model.arch import ArchSpec
 from segstudio.model.files import new_model, save_model
-from tests.gui.conftest import drag, make_images
+from tests.gui.conftest import drag, make_images, show
 
 
 @pytest.fixture
@@ -38,9 +38,9 @@ def test_predict_all_runs_in_background_and_respects_human_work(
     qtbot.waitUntil(lambda: win.doc is not None)
     win.set_model(model_file)
     # a reviewed image is never predicted
-    win.images.select("img7.png")
+    show(qtbot, win, "img7.png")
     win.toggle_reviewed()
-    win.images.select("img0.png")
+    show(qtbot, win, "img0.png")
 
     ticks = []
     timer = QTimer()
@@ -78,7 +78,7 @@ def test_predict_all_runs_in_background_and_respects_human_work(
     # go to the least confident image
     win.action("actionLeastConfident").trigger()
     least = win.project.least_confident()
-    assert win.doc.name == least
+    qtbot.waitUntil(lambda: win.doc.name == least)
     win.close()
 
 

@@ -13,10 +13,10 @@ from PySide6.QtWidgets import QListView, QListWidget
 
 from segstudio.core.labelset import UNLABELED
 from segstudio.gui.actions import ACTIONS
-from segstudio.gui.canvas import Tool
+from segstudio.gui.canvas import Layer, Tool
 from segstudio.gui.main_window import MainWindow
 from segstudio.io.project import ImageStatus, Project
-from tests.gui.conftest import click, drag
+from tests.gui.conftest import click, drag, show
 
 
 def test_open_folder_lists_images_and_shows_the_first(window: MainWindow) -> None:
@@ -98,11 +98,12 @@ def test_save_close_reopen_restores_masks(qtbot, folder: Path) -> None:
     qtbot.waitUntil(lambda: win.doc is not None)
     win.palette.choose(5)
     win.canvas.set_brush_radius(4)
+    win.layers_panel.opacity[Layer.LABELS].setValue(80)
+    win.layers_panel.outline[Layer.PREDICTION].setChecked(True)
     drag(win, [(10, 10), (70, 50)])
     painted = win.doc.labels.copy()
     QTest.keySequence(win, QKeySequence("Ctrl+S"))
-    win.images.select("img1.png")
-    assert win.doc.name == "img1.png"
+    show(qtbot, win, "img1.png")
     win.close()
     with Project.open(folder) as project:
         assert project.record("img0.png").status is ImageStatus.IN_PROGRESS
@@ -112,7 +113,10 @@ def test_save_close_reopen_restores_masks(qtbot, folder: Path) -> None:
     again.open_folder(folder)
     qtbot.waitUntil(lambda: again.doc is not None)
     assert again.doc.name == "img1.png"  # where the user left off
-    again.images.select("img0.png")
+    assert again.palette.current() == 5 and again.canvas.brush_radius == 4
+    assert again.layers_panel.state[Layer.LABELS].opacity == 0.8
+    assert again.layers_panel.state[Layer.PREDICTION].outline
+    show(qtbot, again, "img0.png")
     np.testing.assert_array_equal(again.doc.labels, painted)
     again.close()
 
@@ -128,16 +132,16 @@ def test_autosave_after_idle(window: MainWindow, qtbot, folder: Path) -> None:
     np.testing.assert_array_equal(stored, window.doc.labels)
 
 
-def test_mark_reviewed_and_filter(window: MainWindow) -> None:
+def test_mark_reviewed_and_filter(window: MainWindow, qtbot) -> None:
     QTest.keyClick(window, Qt.Key.Key_R)
     assert window.project.record("img0.png").status is ImageStatus.REVIEWED
     window.images.filter.setCurrentIndex(window.images.filter.findData(ImageStatus.REVIEWED))
     assert window.images.model.rowCount() == 1
     window.images.filter.setCurrentIndex(0)
     QTest.keySequence(window, QKeySequence("PgDown"))
-    assert window.doc.name == "img1.png"
+    qtbot.waitUntil(lambda: window.doc.name == "img1.png")
     QTest.keySequence(window, QKeySequence("PgUp"))
-    assert window.doc.name == "img0.png"
+    qtbot.waitUntil(lambda: window.doc.name == "img0.png")
 
 
 def test_recolour_and_rename_class(window: MainWindow) -> None:
@@ -208,6 +212,21 @@ def test_bad_image_gives_a_message_not_a_crash(qtbot, folder: Path, kind: str, m
     if kind == "missing":
         (folder / "zz_bad.png").unlink()
     win.images.select("zz_bad.png")
-    assert shown and "zz_bad.png" in shown[0]
+    qtbot.waitUntil(lambda: bool(shown))
+    assert "zz_bad.png" in shown[0]
     assert win.doc.name == "img0.png"  # still on the last good image
     win.close()
+
+
+def test_thumbnails_arrive_in_the_background(window: MainWindow, qtbot) -> None:
+    from PySide6.QtGui import QIcon
+
+    model = window.images.model
+
+    def icons() -> list[QIcon | None]:
+        return [model.data(model.index(r), Qt.ItemDataRole.DecorationRole) for r in range(3)]
+
+    icons()  # what the view does when it paints the rows
+    qtbot.waitUntil(lambda: all(i is not None and not i.isNull() for i in icons()), timeout=10_000)
+    size = icons()[0].availableSizes()[0]
+    assert max(size.width(), size.height()) <= 40

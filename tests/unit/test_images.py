@@ -797,3 +797,19 @@ def test_write_rgb_round_trip(tmp_path: Path) -> None:
 def test_write_rgb_validates(tmp_path: Path, bad: np.ndarray) -> None:
     with pytest.raises(ValueError):
         write_rgb(tmp_path / "x.png", bad)
+
+
+def test_read_thumbnail_sizes_and_errors(tmp_path: Path) -> None:
+    from segstudio.io.images import read_thumbnail
+
+    big = np.random.default_rng(0).integers(0, 256, (600, 800, 3), dtype=np.uint8)
+    Image.fromarray(big).save(tmp_path / "a.jpg", quality=90)
+    thumb = read_thumbnail(tmp_path / "a.jpg", 64)
+    assert thumb.dtype == np.uint8 and thumb.ndim == 3 and max(thumb.shape[:2]) == 64
+    wide16 = (np.arange(200 * 300, dtype=np.uint16).reshape(200, 300) * 7) % 65535
+    Image.fromarray(wide16).save(tmp_path / "b.png")
+    thumb = read_thumbnail(tmp_path / "b.png", 50)
+    assert thumb.shape == (33, 50, 3) and thumb.max() > 0  # contrast-stretched, not black
+    (tmp_path / "c.png").write_bytes(b"garbage")
+    with pytest.raises(ImageReadError, match=r"c\.png"):
+        read_thumbnail(tmp_path / "c.png")
