@@ -4,7 +4,8 @@ A project with one large image is opened in the window (Qt offscreen), and a
 brush stroke is dragged across it with real mouse events. Each move is timed
 from the event to the end of the repaint it causes (``processEvents`` after
 the move; Qt may fold several moves into one paint, which then counts in the
-move that ran it, so the p95 holds the paint cost). Two zoom levels: the whole image fitted in the window, and 1:1.
+move that ran it, so the p95 holds the paint cost). Two zoom levels: the
+whole image fitted in the window, and 1:1.
 
 Baseline, in the same run: the common naive overlay -- after each edit, the
 whole label map is coloured and uploaded as a new pixmap (what many labelling
