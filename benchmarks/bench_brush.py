@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import ClassVar
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -36,6 +37,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QGraphicsPixmapItem
 
 from segstudio.gui.main_window import MainWindow
+from segstudio.gui.overlay import MapItem
 
 
 def _stats(ms: list[float]) -> dict[str, float]:
@@ -55,21 +57,31 @@ def _stroke_points(w: int, h: int, moves: int, zoom: float) -> list[tuple[float,
 
 
 class _PaintCounter:
-    """Counts the label layer's paints, to show that moves really repaint."""
+    """Counts paints of one map item, to show that the moves really repaint.
 
-    def __init__(self, item) -> None:
-        self.count = 0
-        self._paint = type(item).paint
-        counter = self
+    PySide looks up Python overrides when an item is created, so the counting
+    ``paint`` is installed on the class once, before any window exists.
+    """
 
-        def paint(this, *args):
-            counter.count += 1
-            return counter._paint(this, *args)
+    counts: ClassVar[dict[int, int]] = {}
+    _installed = False
 
-        type(item).paint = paint
+    @classmethod
+    def install(cls) -> None:
+        if cls._installed:
+            return
+        original = MapItem.paint
 
-    def restore(self, item) -> None:
-        type(item).paint = self._paint
+        def paint(item, *args):
+            cls.counts[id(item)] = cls.counts.get(id(item), 0) + 1
+            return original(item, *args)
+
+        MapItem.paint = paint
+        cls._installed = True
+
+    @classmethod
+    def of(cls, item: MapItem) -> int:
+        return cls.counts.get(id(item), 0)
 
 
 def _run_stroke(app: QApplication, win: MainWindow, points, naive: QGraphicsPixmapItem | None):
@@ -130,9 +142,9 @@ def bench_size(app: QApplication, w: int, h: int, moves: int, baseline_moves: in
                 pts = [
                     (w * 0.5 - 300 + i * 6.0, h * 0.5 + 40 * np.sin(i / 10)) for i in range(moves)
                 ]
-            counter = _PaintCounter(win.canvas.labels_item)
+            paints = _PaintCounter.of(win.canvas.labels_item)
             ours = _run_stroke(app, win, pts, None)
-            counter.restore(win.canvas.labels_item)
+            paints = _PaintCounter.of(win.canvas.labels_item) - paints
             naive_item = QGraphicsPixmapItem()
             naive_item.setZValue(2.5)
             win.canvas.scene().addItem(naive_item)
@@ -145,7 +157,7 @@ def bench_size(app: QApplication, w: int, h: int, moves: int, baseline_moves: in
                 "naive_full_redraw": b,
                 "p95_speedup": round(b["p95_ms"] / max(o["p95_ms"], 1e-6), 1),
                 "moves": len(ours),
-                "label_layer_paints": counter.count,
+                "label_layer_paints": paints,
             }
         win.close()
         app.processEvents()
@@ -161,6 +173,7 @@ def main() -> None:
     cfg = tempfile.mkdtemp()
     os.environ["SEGSTUDIO_CONFIG_DIR"] = cfg
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    _PaintCounter.install()
     results = []
     for size in args.sizes:
         w, h = (int(v) for v in size.split("x"))

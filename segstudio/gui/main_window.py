@@ -527,33 +527,62 @@ class MainWindow(QMainWindow):
         self._refresh_tables()
 
     def edit_labelset(self, new: LabelSet, lut: np.ndarray | None, what: str) -> None:
-        """Apply a class edit from the palette; migrate every stored mask when ids move."""
+        """Apply a class edit from the palette; migrate every stored mask when ids move.
+
+        A migration rewrites every mask file, so it runs in a worker while the
+        canvas, the image list and the palette wait (the window stays live).
+        """
         if self.project is None:
             return
         row = self.palette.current()
-        if lut is not None:
-            self._save_doc()
-            self.saver.wait()
-            QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-            try:
-                n = self.project.migrate_classes(lut, new)
-            except SegStudioError as exc:
-                QMessageBox.critical(self, "Classes", f"{what} failed: {exc}")
-                return
-            finally:
-                QApplication.restoreOverrideCursor()
-            if self.doc is not None:
-                self.doc.reload_labels()
-                self.doc.reload_prediction()
-                self.canvas.labels_item.set_values(self.doc.labels)
-                self._show_prediction()
-            self.statusBar().showMessage(f"{what}: {n} mask file(s) migrated", 8000)
-        else:
+        if lut is None:
             self.project.set_labelset(new)
             self.statusBar().showMessage(what, 5000)
+            self._labelset_changed(new, row)
+            return
+        if self.job is not None:
+            QMessageBox.information(
+                self, "Classes", f"Wait for “{self.job_name}” to finish (or cancel it) first."
+            )
+            return
+        self._save_doc()
+        self.saver.wait()
+        self._set_editing_enabled(False)
+        self.statusBar().showMessage(f"{what}: migrating masks…")
+        project = self.project
+
+        def done(n: int) -> None:
+            if self.doc is not None and self.project is project:
+                self.doc.editor.remap(lut)  # the saved masks moved the same way; undo still works
+                self.doc.reload_prediction()
+                self._show_prediction()
+            self.statusBar().showMessage(f"{what}: {n} mask file(s) migrated", 8000)
+            self._labelset_changed(new, row)
+
+        def failed(exc: BaseException) -> None:
+            QMessageBox.critical(self, "Classes", f"{what} failed: {exc}")
+
+        worker = create_worker(
+            project.migrate_classes, lut, new, _start_thread=False, _ignore_errors=True
+        )
+        worker.returned.connect(done)
+        worker.errored.connect(failed)
+        worker.finished.connect(lambda: self._set_editing_enabled(True))
+        self._migration = worker
+        worker.start()
+
+    def _labelset_changed(self, new: LabelSet, row: int) -> None:
         self.palette.set_labelset(new, keep_row=row)
         self._refresh_tables()
         self._sync_enabled()
+
+    def _set_editing_enabled(self, on: bool) -> None:
+        for widget in (self.stack, self.images, self.palette):
+            widget.setEnabled(on)
+        for name in ("actionUndo", "actionRedo", "actionAcceptPrediction", "actionPredictAll"):
+            self.action(name).setEnabled(on)
+        if on:
+            self._sync_enabled()
 
     # -- editing -------------------------------------------------------------------------
 

@@ -154,18 +154,22 @@ def test_recolour_and_rename_class(window: MainWindow) -> None:
         assert p.labelset.classes[0].color == (1, 2, 3)
 
 
-def test_delete_class_migrates_masks(window: MainWindow) -> None:
+def test_delete_class_migrates_masks(window: MainWindow, qtbot) -> None:
     window.palette.choose(4)
     drag(window, [(10, 10), (20, 10)])
     window.palette.choose(6)
     drag(window, [(10, 40), (20, 40)])
     window.palette.choose(4)
     window.palette.delete(confirm=False)
+    qtbot.waitUntil(lambda: window.project.labelset.num_classes == 10)
+    qtbot.waitUntil(lambda: window.palette.isEnabled())
     labels = window.doc.labels
     assert labels[10, 15] == UNLABELED  # class 4 is gone
     assert labels[40, 15] == 5  # class 6 moved down to 5
     assert window.project.labelset.num_classes == 10
     assert window.project.load_labels("img0.png")[40, 15] == 5
+    window.action("actionUndo").trigger()  # undo still works across the migration
+    assert window.doc.labels[40, 15] == UNLABELED and window.doc.labels[10, 15] == UNLABELED
 
 
 def test_every_action_has_name_and_shortcut(window: MainWindow) -> None:
