@@ -795,17 +795,25 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"Model: {path.name if path else 'none'}")
         self.model_label.setToolTip(str(path) if path else "Model → Choose model file…")
 
-    def _start_job(self, name: str, func: Callable[..., Any], *args: Any, generator: bool) -> None:
+    def _start_job(
+        self,
+        name: str,
+        func: Callable[..., Any],
+        *args: Any,
+        on_yield: Callable[[Any], None] | None = None,
+        on_return: Callable[[Any], None] | None = None,
+    ) -> bool:
+        """Run ``func`` in a worker: one job at a time, with progress and cancel."""
         if self.job is not None:
             self.statusBar().showMessage(f"{self.job_name} is still running", 5000)
-            return
+            return False
         worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True)
         worker.errored.connect(self._job_error)
         worker.finished.connect(self._job_finished)
-        if generator:
-            worker.yielded.connect(self._job_progress)
-        else:
-            worker.returned.connect(self._prediction_ready)
+        if on_yield is not None:
+            worker.yielded.connect(on_yield)
+        if on_return is not None:
+            worker.returned.connect(on_return)
         self.job, self.job_name = worker, name
         self.progress.setRange(0, 0)
         self.progress.setFormat(f"{name} %v/%m")
@@ -813,6 +821,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(True)
         self._sync_enabled()
         worker.start()
+        return True
 
     def predict_image(self) -> None:
         if self.doc is None or self.project is None:
@@ -822,7 +831,12 @@ class MainWindow(QMainWindow):
                 "This image is reviewed: its labels stay as they are", 6000
             )
         self._start_job(
-            "Predict", predict_one, self.models, self.project, self.doc.name, generator=False
+            "Predict",
+            predict_one,
+            self.models,
+            self.project,
+            self.doc.name,
+            on_return=self._prediction_ready,
         )
 
     def predict_all(self) -> None:
@@ -830,7 +844,12 @@ class MainWindow(QMainWindow):
             return
         names = [r.name for r in self.project.images() if r.status is not ImageStatus.REVIEWED]
         self._start_job(
-            "Predict all", predict_all, self.models, self.project, names, generator=True
+            "Predict all",
+            predict_all,
+            self.models,
+            self.project,
+            names,
+            on_yield=self._job_progress,
         )
 
     def _prediction_ready(self, result: tuple[str, np.ndarray, np.ndarray]) -> None:

@@ -1,0 +1,249 @@
+"""Fine-tuning in the window: the options dialog and the live training panel.
+
+The panel only shows what the training generator reports
+(:class:`~segstudio.training.loop.TrainProgress`): step, epoch, time left,
+a live plot of the loss and the validation mIoU (pyqtgraph), per-class IoU,
+and at the end the before/after comparison with a button that makes the
+new model active.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+#: Architectures offered for a new model: (label, arch name, params).
+NEW_ARCHS: tuple[tuple[str, str, dict[str, float]], ...] = (
+    ("SegNet (VGG16-BN)", "segnet", {}),
+    ("SegNet, half width", "segnet", {"width": 0.5}),
+    ("SegNet, quarter width", "segnet", {"width": 0.25}),
+    ("SegNet-Basic", "segnet_basic", {}),
+)
+
+
+@dataclass(frozen=True)
+class FineTuneChoice:
+    """What the user chose in the dialog."""
+
+    config: dict[str, Any]  # TrainConfig fields
+    start_from_active: bool  # fine-tune the active model, or start a new one
+    arch: tuple[str, dict[str, float]]  # used when not starting from the active model
+    validation: str  # "auto" or "marked"
+
+
+class FineTuneDialog(QDialog):
+    """Options of a fine-tune run; the defaults are what the Fine-tune action uses."""
+
+    def __init__(self, parent: QWidget | None, *, has_model: bool, marked_val: int) -> None:
+        super().__init__(parent)
+        self.setObjectName("fineTuneDialog")
+        self.setWindowTitle("Fine-tune")
+        form = QFormLayout(self)
+        self.start = QComboBox()
+        self.start.setObjectName("fineTuneStart")
+        if has_model:
+            self.start.addItem("The active model", True)
+        self.start.addItem("A new model", False)
+        self.arch = QComboBox()
+        self.arch.setObjectName("fineTuneArch")
+        for label, name, params in NEW_ARCHS:
+            self.arch.addItem(label, (name, params))
+        self.arch.setCurrentIndex(1)
+        self.limit = QComboBox()
+        self.limit.setObjectName("fineTuneLimit")
+        self.limit.addItems(["Epochs", "Minutes"])
+        self.amount = QDoubleSpinBox()
+        self.amount.setObjectName("fineTuneAmount")
+        self.amount.setRange(0.1, 10000)
+        self.amount.setDecimals(1)
+        self.amount.setValue(10)
+        self.lr = QDoubleSpinBox()
+        self.lr.setObjectName("fineTuneLr")
+        self.lr.setDecimals(5)
+        self.lr.setRange(1e-5, 1.0)
+        self.lr.setSingleStep(1e-4)
+        self.lr.setValue(1e-3)
+        self.batch = QSpinBox()
+        self.batch.setObjectName("fineTuneBatch")
+        self.batch.setRange(1, 64)
+        self.batch.setValue(4)
+        self.freeze = QCheckBox("Freeze the encoder (train the decoder only)")
+        self.freeze.setObjectName("fineTuneFreeze")
+        self.validation = QComboBox()
+        self.validation.setObjectName("fineTuneValidation")
+        self.validation.addItem("An automatic 15 % of the labelled images", "auto")
+        if marked_val:
+            self.validation.addItem(f"The {marked_val} image(s) marked for validation", "marked")
+            self.validation.setCurrentIndex(1)
+        form.addRow("Start from", self.start)
+        form.addRow("New model", self.arch)
+        row = QHBoxLayout()
+        row.addWidget(self.amount)
+        row.addWidget(self.limit)
+        form.addRow("Train for", row)
+        form.addRow("Learning rate", self.lr)
+        form.addRow("Batch size", self.batch)
+        form.addRow("", self.freeze)
+        form.addRow("Validate on", self.validation)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Start")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.start.currentIndexChanged.connect(self._sync)
+        self._sync()
+
+    def _sync(self) -> None:
+        self.arch.setEnabled(not self.start.currentData())
+
+    def choice(self) -> FineTuneChoice:
+        config: dict[str, Any] = {
+            "lr": self.lr.value(),
+            "batch_size": self.batch.value(),
+            "freeze_encoder": self.freeze.isChecked(),
+        }
+        if self.limit.currentText() == "Minutes":
+            config["minutes"] = self.amount.value()
+        else:
+            config["epochs"] = max(1, round(self.amount.value()))
+        return FineTuneChoice(
+            config=config,
+            start_from_active=bool(self.start.currentData()),
+            arch=self.arch.currentData(),
+            validation=self.validation.currentData(),
+        )
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class TrainingPanel(QWidget):
+    """Live view of a training run; ``cancelRequested`` and ``useModelRequested`` go out."""
+
+    cancelRequested = Signal()  # noqa: N815 - Qt naming
+    useModelRequested = Signal()  # noqa: N815
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("trainingPanel")
+        self.status = QLabel("No training run yet. Model → Fine-tune (Ctrl+T).")
+        self.status.setObjectName("trainingStatus")
+        self.status.setWordWrap(True)
+        pg.setConfigOptions(antialias=True)
+        self.loss_plot = pg.PlotWidget(title="Training loss")
+        self.loss_plot.setObjectName("lossPlot")
+        self.loss_plot.setLabel("bottom", "step")
+        self.loss_plot.setMinimumHeight(140)
+        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((80, 160, 255), width=1.5))
+        self.miou_plot = pg.PlotWidget(title="Validation mIoU")
+        self.miou_plot.setObjectName("miouPlot")
+        self.miou_plot.setLabel("bottom", "step")
+        self.miou_plot.setYRange(0, 1)
+        self.miou_plot.setMinimumHeight(120)
+        self.miou_curve = self.miou_plot.plot(
+            pen=pg.mkPen((80, 200, 110), width=1.5), symbol="o", symbolSize=5
+        )
+        self.table = QTableWidget(0, 2)
+        self.table.setObjectName("perClassIou")
+        self.table.setHorizontalHeaderLabels(["Class", "IoU"])
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.result = QLabel()
+        self.result.setObjectName("trainingResult")
+        self.result.setWordWrap(True)
+        self.cancel = QPushButton("Cancel training")
+        self.cancel.setObjectName("trainingCancel")
+        self.cancel.clicked.connect(self.cancelRequested)
+        self.use = QPushButton("Use this model and re-predict unreviewed images")
+        self.use.setObjectName("useTrainedModel")
+        self.use.clicked.connect(self.useModelRequested)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        for w in (self.status, self.loss_plot, self.miou_plot, self.table, self.result):
+            layout.addWidget(w)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.cancel)
+        buttons.addWidget(self.use)
+        layout.addLayout(buttons)
+        self._loss: tuple[list[float], list[float]] = ([], [])
+        self._miou: tuple[list[float], list[float]] = ([], [])
+        self.class_names: tuple[str, ...] = ()
+        self.set_running(False)
+        self.use.setVisible(False)
+
+    def start(self, class_names: tuple[str, ...], what: str) -> None:
+        self.class_names = class_names
+        self._loss = ([], [])
+        self._miou = ([], [])
+        self.loss_curve.setData([], [])
+        self.miou_curve.setData([], [])
+        self.table.setRowCount(0)
+        self.result.setText("")
+        self.use.setVisible(False)
+        self.status.setText(f"Starting: {what}")
+        self.set_running(True)
+
+    def set_running(self, running: bool) -> None:
+        self.cancel.setEnabled(running)
+
+    def progress(self, p: Any) -> None:
+        """Show one :class:`TrainProgress`."""
+        if p.kind == "step":
+            if p.loss is not None:
+                self._loss[0].append(p.step)
+                self._loss[1].append(p.loss)
+                self.loss_curve.setData(*self._loss)
+            total = f"/{p.total_steps}" if p.total_steps else ""
+            speed = f"{p.images_per_s:.1f} img/s" if p.images_per_s else ""
+            loss = f"loss {p.loss:.3f}" if p.loss is not None else ""
+            self.status.setText(
+                f"step {p.step}{total} · epoch {p.epoch} · {loss} · {speed} · "
+                f"time left {_fmt_time(p.eta_s)}"
+            )
+        elif p.kind == "validation" and p.metrics:
+            self._miou[0].append(p.step)
+            self._miou[1].append(p.metrics.get("mean_iou", 0.0))
+            self.miou_curve.setData(*self._miou)
+            self._show_per_class(p.metrics.get("per_class_iou") or [])
+        elif p.message:
+            self.status.setText(p.message)
+
+    def _show_per_class(self, ious: list[float | None]) -> None:
+        self.table.setRowCount(len(ious))
+        for i, iou in enumerate(ious):
+            name = self.class_names[i] if i < len(self.class_names) else str(i)
+            self.table.setItem(i, 0, QTableWidgetItem(name))
+            item = QTableWidgetItem("–" if iou is None else f"{iou:.3f}")
+            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.table.setItem(i, 1, item)
+
+    def finish(self, text: str, *, can_use: bool) -> None:
+        self.set_running(False)
+        self.result.setText(text)
+        self.use.setVisible(can_use)
