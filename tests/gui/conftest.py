@@ -40,8 +40,8 @@ def folder(tmp_path: Path) -> Path:
     return make_images(tmp_path / "project")
 
 
-@pytest.fixture
-def window(qtbot, folder: Path) -> Iterator[MainWindow]:
+def open_window(qtbot, folder: Path) -> MainWindow:
+    """A shown window with ``folder`` open and its first image loaded."""
     win = MainWindow()
     qtbot.addWidget(win)
     win.resize(1000, 700)
@@ -49,6 +49,12 @@ def window(qtbot, folder: Path) -> Iterator[MainWindow]:
     qtbot.waitExposed(win)
     assert win.open_folder(folder)
     qtbot.waitUntil(lambda: win.doc is not None)
+    return win
+
+
+@pytest.fixture
+def window(qtbot, folder: Path) -> Iterator[MainWindow]:
+    win = open_window(qtbot, folder)
     yield win
     win.close()
 

@@ -9,11 +9,10 @@ import pytest
 from PySide6.QtCore import QTimer
 
 from segstudio.core.labelset import UNLABELED, preset
-from segstudio.gui.main_window import MainWindow
 from segstudio.io.project import ImageStatus
 from segstudio.model.arch import ArchSpec
 from segstudio.model.files import new_model, save_model
-from tests.gui.conftest import drag, make_images, show
+from tests.gui.conftest import drag, make_images, open_window, show
 
 
 @pytest.fixture
@@ -30,12 +29,7 @@ def big_folder(tmp_path: Path) -> Path:
 def test_predict_all_runs_in_background_and_respects_human_work(
     qtbot, big_folder: Path, model_file: Path
 ) -> None:
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1000, 700)
-    win.show()
-    assert win.open_folder(big_folder)
-    qtbot.waitUntil(lambda: win.doc is not None)
+    win = open_window(qtbot, big_folder)
     win.set_model(model_file)
     # a reviewed image is never predicted
     show(qtbot, win, "img7.png")
@@ -83,11 +77,7 @@ def test_predict_all_runs_in_background_and_respects_human_work(
 
 
 def test_predict_cancel(qtbot, big_folder: Path, model_file: Path) -> None:
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    win.open_folder(big_folder)
-    qtbot.waitUntil(lambda: win.doc is not None)
+    win = open_window(qtbot, big_folder)
     win.set_model(model_file)
     win.action("actionPredictAll").trigger()
     qtbot.waitUntil(lambda: win.progress.value() >= 1, timeout=60_000)
@@ -109,11 +99,7 @@ def test_model_with_other_classes_is_refused(
         tmp_path / "voc.safetensors",
         new_model(ArchSpec("segnet_basic", {"width": 0.25}), preset("voc")),
     )
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    win.open_folder(folder)
-    qtbot.waitUntil(lambda: win.doc is not None)
+    win = open_window(qtbot, folder)
     win.set_model(voc)
     win.action("actionPredictImage").trigger()
     qtbot.waitUntil(lambda: win.job is None, timeout=60_000)

@@ -16,7 +16,7 @@ from segstudio.gui.actions import ACTIONS
 from segstudio.gui.canvas import Layer, Tool
 from segstudio.gui.main_window import MainWindow
 from segstudio.io.project import ImageStatus, Project
-from tests.gui.conftest import click, drag, show
+from tests.gui.conftest import click, drag, open_window, show
 
 
 def test_open_folder_lists_images_and_shows_the_first(window: MainWindow) -> None:
@@ -90,12 +90,7 @@ def test_grabcut_box_labels_the_object(window: MainWindow, qtbot) -> None:
 
 
 def test_save_close_reopen_restores_masks(qtbot, folder: Path) -> None:
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1000, 700)
-    win.show()
-    win.open_folder(folder)
-    qtbot.waitUntil(lambda: win.doc is not None)
+    win = open_window(qtbot, folder)
     win.palette.choose(5)
     win.canvas.set_brush_radius(4)
     win.layers_panel.opacity[Layer.LABELS].setValue(80)
@@ -107,11 +102,7 @@ def test_save_close_reopen_restores_masks(qtbot, folder: Path) -> None:
     win.close()
     with Project.open(folder) as project:
         assert project.record("img0.png").status is ImageStatus.IN_PROGRESS
-    again = MainWindow()
-    qtbot.addWidget(again)
-    again.show()
-    again.open_folder(folder)
-    qtbot.waitUntil(lambda: again.doc is not None)
+    again = open_window(qtbot, folder)
     assert again.doc.name == "img1.png"  # where the user left off
     assert again.palette.current() == 5 and again.canvas.brush_radius == 4
     assert again.layers_panel.state[Layer.LABELS].opacity == 0.8
@@ -208,11 +199,7 @@ def test_bad_image_gives_a_message_not_a_crash(qtbot, folder: Path, kind: str, m
 
     shown = []
     monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    win.open_folder(folder)
-    qtbot.waitUntil(lambda: win.doc is not None)
+    win = open_window(qtbot, folder)
     if kind == "missing":
         (folder / "zz_bad.png").unlink()
     win.images.select("zz_bad.png")
