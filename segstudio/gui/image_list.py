@@ -102,6 +102,7 @@ class ImageListModel(QAbstractListModel):
         self._records: list[ImageRecord] = []
         self._row: dict[str, int] = {}
         self._thumbs: OrderedDict[str, QIcon] = OrderedDict()
+        self._marked: set[str] = set()
         self._path_of: Callable[[str], Path] | None = None
         self.loader = ThumbnailLoader()
         self.loader.ready.connect(self._thumbnail_ready)
@@ -111,6 +112,12 @@ class ImageListModel(QAbstractListModel):
         self.loader.reset()
         self._thumbs.clear()
         self._path_of = path_of
+
+    def set_marked(self, names: set[str]) -> None:
+        """Images held out for validation (shown as such)."""
+        self._marked = set(names)
+        if self._records:
+            self.dataChanged.emit(self.index(0), self.index(len(self._records) - 1))
 
     def _thumbnail_ready(self, generation: int, name: str, image: QImage) -> None:
         if generation != self.loader.generation:
@@ -151,7 +158,8 @@ class ImageListModel(QAbstractListModel):
             return None
         rec = self._records[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{rec.name}    ·  {STATUS_TEXT[rec.status]}"
+            held_out = "  ·  validation" if rec.name in self._marked else ""
+            return f"{rec.name}    ·  {STATUS_TEXT[rec.status]}{held_out}"
         if role == Qt.ItemDataRole.ForegroundRole:
             return QBrush(STATUS_COLOR[rec.status])
         if role == Qt.ItemDataRole.ToolTipRole:

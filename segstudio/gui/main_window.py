@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,7 +56,15 @@ from segstudio.gui.image_list import ImageListPanel
 from segstudio.gui.layers_panel import LayersPanel
 from segstudio.gui.overlay import heat_table, palette_table
 from segstudio.gui.palette_panel import PalettePanel
-from segstudio.gui.workers import ModelService, Progress, predict_all, predict_one
+from segstudio.gui.training_panel import FineTuneChoice, FineTuneDialog, TrainingPanel
+from segstudio.gui.workers import (
+    ModelService,
+    Progress,
+    TrainingOutcome,
+    predict_all,
+    predict_one,
+    run_training,
+)
 from segstudio.io.project import (
     ImageStatus,
     Project,
@@ -64,6 +73,11 @@ from segstudio.io.project import (
 )
 
 log = logging.getLogger(__name__)
+
+#: What the one-click Fine-tune runs: a time budget that suits a laptop CPU.
+DEFAULT_FINE_TUNE = {"minutes": 5.0, "batch_size": 4}
+#: The architecture of a new model when the project has no model yet.
+DEFAULT_NEW_ARCH = ("segnet", {"width": 0.5})
 
 #: Save after this many idle seconds following an edit ...
 AUTOSAVE_IDLE_MS = 1500
@@ -147,7 +161,17 @@ class MainWindow(QMainWindow):
             "Images", self.images, Qt.DockWidgetArea.LeftDockWidgetArea, "imagesDock"
         )
         self._dock("Classes", self.palette, Qt.DockWidgetArea.RightDockWidgetArea, "classesDock")
-        self._dock("Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea, "layersDock")
+        layers_dock = self._dock(
+            "Layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea, "layersDock"
+        )
+        self.training_panel = TrainingPanel()
+        self.training_dock = self._dock(
+            "Training", self.training_panel, Qt.DockWidgetArea.RightDockWidgetArea, "trainingDock"
+        )
+        self.tabifyDockWidget(layers_dock, self.training_dock)
+        layers_dock.raise_()
+        self._train_cancel: threading.Event | None = None
+        self._trained: Path | None = None
 
         self.resizeDocks([images_dock], [300], Qt.Orientation.Horizontal)
         self.actions_by_name: dict[str, QAction] = {}
@@ -254,6 +278,9 @@ class MainWindow(QMainWindow):
             "actionPredictImage": self.predict_image,
             "actionPredictAll": self.predict_all,
             "actionCancelJob": self.cancel_job,
+            "actionFineTune": self.fine_tune,
+            "actionFineTuneDialog": self.fine_tune_with_options,
+            "actionToggleValidation": self.toggle_validation,
             "actionShortcuts": self.show_shortcuts,
             "actionAbout": self.show_about,
         }
@@ -289,6 +316,8 @@ class MainWindow(QMainWindow):
         self.palette.hiddenChanged.connect(self._set_hidden)
         self.palette.labelsetEdited.connect(self.edit_labelset)
         self.labelsSaved.connect(self._refresh_record)
+        self.training_panel.cancelRequested.connect(self.cancel_job)
+        self.training_panel.useModelRequested.connect(self.use_trained_model)
 
     def action(self, name: str) -> QAction:
         return self.actions_by_name[name]
@@ -314,6 +343,13 @@ class MainWindow(QMainWindow):
         self.action("actionPredictAll").setEnabled(self.project is not None and not running)
         self.action("actionLeastConfident").setEnabled(self.project is not None)
         self.action("actionCancelJob").setEnabled(running)
+        for name in ("actionFineTune", "actionFineTuneDialog"):
+            self.action(name).setEnabled(self.project is not None and not running)
+        self.action("actionToggleValidation").setEnabled(has_doc)
+        if has_doc and self.project is not None:
+            assert self.doc is not None
+            marked = self.doc.name in self._validation_images()
+            self.action("actionToggleValidation").setChecked(marked)
 
     # -- project -------------------------------------------------------------------------
 
@@ -344,6 +380,7 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.canvas)
         records = project.images()
         self.images.model.set_source(project.image_path)
+        self.images.model.set_marked(set(self._validation_images()))
         self.images.set_records(records)
         last = project.get_setting("last_image")
         names = {r.name for r in records}
@@ -878,6 +915,9 @@ class MainWindow(QMainWindow):
     def _job_finished(self) -> None:
         self.statusBar().showMessage(f"{self.job_name} finished", 5000)
         self.job, self.job_name = None, ""
+        if self._train_cancel is not None:
+            self._train_cancel = None
+            self.training_panel.set_running(False)
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
         self._sync_enabled()
@@ -886,12 +926,129 @@ class MainWindow(QMainWindow):
         job = self.job
         if job is None:
             return
-        job.quit()
+        if self._train_cancel is not None:
+            # the training returns at its next step, closing its generator in its own thread
+            self._train_cancel.set()
+        else:
+            job.quit()
         if wait:  # closing: let the worker reach its next yield and report back
             deadline = time.monotonic() + 30
             while self.job is not None and time.monotonic() < deadline:
                 QApplication.processEvents()
                 time.sleep(0.01)
+
+    # -- fine-tuning ---------------------------------------------------------------------
+
+    def _validation_images(self) -> list[str]:
+        names = self.project.get_setting("validation_images") if self.project else None
+        return list(names) if isinstance(names, list) else []
+
+    def toggle_validation(self) -> None:
+        """Hold the open image out of training, for validating new models (or stop)."""
+        if self.project is None or self.doc is None:
+            return
+        names = self._validation_images()
+        if self.doc.name in names:
+            names.remove(self.doc.name)
+            text = f"{self.doc.name} is a training image again"
+        else:
+            names.append(self.doc.name)
+            text = f"{self.doc.name} is held out for validation ({len(names)} in all)"
+        self.project.set_setting("validation_images", names)
+        self.images.model.set_marked(set(names))
+        self.statusBar().showMessage(text, 5000)
+        self._sync_enabled()
+
+    def default_fine_tune(self) -> FineTuneChoice:
+        """What one click on Fine-tune does: train the active model (or a new one)."""
+        return FineTuneChoice(
+            config=dict(DEFAULT_FINE_TUNE),
+            start_from_active=self.models.path is not None,
+            arch=DEFAULT_NEW_ARCH,
+            validation="marked" if self._validation_images() else "auto",
+        )
+
+    def fine_tune_with_options(self) -> None:
+        if self.project is None:
+            return
+        dialog = FineTuneDialog(
+            self,
+            has_model=self.models.path is not None,
+            marked_val=len(self._validation_images()),
+        )
+        if dialog.exec() == QDialog.DialogCode.Accepted:
+            self.fine_tune(dialog.choice())
+
+    def fine_tune(self, choice: FineTuneChoice | None = None) -> None:
+        """Train in a worker on a snapshot of the labels; the user keeps painting."""
+        if self.project is None:
+            return
+        choice = choice or self.default_fine_tune()
+        self._save_doc()
+        self.saver.wait()  # the snapshot includes the latest strokes
+        cancel = threading.Event()
+        ls = self.project.labelset_or_default()
+        start = (
+            f"fine-tuning {self.models.path.name}"
+            if choice.start_from_active and self.models.path
+            else f"training a new {choice.arch[0]} model"
+        )
+        started = self._start_job(
+            "Fine-tune",
+            run_training,
+            self.project,
+            self.models.path,
+            choice,
+            cancel,
+            on_yield=self._training_progress,
+            on_return=self._training_done,
+        )
+        if started:
+            self._train_cancel = cancel
+            self.training_panel.start(ls.names, start)
+            self.training_dock.raise_()
+
+    def _training_progress(self, p: Any) -> None:
+        self.training_panel.progress(p)
+        if p.kind == "step":
+            if p.total_steps:
+                self.progress.setRange(0, p.total_steps)
+                self.progress.setValue(p.step)
+            self.progress.setFormat(f"Fine-tune: step {p.step}")
+
+    def _training_done(self, outcome: TrainingOutcome | None) -> None:
+        if outcome is None:
+            self.training_panel.finish("Cancelled: no model was stored.", can_use=False)
+            return
+        r = outcome.result
+        before = r.before.get("mean_iou") if r.before else None
+        after = r.after.get("mean_iou") if r.after else None
+        images = (r.after or {}).get("images", "the")
+        if before is not None and after is not None:
+            verdict = "better" if r.improved else "NOT better"
+            text = (
+                f"The new model is {verdict} on {images} validation image(s): "
+                f"mIoU {before:.3f} → {after:.3f}."
+            )
+            if not r.improved:
+                text += " The active model stays unless you choose the new one."
+        elif after is not None:
+            text = f"New model: validation mIoU {after:.3f} (no earlier model to compare with)."
+        else:
+            text = "Trained without validation images: mark some (V) to measure the next run."
+        if r.stopped_early:
+            text += f" Stopped early: {r.stopped_early}."
+        text += f" Stored as {outcome.path.name}."
+        self._trained = outcome.path
+        self.training_panel.finish(text, can_use=True)
+        self.statusBar().showMessage(text, 15000)
+
+    def use_trained_model(self) -> None:
+        """Make the newest trained model active and re-predict what nobody reviewed."""
+        if self._trained is None:
+            return
+        self.set_model(self._trained)
+        self.predict_all()
 
     # -- help ----------------------------------------------------------------------------
 

@@ -142,3 +142,58 @@ def predict_all(service: ModelService, project: Project, names: list[str]) -> It
             error = str(exc)
             log.warning("predict %s: %s", name, exc)
         yield Progress(i, total, name, error)
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """A finished fine-tune: where the new model version was stored, and how it did."""
+
+    path: Path
+    result: Any  # segstudio.training.loop.TrainResult
+
+
+def run_training(
+    project: Project,
+    active_model: Path | None,
+    choice: Any,
+    cancel: threading.Event,
+) -> Iterator[Any]:
+    """Fine-tune on the project's labels; yields TrainProgress, returns a TrainingOutcome.
+
+    The data is a snapshot taken now, so the user keeps painting meanwhile.
+    Setting ``cancel`` stops at the next step (the training yields after every
+    step and every validation image); nothing is stored then. The new model
+    version goes to the project's models folder, with its lineage (parent,
+    images, recipe, metrics) in its metadata.
+    """
+    import datetime as _dt
+
+    from segstudio.model.arch import ArchSpec
+    from segstudio.model.files import load_model, save_model, with_metadata
+    from segstudio.training.data import from_project
+    from segstudio.training.loop import TrainConfig, fine_tune
+
+    val_names = project.get_setting("validation_images") if choice.validation == "marked" else None
+    data = from_project(project, val_names=val_names or None)
+    config = TrainConfig.from_dict(choice.config)
+    init = load_model(active_model) if choice.start_from_active and active_model else None
+    arch = None if init is not None else ArchSpec(choice.arch[0], dict(choice.arch[1]))
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = project.state_dir / "training" / stamp
+    gen = fine_tune(data, init=init, arch=arch, config=config, checkpoint_dir=run_dir)
+    try:
+        while True:
+            if cancel.is_set():
+                return None
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            yield progress
+    finally:
+        gen.close()  # on cancel: stops the training here, in the worker thread
+    path = project.models_dir / f"model-{stamp}.safetensors"
+    provenance = {**result.model.info.provenance, "project": str(project.folder)}
+    save_model(path, with_metadata(result.model, provenance=provenance))
+    return TrainingOutcome(path, result)
