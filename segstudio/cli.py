@@ -224,6 +224,156 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- train -----------------------------------------------------------------------------------
+
+
+def _train_args(args: argparse.Namespace) -> tuple[Path, Path, Any]:
+    """Check the arguments of ``train`` before anything is loaded or written."""
+    from segstudio.training.loop import TrainConfig
+
+    source = Path(args.source)
+    if not source.is_dir():
+        raise UsageError(f"{source}: no such folder (a project or a dataset folder)")
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out {out}: model files must end in .safetensors")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a folder")
+    if args.width is not None and args.init is not None:
+        raise UsageError("--width applies to a new model (--arch), not to --init")
+    if args.void is not None and not 0 <= args.void <= 255:
+        raise UsageError(f"--void must be 0..255, got {args.void}")
+    if not 0.0 <= args.val_fraction < 1.0:
+        raise UsageError(f"--val-fraction must be in 0..1 (below 1), got {args.val_fraction}")
+    ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.name + ".ckpt")
+    config = TrainConfig(
+        epochs=args.epochs,
+        minutes=args.minutes,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        lr=args.lr,
+        freeze_encoder=args.freeze_encoder,
+        precision=args.precision,
+        device=args.device,
+        seed=args.seed,
+    )
+    return out, ckpt, config
+
+
+def _drive_training(gen: Any, show: bool) -> Any:
+    """Run the fine-tune generator to its end with a progress bar on stderr (rank 0)."""
+    from tqdm import tqdm
+
+    bar = None
+    try:
+        while True:
+            p = next(gen)
+            if not show:
+                continue
+            if bar is None:
+                bar = tqdm(total=p.total_steps, desc="train", unit="step", file=sys.stderr,
+                           disable=None, leave=False, dynamic_ncols=True)  # fmt: skip
+            if p.kind == "step":
+                bar.update(p.step - bar.n)
+                post = {"epoch": p.epoch}
+                if p.loss is not None:
+                    post["loss"] = f"{p.loss:.4f}"
+                bar.set_postfix(post, refresh=False)
+            elif p.kind == "validation" and p.metrics is not None:
+                bar.write(f"{p.message}", file=sys.stderr)
+                bar.set_description(f"train (val mIoU {p.metrics['mean_iou']:.3f})", refresh=False)
+            elif p.kind == "message":
+                bar.write(p.message, file=sys.stderr)
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        gen.close()
+        if bar is not None:
+            bar.close()
+
+
+def _summary(result: Any) -> list[str]:
+    """The closing lines: before/after mean IoU and, said plainly, whether it improved."""
+    before, after = result.before, result.after
+    lines = []
+    if before is not None:
+        lines.append(
+            f"before: mean IoU {before['mean_iou']:.4f} on {before['images']} val image(s)"
+        )
+    if after is not None:
+        lines.append(f"after:  mean IoU {after['mean_iou']:.4f} on {after['images']} val image(s)")
+    if result.improved is True:
+        delta = after["mean_iou"] - before["mean_iou"]
+        lines.append(f"improved: yes, mean IoU +{delta:.4f}")
+    elif result.improved is False:
+        delta = before["mean_iou"] - after["mean_iou"]
+        lines.append(
+            f"improved: no, mean IoU fell by {delta:.4f}; keep using the starting model"
+            if delta > 0
+            else "improved: no, mean IoU is unchanged"
+        )
+    elif after is None:
+        lines.append("improved: unknown, there are no validation images to score it on")
+    else:
+        lines.append("improved: not comparable, the model started from scratch or a new head")
+    return lines
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from segstudio.model.arch import ArchSpec
+    from segstudio.model.files import load_model, save_model
+    from segstudio.training.data import load_source
+    from segstudio.training.ddp import distributed
+    from segstudio.training.loop import fine_tune
+
+    out, ckpt, config = _train_args(args)
+    labelset = _labelset_arg(args.classes) if args.classes else None
+    init = load_model(args.init) if args.init else None
+    arch = None
+    if init is None:
+        params: dict[str, Any] = {} if args.width is None else {"width": args.width}
+        arch = ArchSpec(args.arch or "segnet", params)
+    source = Path(args.source)
+    if (
+        labelset is None
+        and init is not None
+        and not (source / ".segstudio").is_dir()
+        and not (source / "classes.json").is_file()
+    ):
+        labelset = init.info.labelset  # a dataset without classes.json: the model's classes
+    with distributed(config.device) as env:
+        data = load_source(
+            source,
+            void=args.void,
+            labelset=labelset,
+            val_fraction=args.val_fraction,
+            seed=config.seed,
+            corrected_weight=config.corrected_weight,
+        )
+        gen = fine_tune(
+            data, init=init, arch=arch, config=config, checkpoint_dir=ckpt, resume=args.resume
+        )
+        result = _drive_training(gen, show=env.is_main)
+        if not env.is_main:
+            return 0
+        save_model(out, result.model)
+    prov = result.model.info.provenance
+    print(f"trained {prov['steps']} step(s) in {prov['duration_s']:.1f} s on {data.describe()}")
+    for line in _summary(result):
+        print(line)
+    print(f"wrote {out} (checkpoint in {ckpt})")
+    if result.stopped_early:
+        print(
+            f"segstudio train: stopped early: {result.stopped_early}; {out} holds the last "
+            "good weights",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 # -- the parser ------------------------------------------------------------------------------
 
 
@@ -285,10 +435,51 @@ def build_parser() -> argparse.ArgumentParser:
     p_eval.add_argument("--json", action="store_true", help="print one JSON object")
     _add_runtime_args(p_eval)
     p_eval.set_defaults(func=cmd_eval)
+
+    p_train = sub.add_parser(
+        "train",
+        help="fine-tune or train a model on a project or a dataset folder",
+        description="Train on SOURCE: a SegStudio project (its labelled images), a CamVid/SegNet "
+        "folder (train/ trainannot/ val/ valannot/ classes.json) or images/ + labels/ "
+        "(+ classes.json). Under torchrun it trains data-parallel.",
+    )
+    p_train.add_argument("source", metavar="SOURCE", help="project or dataset folder")
+    start = p_train.add_mutually_exclusive_group()
+    start.add_argument("--init", metavar="MODEL", help="model file to start from (fine-tune)")
+    start.add_argument("--arch", help="a new model of this architecture (default segnet)")
+    p_train.add_argument("--width", type=float, help="channel width multiplier of a new model")
+    length = p_train.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, help="passes over the training images (default 20)")
+    length.add_argument("--minutes", type=float, help="train for this long instead")
+    p_train.add_argument("--batch-size", type=int, default=4, help="images per step (default 4)")
+    p_train.add_argument("--crop", type=int, default=320, help="training crop side (default 320)")
+    p_train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    p_train.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
+    p_train.add_argument("--void", type=int, help="label value to ignore (default: classes.json)")
+    p_train.add_argument(
+        "--classes", help="classes JSON or preset, for a dataset folder without classes.json"
+    )
+    p_train.add_argument(
+        "--val-fraction", type=float, default=0.15, help="share of images held out (default 0.15)"
+    )
+    p_train.add_argument("--seed", type=int, default=0)
+    p_train.add_argument(
+        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps"
+    )
+    p_train.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="compute precision (auto: bf16 autocast where the hardware has it)",
+    )
+    p_train.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    p_train.add_argument("--checkpoint-dir", help="checkpoint folder (default: OUT.ckpt/)")
+    p_train.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p_train.set_defaults(func=cmd_train)
     return parser
 
 
-COMMANDS = ("model", "predict", "eval")
+COMMANDS = ("model", "predict", "eval", "train")
 
 
 def run_gui(folder: str | None) -> int:

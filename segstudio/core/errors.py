@@ -111,3 +111,8 @@ class ProjectError(SegStudioError):
 
 class UsageError(SegStudioError):
     """A bad command-line argument or combination of arguments."""
+
+
+class TrainingError(SegStudioError):
+    """Training cannot start or go on: nothing labelled, a bad recipe, a dataset folder
+    whose images and labels do not match, a checkpoint that belongs to another run."""

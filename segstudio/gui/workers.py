@@ -171,7 +171,7 @@ def run_training(
     from segstudio.model.arch import ArchSpec
     from segstudio.model.files import load_model, save_model, with_metadata
     from segstudio.training.data import from_project
-    from segstudio.training.loop import TrainConfig, fine_tune
+    from segstudio.training.loop import TrainConfig, TrainingCancelled, fine_tune
 
     val_names = project.get_setting("validation_images") if choice.validation == "marked" else None
     data = from_project(project, val_names=val_names or None)
@@ -180,19 +180,23 @@ def run_training(
     arch = None if init is not None else ArchSpec(choice.arch[0], dict(choice.arch[1]))
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = project.state_dir / "training" / stamp
-    gen = fine_tune(data, init=init, arch=arch, config=config, checkpoint_dir=run_dir)
+    gen = fine_tune(
+        data, init=init, arch=arch, config=config, checkpoint_dir=run_dir, cancel=cancel.is_set
+    )
     try:
         while True:
-            if cancel.is_set():
-                return None
             try:
                 progress = next(gen)
             except StopIteration as stop:
                 result = stop.value
                 break
+            except TrainingCancelled:  # raised inside the step, within one block's compute
+                return None
             yield progress
+            if cancel.is_set():
+                return None
     finally:
-        gen.close()  # on cancel: stops the training here, in the worker thread
+        gen.close()  # stops the training here, in the worker thread
     path = project.models_dir / f"model-{stamp}.safetensors"
     provenance = {**result.model.info.provenance, "project": str(project.folder)}
     save_model(path, with_metadata(result.model, provenance=provenance))

@@ -1,0 +1,108 @@
+"""Fine-tune from the window: trains in a worker while the user paints, cancels, stores lineage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segstudio.core.labelset import preset
+from segstudio.gui.main_window import MainWindow
+from segstudio.gui.training_panel import FineTuneChoice
+from segstudio.io.project import Project
+from segstudio.model.arch import ArchSpec
+from segstudio.model.files import new_model, read_model_info, save_model
+from tests.gui.conftest import drag, make_images, open_window
+
+SMALL = {"epochs": 3, "batch_size": 2, "crop": 64}
+
+
+@pytest.fixture
+def labelled(tmp_path: Path) -> Path:
+    """Six synthetic scenes; four carry labels (sky 0, road 3, object 8)."""
+    folder = make_images(tmp_path / "scenes", n=6, size=(90, 120))
+    with Project.open(folder) as project:
+        project.scan()
+        project.set_labelset(preset("camvid11"))
+        for i in range(4):
+            labels = np.zeros((90, 120), np.uint8)
+            labels[45:] = 3
+            labels[30:60, 40:80] = 8
+            project.save_labels(f"img{i}.png", labels)
+    return folder
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    model = new_model(ArchSpec("segnet_basic", {"width": 0.25, "depth": 2}), preset("camvid11"))
+    return save_model(tmp_path / "tiny.safetensors", model)
+
+
+def _choice(**config) -> FineTuneChoice:
+    return FineTuneChoice(
+        config={**SMALL, **config},
+        start_from_active=True,
+        arch=("segnet", {"width": 0.25}),
+        validation="auto",
+    )
+
+
+def test_fine_tune_while_painting_then_use_the_model(
+    qtbot, labelled: Path, tiny_model: Path
+) -> None:
+    win: MainWindow = open_window(qtbot, labelled)
+    win.set_model(tiny_model)
+    win.fine_tune(_choice())
+    assert win.job is not None and win.job_name == "Fine-tune"
+    # the user keeps painting while the model trains
+    win.palette.choose(2)
+    drag(win, [(5, 5), (60, 5)])
+    assert win.doc.labels[5, 30] == 2
+    qtbot.waitUntil(lambda: win.job is None, timeout=180_000)
+    panel = win.training_panel
+    assert "mIoU" in panel.result.text(), panel.result.text()
+    assert panel.use.isVisible()
+    assert len(panel._loss[0]) >= 3  # the loss curve moved
+    assert panel.table.rowCount() == 11  # per-class IoU shown
+    stored = sorted(win.project.models_dir.glob("model-*.safetensors"))
+    assert len(stored) == 1
+    info = read_model_info(stored[0])
+    assert info.provenance["parent"]["path"] == str(tiny_model)  # lineage
+    assert info.provenance["train_images"] + info.provenance["val_images"] == 4
+    assert info.provenance["recipe"]["epochs"] == 3
+    assert "mean_iou" in info.metrics
+    # one click: make it active and re-predict the unreviewed images
+    panel.use.click()
+    assert win.models.path == stored[0]
+    qtbot.waitUntil(lambda: win.job is None, timeout=120_000)
+    assert all(r.has_prediction for r in win.project.images())
+    win.close()
+
+
+def test_fine_tune_cancels_within_a_second(qtbot, labelled: Path, tiny_model: Path) -> None:
+    import time
+
+    win = open_window(qtbot, labelled)
+    win.set_model(tiny_model)
+    win.fine_tune(_choice(epochs=None, minutes=5.0))
+    qtbot.waitUntil(lambda: len(win.training_panel._loss[0]) >= 2, timeout=60_000)
+    t0 = time.monotonic()
+    win.training_panel.cancel.click()
+    qtbot.waitUntil(lambda: win.job is None, timeout=10_000)
+    assert time.monotonic() - t0 < 1.0
+    assert "Cancelled" in win.training_panel.result.text()
+    assert not list(win.project.models_dir.glob("model-*.safetensors"))
+    win.close()
+
+
+def test_validation_images_are_marked_and_used(qtbot, labelled: Path) -> None:
+    win = open_window(qtbot, labelled)
+    win.action("actionToggleValidation").trigger()
+    assert win.project.get_setting("validation_images") == ["img0.png"]
+    assert "validation" in win.images.model.data(win.images.model.index(0))
+    assert win.default_fine_tune().validation == "marked"
+    assert not win.default_fine_tune().start_from_active  # no model yet: a new one
+    win.action("actionToggleValidation").trigger()
+    assert win.project.get_setting("validation_images") == []
+    win.close()
