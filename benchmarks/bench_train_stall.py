@@ -7,7 +7,9 @@ while a brush stroke is painted through the real mouse path every 50 ms.
 A 5 ms QTimer records when the event loop turns; a stall is the longest gap
 beyond the timer's own interval. Baseline, in the same run: the same number
 of training steps driven on the GUI thread (yielding to the event loop after
-every step), as a tool without a worker would.
+every step), as a tool without a worker would. Also measured: how long a
+Cancel takes to end a fine-tune of a full SegNet, clicked at random points
+inside its (3-second) training steps.
 
 Prints one JSON object. Run: ``python benchmarks/bench_train_stall.py [--camvid DIR] [--steps N]``
 """
@@ -42,11 +44,41 @@ from bench_predict_stall import Monitor
 REPO = Path(__file__).resolve().parents[1]
 
 
+def cancel_latency(app: QApplication, win: MainWindow, runs: int) -> dict[str, float]:
+    """Seconds from clicking Cancel to the job's end, fine-tuning a full SegNet,
+    the click landing at a random point inside a training step."""
+    rng = np.random.default_rng(0)
+    times = []
+    for _ in range(runs):
+        choice = FineTuneChoice(
+            config={"minutes": 10.0, "batch_size": 4},
+            start_from_active=False,
+            arch=("segnet", {}),
+            validation="auto",
+        )
+        win.fine_tune(choice)
+        while len(win.training_panel._loss[0]) < 1:  # inside the second step now
+            app.processEvents()
+            time.sleep(0.001)
+        deadline = time.perf_counter() + rng.uniform(0.0, 2.0)
+        while time.perf_counter() < deadline:
+            app.processEvents()
+            time.sleep(0.001)
+        t0 = time.perf_counter()
+        win.training_panel.cancel.click()
+        while win.job is not None:
+            app.processEvents()
+            time.sleep(0.001)
+        times.append(time.perf_counter() - t0)
+    return {"median": round(float(np.median(times)), 3), "max": round(max(times), 3), "runs": runs}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--camvid", type=Path, default=REPO.parent / "shared" / "data" / "camvid")
     ap.add_argument("--images", type=int, default=12)
     ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--cancels", type=int, default=5)
     args = ap.parse_args()
     os.environ["SEGSTUDIO_CONFIG_DIR"] = tempfile.mkdtemp()
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -138,11 +170,13 @@ def main() -> None:
     base = monitor.stop()
     base["seconds"] = round(time.perf_counter() - t0, 2)
     base["steps"] = done["steps"]
+    cancel = cancel_latency(app, win, args.cancels)
     win.close()
     print(
         json.dumps(
             {
                 "benchmark": "fine_tune_gui_stall",
+                "cancel_latency_full_segnet_s": cancel,
                 "images": len(frames),
                 "model": "segnet width 0.5, new, batch 4, crop 320",
                 "target_ms": 50,

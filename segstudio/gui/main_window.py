@@ -61,6 +61,8 @@ from segstudio.gui.workers import (
     ModelService,
     Progress,
     TrainingOutcome,
+    discard_run,
+    interrupted_run,
     predict_all,
     predict_one,
     run_training,
@@ -979,27 +981,62 @@ class MainWindow(QMainWindow):
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.fine_tune(dialog.choice())
 
+    def _offer_resume(self) -> tuple[FineTuneChoice, Path | None, Path] | None:
+        """If a fine-tune was interrupted, ask whether to resume it (else discard it)."""
+        assert self.project is not None
+        found = interrupted_run(self.project)
+        if found is None:
+            return None
+        run, info, asked = found
+        total = info.get("total_steps")
+        where = f"step {info.get('step')}" + (f" of {total}" if total else "")
+        answer = QMessageBox.question(
+            self,
+            "Fine-tune",
+            f"A fine-tune was interrupted at {where} (saved {info.get('saved_at', '?')}). "
+            "Resume it from there?",
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            discard_run(run)
+            return None
+        c = asked["choice"]
+        choice = FineTuneChoice(
+            c["config"], c["start_from_active"], tuple(c["arch"]), c["validation"]
+        )
+        return choice, Path(asked["active_model"]) if asked["active_model"] else None, run
+
     def fine_tune(self, choice: FineTuneChoice | None = None) -> None:
         """Train in a worker on a snapshot of the labels; the user keeps painting."""
         if self.project is None:
             return
+        if self.job is not None:
+            self.statusBar().showMessage(f"{self.job_name} is still running", 5000)
+            return
+        resume: Path | None = None
+        model = self.models.path
+        resumed = self._offer_resume()
+        if resumed is not None:
+            choice, model, resume = resumed
         choice = choice or self.default_fine_tune()
         self._save_doc()
         self.saver.wait()  # the snapshot includes the latest strokes
         cancel = threading.Event()
         ls = self.project.labelset_or_default()
         start = (
-            f"fine-tuning {self.models.path.name}"
-            if choice.start_from_active and self.models.path
+            f"fine-tuning {model.name}"
+            if choice.start_from_active and model
             else f"training a new {choice.arch[0]} model"
         )
+        if resume is not None:
+            start = f"resuming: {start}"
         started = self._start_job(
             "Fine-tune",
             run_training,
             self.project,
-            self.models.path,
+            model,
             choice,
             cancel,
+            resume,
             on_yield=self._training_progress,
             on_return=self._training_done,
         )

@@ -9,7 +9,10 @@ each ``yield`` is a point where progress is reported and cancel takes effect.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from segstudio.core.atomic import atomic_write_text
 from segstudio.core.errors import SegStudioError
 from segstudio.io.images import read_image
 from segstudio.io.project import ImageStatus, Project
@@ -36,15 +40,18 @@ class Progress:
 
 
 def warm_up_torch() -> threading.Thread:
-    """Import torch and run a tiny prediction on a background thread, now.
+    """Import torch and run a tiny prediction and training step on a background thread.
 
-    Importing torch, and the first call of some kernels (max-unpooling among
-    them), hold the GIL for tens of milliseconds, which no thread can hide from
-    the GUI; doing both right after the window appears keeps those hitches out
-    of the first prediction, when the user may be painting.
+    Importing torch, the first call of some kernels (max-unpooling among them)
+    and the optimizer's first use (more imports) hold the GIL for up to 0.15 s,
+    which no thread can hide from the GUI; doing them right after the window
+    appears keeps those hitches out of the first prediction or fine-tune, when
+    the user may be painting.
     """
 
     def work() -> None:
+        import torch
+
         from segstudio.core.labelset import LabelClass, LabelSet
         from segstudio.model.arch import ArchSpec
         from segstudio.model.files import new_model
@@ -53,6 +60,11 @@ def warm_up_torch() -> threading.Thread:
         tiny = LabelSet("warm-up", (LabelClass("a", (1, 1, 1)), LabelClass("b", (2, 2, 2))))
         model = new_model(ArchSpec("segnet_basic", {"width": 0.125, "depth": 2}), tiny)
         Predictor(model).predict(np.zeros((32, 32, 3), np.uint8))
+        # one training step: the optimizer's first use imports more of torch
+        net = model.network.train()
+        optimizer = torch.optim.AdamW(net.parameters())
+        net(torch.zeros(1, 3, 32, 32)).sum().backward()
+        optimizer.step()
 
     thread = threading.Thread(target=work, name="segstudio-warm-up", daemon=True)
     thread.start()
@@ -152,19 +164,54 @@ class TrainingOutcome:
     result: Any  # segstudio.training.loop.TrainResult
 
 
+def _training_dir(project: Project) -> Path:
+    return project.state_dir / "training"
+
+
+def interrupted_run(project: Project) -> tuple[Path, dict[str, Any], dict[str, Any]] | None:
+    """The newest fine-tune that was interrupted (the app quit or crashed mid-run):
+    ``(folder, checkpoint info, what was asked)``, or None.
+
+    Finished and cancelled runs delete their folder, so any run folder with a
+    readable checkpoint is one that can be resumed.
+    """
+    from segstudio.training.loop import checkpoint_info
+
+    root = _training_dir(project)
+    if not root.is_dir():
+        return None
+    for run in sorted(root.iterdir(), reverse=True):
+        asked = run / "choice.json"
+        info = checkpoint_info(run) if asked.is_file() else None
+        if info is not None:
+            try:
+                return run, info, json.loads(asked.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+    return None
+
+
+def discard_run(run: Path) -> None:
+    """Delete a run folder (its checkpoint can be hundreds of MB)."""
+    shutil.rmtree(run, ignore_errors=True)
+
+
 def run_training(
     project: Project,
     active_model: Path | None,
     choice: Any,
     cancel: threading.Event,
+    resume: Path | None = None,
 ) -> Iterator[Any]:
     """Fine-tune on the project's labels; yields TrainProgress, returns a TrainingOutcome.
 
     The data is a snapshot taken now, so the user keeps painting meanwhile.
-    Setting ``cancel`` stops at the next step (the training yields after every
-    step and every validation image); nothing is stored then. The new model
-    version goes to the project's models folder, with its lineage (parent,
-    images, recipe, metrics) in its metadata.
+    Setting ``cancel`` stops within one block of the network's compute (the
+    training polls it inside every step); nothing is stored then. The new
+    model version goes to the project's models folder, with its lineage
+    (parent, images, recipe, metrics) in its metadata. Checkpoints go to a run
+    folder; ``resume`` (such a folder, see :func:`interrupted_run`) continues
+    an interrupted run from its last checkpoint.
     """
     import datetime as _dt
 
@@ -179,9 +226,19 @@ def run_training(
     init = load_model(active_model) if choice.start_from_active and active_model else None
     arch = None if init is not None else ArchSpec(choice.arch[0], dict(choice.arch[1]))
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = project.state_dir / "training" / stamp
+    run_dir = resume or _training_dir(project) / stamp
+    if resume is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        asked = {"choice": dataclasses.asdict(choice), "active_model": str(active_model or "")}
+        atomic_write_text(run_dir / "choice.json", json.dumps(asked))
     gen = fine_tune(
-        data, init=init, arch=arch, config=config, checkpoint_dir=run_dir, cancel=cancel.is_set
+        data,
+        init=init,
+        arch=arch,
+        config=config,
+        checkpoint_dir=run_dir,
+        resume=resume is not None,
+        cancel=cancel.is_set,
     )
     try:
         while True:
@@ -191,13 +248,16 @@ def run_training(
                 result = stop.value
                 break
             except TrainingCancelled:  # raised inside the step, within one block's compute
+                discard_run(run_dir)
                 return None
             yield progress
             if cancel.is_set():
+                discard_run(run_dir)
                 return None
     finally:
         gen.close()  # stops the training here, in the worker thread
     path = project.models_dir / f"model-{stamp}.safetensors"
     provenance = {**result.model.info.provenance, "project": str(project.folder)}
     save_model(path, with_metadata(result.model, provenance=provenance))
+    discard_run(run_dir)  # the model is stored; the checkpoint is no longer needed
     return TrainingOutcome(path, result)

@@ -106,3 +106,42 @@ def test_validation_images_are_marked_and_used(qtbot, labelled: Path) -> None:
     win.action("actionToggleValidation").trigger()
     assert win.project.get_setting("validation_images") == []
     win.close()
+
+
+def test_interrupted_fine_tune_resumes_from_its_checkpoint(
+    qtbot, labelled: Path, tiny_model: Path, monkeypatch
+) -> None:
+    import threading
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from segstudio.gui.workers import interrupted_run, run_training
+
+    win = open_window(qtbot, labelled)
+    win.set_model(tiny_model)
+    choice = _choice(epochs=4, checkpoint_every_s=0.001)
+    # a run that dies after 3 steps (its generator is dropped, as when the app is killed)
+    gen = run_training(win.project, tiny_model, choice, threading.Event())
+    steps = 0
+    for p in gen:
+        steps += p.kind == "step"
+        if steps == 3:
+            break
+    del gen
+    found = interrupted_run(win.project)
+    assert found is not None and found[1]["step"] >= 2  # written after each step's report
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox,
+        "question",
+        lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes,
+    )
+    win.fine_tune()
+    assert asked and f"step {found[1]['step']} of" in asked[0]
+    qtbot.waitUntil(lambda: win.job is None, timeout=120_000)
+    stored = sorted(win.project.models_dir.glob("model-*.safetensors"))
+    assert len(stored) == 1
+    prov = read_model_info(stored[0]).provenance
+    assert prov["steps"] == prov["total_steps"]
+    assert interrupted_run(win.project) is None  # finished runs leave no checkpoint behind
+    win.close()
