@@ -82,6 +82,7 @@ class PalettePanel(QWidget):
         self.list = QListWidget()
         self.list.setObjectName("classList")
         self.list.setIconSize(QSize(16, 16))
+        self.list.setMinimumHeight(200)  # a dozen classes stay visible beside the training plots
         self.list.currentRowChanged.connect(self._row_changed)
         self.list.itemChanged.connect(self._item_changed)
         self.list.itemDoubleClicked.connect(lambda _item: self.recolour())

@@ -158,13 +158,13 @@ class TrainingPanel(QWidget):
         self.loss_plot = pg.PlotWidget(title="Training loss")
         self.loss_plot.setObjectName("lossPlot")
         self.loss_plot.setLabel("bottom", "step")
-        self.loss_plot.setMinimumHeight(140)
+        self.loss_plot.setMinimumHeight(110)
         self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((80, 160, 255), width=1.5))
         self.miou_plot = pg.PlotWidget(title="Validation mIoU")
         self.miou_plot.setObjectName("miouPlot")
         self.miou_plot.setLabel("bottom", "step")
         self.miou_plot.setYRange(0, 1)
-        self.miou_plot.setMinimumHeight(120)
+        self.miou_plot.setMinimumHeight(100)
         self.miou_curve = self.miou_plot.plot(
             pen=pg.mkPen((80, 200, 110), width=1.5), symbol="o", symbolSize=5
         )
@@ -231,6 +231,8 @@ class TrainingPanel(QWidget):
             self._miou[1].append(p.metrics.get("mean_iou", 0.0))
             self.miou_curve.setData(*self._miou)
             self._show_per_class(p.metrics.get("per_class_iou") or [])
+        elif p.kind == "checkpoint":
+            self.status.setText(f"step {p.step}: checkpoint saved (a crash can resume from here)")
         elif p.message:
             self.status.setText(p.message)
 
@@ -245,5 +247,6 @@ class TrainingPanel(QWidget):
 
     def finish(self, text: str, *, can_use: bool) -> None:
         self.set_running(False)
+        self.status.setText("Finished." if can_use else "Stopped.")
         self.result.setText(text)
         self.use.setVisible(can_use)
