@@ -31,6 +31,20 @@ def _spec(
 ACTIONS: tuple[ActionSpec, ...] = (
     _spec("actionOpenFolder", "&Open Folder…", "Ctrl+O", "&File", "Open a folder of images"),
     _spec("actionSave", "&Save", "Ctrl+S", "&File", "Save the labels now"),
+    _spec(
+        "actionExportDataset",
+        "&Export dataset…",
+        "Ctrl+E",
+        "&File",
+        "Write the labelled images as an index-PNG, CamVid, VOC, Cityscapes or COCO dataset",
+    ),
+    _spec(
+        "actionImportDataset",
+        "&Import dataset…",
+        "Ctrl+Shift+I",
+        "&File",
+        "Bring in masks from a dataset folder, as reviewed labels",
+    ),
     _spec("actionCloseFolder", "&Close Folder", "Ctrl+W", "&File"),
     _spec("actionQuit", "&Quit", "Ctrl+Q", "&File"),
     _spec("actionUndo", "&Undo", "Ctrl+Z", "&Edit"),

@@ -51,6 +51,7 @@ from segstudio.core.tools import (
 )
 from segstudio.gui.actions import ACTIONS, MENUS, shortcut_text
 from segstudio.gui.canvas import Canvas, Layer, Tool
+from segstudio.gui.dataset_dialogs import ExportChoice, ExportDialog, ImportChoice, ImportDialog
 from segstudio.gui.document import ImageDocument, Saver
 from segstudio.gui.image_list import ImageListPanel
 from segstudio.gui.layers_panel import LayersPanel
@@ -65,6 +66,7 @@ from segstudio.gui.workers import (
     interrupted_run,
     predict_all,
     predict_one,
+    run_cancellable,
     run_training,
 )
 from segstudio.io.project import (
@@ -172,7 +174,7 @@ class MainWindow(QMainWindow):
         )
         self.tabifyDockWidget(layers_dock, self.training_dock)
         layers_dock.raise_()
-        self._train_cancel: threading.Event | None = None
+        self._job_cancel: threading.Event | None = None
         self._trained: Path | None = None
 
         self.resizeDocks([images_dock], [300], Qt.Orientation.Horizontal)
@@ -281,6 +283,8 @@ class MainWindow(QMainWindow):
             "actionPredictAll": self.predict_all,
             "actionCancelJob": self.cancel_job,
             "actionFineTune": self.fine_tune,
+            "actionExportDataset": self.export_dataset,
+            "actionImportDataset": self.import_dataset,
             "actionFineTuneDialog": self.fine_tune_with_options,
             "actionToggleValidation": self.toggle_validation,
             "actionShortcuts": self.show_shortcuts,
@@ -345,7 +349,12 @@ class MainWindow(QMainWindow):
         self.action("actionPredictAll").setEnabled(self.project is not None and not running)
         self.action("actionLeastConfident").setEnabled(self.project is not None)
         self.action("actionCancelJob").setEnabled(running)
-        for name in ("actionFineTune", "actionFineTuneDialog"):
+        for name in (
+            "actionFineTune",
+            "actionFineTuneDialog",
+            "actionExportDataset",
+            "actionImportDataset",
+        ):
             self.action(name).setEnabled(self.project is not None and not running)
         self.action("actionToggleValidation").setEnabled(has_doc)
         if has_doc and self.project is not None:
@@ -916,10 +925,10 @@ class MainWindow(QMainWindow):
 
     def _job_finished(self) -> None:
         self.statusBar().showMessage(f"{self.job_name} finished", 5000)
-        self.job, self.job_name = None, ""
-        if self._train_cancel is not None:
-            self._train_cancel = None
+        if self.job_name == "Fine-tune":
             self.training_panel.set_running(False)
+        self.job, self.job_name = None, ""
+        self._job_cancel = None
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
         self._sync_enabled()
@@ -928,9 +937,9 @@ class MainWindow(QMainWindow):
         job = self.job
         if job is None:
             return
-        if self._train_cancel is not None:
+        if self._job_cancel is not None:
             # the training returns at its next step, closing its generator in its own thread
-            self._train_cancel.set()
+            self._job_cancel.set()
         else:
             job.quit()
         if wait:  # closing: let the worker reach its next yield and report back
@@ -1041,7 +1050,7 @@ class MainWindow(QMainWindow):
             on_return=self._training_done,
         )
         if started:
-            self._train_cancel = cancel
+            self._job_cancel = cancel
             self.training_panel.start(ls.names, start)
             self.training_dock.raise_()
 
@@ -1086,6 +1095,93 @@ class MainWindow(QMainWindow):
             return
         self.set_model(self._trained)
         self.predict_all()
+
+    # -- datasets --------------------------------------------------------------------------
+
+    def _start_cancellable(self, name: str, make: Callable[[], Any], done: Callable) -> None:
+        cancel = threading.Event()
+        if self._start_job(
+            name, run_cancellable, make, cancel, on_yield=self._dataset_progress, on_return=done
+        ):
+            self._job_cancel = cancel
+
+    def _dataset_progress(self, p: Any) -> None:
+        self.progress.setRange(0, max(p.total, 1))
+        self.progress.setValue(p.done)
+
+    def export_dataset(self, choice: ExportChoice | None = None) -> None:
+        """Export the labelled images in a worker (progress, cancel); DIR is swapped in whole."""
+        if self.project is None:
+            return
+        if choice is None:
+            dialog = ExportDialog(
+                self, self.project.folder.parent / f"{self.project.folder.name}-dataset"
+            )
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return
+            choice = dialog.choice()
+        from segstudio.io.datasets import ExportOptions, export_dataset
+
+        self._save_doc()
+        self.saver.wait()
+        project, out = self.project, choice.out
+        try:
+            options = ExportOptions(**choice.options)
+        except SegStudioError as exc:
+            QMessageBox.warning(self, "Export", str(exc))
+            return
+        self._start_cancellable(
+            "Export", lambda: export_dataset(project, out, options), self._export_done
+        )
+
+    def _export_done(self, report: Any) -> None:
+        if report is None:
+            self.statusBar().showMessage("Export cancelled: nothing was written", 8000)
+            return
+        splits = ", ".join(f"{k} {v}" for k, v in report.splits.items())
+        text = f"Exported {report.images} image(s) as {report.format} to {report.out} ({splits})."
+        if report.skipped:
+            shown = "\n".join(report.skipped[:20])
+            more = f"\n… and {len(report.skipped) - 20} more" if len(report.skipped) > 20 else ""
+            text += f"\n\nNot exported:\n{shown}{more}"
+        QMessageBox.information(self, "Export", text)
+
+    def import_dataset(self, choice: ImportChoice | None = None) -> None:
+        """Import a dataset's masks as reviewed labels, whole or not at all, in a worker."""
+        if self.project is None:
+            return
+        if choice is None:
+            dialog = ImportDialog(self)
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return
+            choice = dialog.choice()
+        from segstudio.io.datasets import import_dataset
+
+        self._save_doc()
+        self.saver.wait()
+        project = self.project
+        self._start_cancellable(
+            "Import",
+            lambda: import_dataset(
+                project, choice.source, choice.format, palette=choice.palette, void=choice.void
+            ),
+            self._import_done,
+        )
+
+    def _import_done(self, report: Any) -> None:
+        if report is None or self.project is None:
+            self.statusBar().showMessage("Import cancelled: the project is unchanged", 8000)
+            return
+        self.palette.set_labelset(self.project.labelset, keep_row=self.palette.current())
+        self._refresh_tables()
+        self.images.set_records(self.project.images())
+        if self.doc is not None:
+            self.doc.reload_labels()
+            self.canvas.labels_item.set_values(self.doc.labels)
+        text = f"Imported {report.labels} mask(s) for {report.images} image(s) as reviewed labels."
+        if report.warnings:
+            text += "\n\n" + "\n".join(report.warnings[:20])
+        QMessageBox.information(self, "Import", text)
 
     # -- help ----------------------------------------------------------------------------
 

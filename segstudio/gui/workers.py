@@ -14,7 +14,7 @@ import json
 import logging
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,3 +261,26 @@ def run_training(
     save_model(path, with_metadata(result.model, provenance=provenance))
     discard_run(run_dir)  # the model is stored; the checkpoint is no longer needed
     return TrainingOutcome(path, result)
+
+
+def run_cancellable(
+    make: Callable[[], Generator[Any, None, Any]], cancel: threading.Event
+) -> Generator[Any, None, Any]:
+    """Drive the generator ``make()`` returns, in the worker thread, until it ends or
+    ``cancel`` is set; returns its value, or None when cancelled.
+
+    Closing happens here, in the thread that ran it, so the generator's own
+    clean-up (an export's temporary folder, say) runs at once.
+    """
+    gen = make()
+    try:
+        while True:
+            try:
+                progress = next(gen)
+            except StopIteration as stop:
+                return stop.value
+            yield progress
+            if cancel.is_set():
+                return None
+    finally:
+        gen.close()
