@@ -30,6 +30,12 @@ log = logging.getLogger("segstudio")
 EXIT_USAGE = 2
 
 
+# Copies of segstudio.io.datasets.FORMATS / IMPORT_FORMATS, so building the parser does not
+# import OpenCV (tests/unit/test_datasets.py checks they agree).
+EXPORT_FORMATS = ("index", "camvid", "voc", "cityscapes", "coco")
+IMPORT_FORMATS = ("index", "rgb", "voc", "camvid", "cvat", "cityscapes", "coco")
+
+
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line on stderr and exit code 2."""
 
@@ -374,6 +380,98 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export / import -------------------------------------------------------------------------
+
+
+def _open_project(folder: str, *, create: bool = False) -> Any:
+    """The project of ``folder``; ``create`` makes a folder of images one (import)."""
+    from segstudio.io.project import Project
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise UsageError(f"{folder}: no such folder")
+    if not create and not (path / ".segstudio").is_dir():
+        raise UsageError(f"{folder}: not a SegStudio project (no .segstudio folder)")
+    return Project.open(path, create=create)
+
+
+def _split_arg(value: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(v) for v in value.split(","))
+    except ValueError as exc:
+        raise UsageError(f"--split {value}: expected three numbers such as 0.8,0.1,0.1") from exc
+    if len(parts) != 3:
+        raise UsageError(f"--split {value}: expected three shares (train,val,test)")
+    return parts  # type: ignore[return-value]
+
+
+def _drive(gen: Any, desc: str) -> Any:
+    """Run an export/import generator to its end with a tqdm bar on stderr."""
+    bar = None
+    try:
+        while True:
+            p = next(gen)
+            if bar is None:
+                bar = _progress(p.total, desc)
+            bar.update(p.done - bar.n)
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        gen.close()
+        if bar is not None:
+            bar.close()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from segstudio.io.datasets import ExportOptions, export_dataset
+
+    if args.camvid_void is not None and not 0 <= args.camvid_void <= 255:
+        raise UsageError(f"--camvid-void must be 0..255, got {args.camvid_void}")
+    options = ExportOptions(
+        format=args.format,
+        split=_split_arg(args.split),
+        seed=args.seed,
+        include_predicted=args.include_predicted,
+        camvid_void=args.camvid_void,
+        camvid_color=args.camvid_color,
+        instances=args.instances,
+        overwrite=args.overwrite,
+    )
+    with _open_project(args.project) as project:
+        report = _drive(export_dataset(project, Path(args.out), options), "export")
+    splits = ", ".join(f"{k} {v}" for k, v in report.splits.items())
+    print(
+        f"exported {report.images} image(s) as {report.format} to {report.out} ({splits}); "
+        f"{len(report.skipped)} skipped"
+    )
+    for line in report.skipped:
+        print(f"segstudio export: skipped {line}", file=sys.stderr)
+    for line in report.warnings:
+        print(f"segstudio export: warning: {line}", file=sys.stderr)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from segstudio.io.datasets import import_dataset
+
+    if args.void is not None and not 0 <= args.void <= 255:
+        raise UsageError(f"--void must be 0..255, got {args.void}")
+    source = Path(args.source)
+    if not source.is_dir():
+        raise UsageError(f"{source}: no such dataset folder")
+    palette = Path(args.palette) if args.palette else None
+    with _open_project(args.project, create=True) as project:
+        gen = import_dataset(project, source, args.format, palette=palette, void=args.void)
+        report = _drive(gen, "import")
+    print(
+        f"imported {report.labels} label map(s) ({report.images} new image(s), "
+        f"{report.classes.num_classes} classes of {report.classes.name!r}) from {source}"
+    )
+    for line in report.warnings:
+        print(f"segstudio import: warning: {line}", file=sys.stderr)
+    return 0
+
+
 # -- the parser ------------------------------------------------------------------------------
 
 
@@ -476,10 +574,41 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("--checkpoint-dir", help="checkpoint folder (default: OUT.ckpt/)")
     p_train.add_argument("--out", required=True, help="model file to write (.safetensors)")
     p_train.set_defaults(func=cmd_train)
+
+    p_exp = sub.add_parser("export", help="export a project's labelled images as a dataset")
+    p_exp.add_argument("project", metavar="PROJECT", help="project folder")
+    p_exp.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    p_exp.add_argument("--out", required=True, help="dataset folder to create")
+    p_exp.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test shares")
+    p_exp.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    p_exp.add_argument(
+        "--include-predicted",
+        action="store_true",
+        help="also in-progress images and predicted ones (their prediction as the mask)",
+    )
+    p_exp.add_argument("--camvid-void", type=int, help="camvid: write unlabeled as this value")
+    p_exp.add_argument(
+        "--camvid-color", action="store_true", help="camvid: also *_L.png + label_colors.txt"
+    )
+    p_exp.add_argument(
+        "--instances", action="store_true", help="coco: one annotation per connected component"
+    )
+    p_exp.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    p_exp.set_defaults(func=cmd_export)
+
+    p_imp = sub.add_parser("import", help="import a labelled dataset into a project")
+    p_imp.add_argument("project", metavar="PROJECT", help="project folder")
+    p_imp.add_argument("source", metavar="SOURCE", help="dataset folder")
+    p_imp.add_argument("--format", required=True, choices=IMPORT_FORMATS)
+    p_imp.add_argument(
+        "--palette", help="rgb: label_colors.txt or classes JSON; others: classes JSON"
+    )
+    p_imp.add_argument("--void", type=int, help="the dataset's void value (becomes unlabeled)")
+    p_imp.set_defaults(func=cmd_import)
     return parser
 
 
-COMMANDS = ("model", "predict", "eval", "train")
+COMMANDS = ("model", "predict", "eval", "train", "export", "import")
 
 
 def run_gui(folder: str | None) -> int:

@@ -109,6 +109,12 @@ class ProjectError(SegStudioError):
     a missing or unwritable folder, a corrupt or newer-version database, an unknown image."""
 
 
+class DatasetError(SegStudioError):
+    """A dataset cannot be exported or imported: the output folder exists, names clash,
+    files are missing or unreadable, or masks hold colours or classes the label set lacks.
+    The message lists every problem found, not just the first."""
+
+
 class UsageError(SegStudioError):
     """A bad command-line argument or combination of arguments."""
 

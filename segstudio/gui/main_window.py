@@ -1174,10 +1174,13 @@ class MainWindow(QMainWindow):
             return
         self.palette.set_labelset(self.project.labelset, keep_row=self.palette.current())
         self._refresh_tables()
-        self.images.set_records(self.project.images())
+        records = self.project.images()
+        self.images.set_records(records)
         if self.doc is not None:
             self.doc.reload_labels()
             self.canvas.labels_item.set_values(self.doc.labels)
+        elif records:
+            self.images.select(records[0].name)
         text = f"Imported {report.labels} mask(s) for {report.images} image(s) as reviewed labels."
         if report.warnings:
             text += "\n\n" + "\n".join(report.warnings[:20])

@@ -74,10 +74,11 @@ import json
 import logging
 import math
 import os
+import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -771,6 +772,146 @@ class Project:
             )
             detail = {"from": row.status.value, "to": new.value}
             self._event(db, row.id, "set_status", who, now, detail)
+
+    def import_labels(
+        self,
+        items: Sequence[tuple[str, np.ndarray]],
+        *,
+        labelset: LabelSet | None = None,
+        user: str | None = None,
+    ) -> int:
+        """Store human labels for many images at once, all or nothing, as REVIEWED.
+
+        Every label file is written first, under a name no row uses yet
+        (``<image name>.v<N>.import-<token>.png``), inside the write transaction;
+        then ONE commit points every row at its new file, sets the status to
+        :attr:`ImageStatus.REVIEWED`, logs an ``import_labels`` event per image
+        and, when ``labelset`` is given, stores it. Before that commit nothing is
+        visible: a failure deletes the new files, and a crash leaves files no row
+        names, which the orphan sweep of :meth:`open` deletes (their names never
+        match the "recover a human save" rule). Label files the rows named before
+        are deleted after the commit.
+
+        Parameters
+        ----------
+        items : sequence of (str, numpy.ndarray)
+            Image name and its ``H x W`` ``uint8`` label map (class ids, 255 =
+            unlabeled). Names must be unique and known to the project (call
+            :meth:`scan` after adding image files).
+        labelset : LabelSet, optional
+            The label set the maps are numbered for. Stored when the project has
+            none, or has one but no stored label or prediction maps; when the
+            project already has maps, it must have the same classes.
+        user : str, optional
+            Who imported them (default: the logged-in user).
+
+        Returns
+        -------
+        int
+            The number of label maps stored.
+
+        Raises
+        ------
+        ValueError
+            A map is not a non-empty 2-D ``uint8`` array, or a name repeats.
+        ProjectError
+            Unknown image, a map holds ids outside the label set, ``labelset``
+            conflicts with stored maps, or a file cannot be written; the project
+            is left as it was.
+        """
+        checked: list[tuple[str, np.ndarray]] = []
+        seen: set[str] = set()
+        for name, arr in items:
+            if name in seen:
+                raise ValueError(f"import_labels: image {name!r} is given twice")
+            seen.add(name)
+            checked.append((name, _check_map(arr, f"labels of {name!r}")))
+        if labelset is not None and not isinstance(labelset, LabelSet):
+            raise TypeError(f"import_labels needs a LabelSet, got {type(labelset).__name__}")
+        who = user or _current_user()
+        token = secrets.token_hex(4)
+        written: list[Path] = []
+        old_files: list[Path] = []
+        changed_labelset = False
+        with self._lock:
+            # Leftovers of a sweep skipped at open must not be mistaken for new files.
+            self._sweep_orphans()
+            with self._transaction() as db:
+                try:
+                    stored = self._stored_labelset(db)
+                    if labelset is not None and (
+                        stored is None
+                        or not stored.same_classes(labelset)
+                        or stored.name != labelset.name
+                        or stored.unlabeled_color != labelset.unlabeled_color
+                    ):
+                        if stored is not None and not stored.same_classes(labelset):
+                            (maps,) = db.execute(
+                                "SELECT COUNT(*) FROM images WHERE label_file IS NOT NULL "
+                                "OR pred_file IS NOT NULL"
+                            ).fetchone()
+                            if maps:
+                                raise ProjectError(
+                                    f"the imported label set {labelset.name!r} has other classes "
+                                    f"than the project's {stored.name!r}, and {maps} images have "
+                                    "stored label maps; map the classes by name first"
+                                )
+                        _set_meta(db, "labelset", labelset.to_json())
+                        self._event(
+                            db, None, "set_labelset", who, time.time(), {"name": labelset.name}
+                        )
+                        changed_labelset = True
+                        stored = labelset
+                    ls = stored or preset("camvid11")
+                    version = _meta_version(db)
+                    palette = ls.palette()
+                    now = time.time()
+                    updates: list[tuple[str, str, float, str, int]] = []
+                    events: list[tuple[int, str, str, float, str]] = []
+                    for name, arr in checked:
+                        row = self._row(db, name)
+                        top = int(arr.max())
+                        if top >= ls.num_classes and top != UNLABELED:
+                            bad = np.unique(arr[(arr >= ls.num_classes) & (arr != UNLABELED)])
+                            raise ProjectError(
+                                f"{name}: the labels hold ids {bad.tolist()[:10]} that are not "
+                                f"classes of {ls.name!r} (0..{ls.num_classes - 1}) or 255"
+                            )
+                        file_name = f"{_file_base(row.name)}.v{version}.import-{token}.png"
+                        path = self._labels_dir / file_name
+                        written.append(path)
+                        self._write_map(path, arr, palette, name)
+                        if row.label_file is not None:
+                            old_files.append(self._labels_dir / row.label_file)
+                        updates.append((file_name, ImageStatus.REVIEWED.value, now, who, row.id))
+                        detail = {
+                            "status": ImageStatus.REVIEWED.value,
+                            "shape": list(arr.shape),
+                            "from": row.status.value,
+                            "replaced_labels": row.label_file is not None,
+                        }
+                        events.append((row.id, "import_labels", who, now, json.dumps(detail)))
+                    db.executemany(
+                        "UPDATE images SET label_file = ?, status = ?, updated_at = ?, "
+                        "updated_by = ? WHERE id = ?",
+                        updates,
+                    )
+                    db.executemany(
+                        "INSERT INTO events (image_id, action, user, time, detail) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        events,
+                    )
+                except BaseException:
+                    # Not committed: no row names the new files. Remove them while the
+                    # write lock keeps other processes away from the labels folder.
+                    _discard(written)
+                    raise
+            # Committed. What follows only tidies.
+            if changed_labelset:
+                self._refresh_settings_copy()
+            _discard(old_files)
+        _log.info("imported labels of %d images into %s", len(checked), self._folder)
+        return len(checked)
 
     # -------------------------------------------------------------- predictions
 
