@@ -254,6 +254,8 @@ class Canvas(QGraphicsView):
         if self.tool in BRUSH_TOOLS:
             if not self._inside(p):
                 return
+            if self._stroke_last is not None:  # a stroke whose release we never saw
+                self.strokeFinished.emit()
             self._stroke_last = p
             self.strokeStarted.emit()
             self._emit_segment(p, p)
@@ -284,9 +286,14 @@ class Canvas(QGraphicsView):
         else:
             self.cursorMoved.emit(-1, -1)
         if self._stroke_last is not None:
-            a = self._stroke_last
-            self._stroke_last = p
-            self._emit_segment(a, p)
+            if not event.buttons() & Qt.MouseButton.LeftButton:
+                # the release went elsewhere (a modal dialog took it): end the stroke
+                self._stroke_last = None
+                self.strokeFinished.emit()
+            else:
+                a = self._stroke_last
+                self._stroke_last = p
+                self._emit_segment(a, p)
         elif self._polygon:
             self._update_polygon_preview(p)
         elif self._box_from is not None:
@@ -324,6 +331,16 @@ class Canvas(QGraphicsView):
             event.accept()
             return
         super().mouseDoubleClickEvent(event)
+
+    def enterEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
+        # keys (Space to pan, Enter to close a polygon) go to the canvas under the
+        # cursor, not to the last-clicked panel, where Space would press a button
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
+        super().enterEvent(event)
+
+    def focusOutEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
+        self._space = False
+        super().focusOutEvent(event)
 
     def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
         self.cursor_item.setVisible(False)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 from segstudio.core.edit import LabelEditor
+from segstudio.core.errors import SegStudioError
 from segstudio.core.labelset import UNLABELED
 from segstudio.io.images import LoadedImage, read_image
 from segstudio.io.project import ImageStatus, Project
@@ -32,26 +34,48 @@ class PredictionLayer:
 
 
 class Saver:
-    """Writes label maps on one background thread, in submission order."""
+    """Writes label maps on one background thread, in submission order.
 
-    def __init__(self) -> None:
+    A write that fails (disk full, permission denied) is not lost: its labels
+    are kept in :attr:`failed` and written again by :meth:`retry_failed`, and
+    ``on_error(name, message)`` is called (from the saver thread) so the
+    window can tell the user.
+    """
+
+    def __init__(self, on_error: Callable[[str, str], None] | None = None) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segstudio-save")
         self._lock = threading.Lock()
         self._pending: list[Future[None]] = []
-        self.last_error: BaseException | None = None
+        self.failed: dict[str, tuple[Project, np.ndarray, int | None]] = {}
+        self.on_error = on_error
 
-    def submit(self, project: Project, name: str, labels: np.ndarray) -> Future[None]:
-        future = self._pool.submit(project.save_labels, name, labels)
+    def submit(
+        self, project: Project, name: str, labels: np.ndarray, version: int | None = None
+    ) -> Future[None]:
+        def write() -> None:
+            try:
+                project.save_labels(name, labels, labelset_version=version)
+            except (SegStudioError, OSError) as exc:
+                with self._lock:
+                    self.failed[name] = (project, labels, version)
+                log.error("saving labels of %s failed: %s", name, exc)
+                if self.on_error is not None:
+                    self.on_error(name, str(exc))
+                raise
+            with self._lock:
+                self.failed.pop(name, None)
+
+        future = self._pool.submit(write)
         with self._lock:
             self._pending = [f for f in self._pending if not f.done()] + [future]
-        future.add_done_callback(self._done)
         return future
 
-    def _done(self, future: Future[None]) -> None:
-        exc = future.exception()
-        if exc is not None:
-            log.error("saving labels failed: %s", exc)
-            self.last_error = exc
+    def retry_failed(self) -> None:
+        """Queue again every write that failed (newer saves of an image replace it)."""
+        with self._lock:
+            failed = dict(self.failed)
+        for name, (project, labels, version) in failed.items():
+            self.submit(project, name, labels, version)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until every submitted save has finished."""
@@ -71,6 +95,8 @@ class ImageDocument:
         self.project = project
         self.name = name
         self._saver = saver
+        # the class numbering the labels are in: a save after a class migration is refused
+        self.labelset_version = project.labelset_version
         self.image: LoadedImage = read_image(project.image_path(name))
         h, w = self.image.height, self.image.width
         stored = project.load_labels(name)
@@ -112,6 +138,8 @@ class ImageDocument:
         """Save the labels if they changed; returns the pending write, if any."""
         if not self.editor.dirty:
             return None
-        future = self._saver.submit(self.project, self.name, self.labels.copy())
-        self.editor.mark_saved()
+        future = self._saver.submit(
+            self.project, self.name, self.labels.copy(), self.labelset_version
+        )
+        self.editor.mark_saved()  # a failed write is kept by the saver and retried
         return future

@@ -170,7 +170,7 @@ class ImageListModel(QAbstractListModel):
             return rec.name
         if role == Qt.ItemDataRole.DecorationRole:
             icon = self._thumbs.get(rec.name)
-            if icon is None and self._path_of is not None:
+            if icon is None and self._path_of is not None:  # a plain path join: no DB query
                 self.loader.request(rec.name, self._path_of(rec.name))
             return icon
         return None

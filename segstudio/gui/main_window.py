@@ -52,7 +52,7 @@ from segstudio.core.tools import (
 from segstudio.gui.actions import ACTIONS, MENUS, shortcut_text
 from segstudio.gui.canvas import Canvas, Layer, Tool
 from segstudio.gui.dataset_dialogs import ExportChoice, ExportDialog, ImportChoice, ImportDialog
-from segstudio.gui.document import ImageDocument, Saver
+from segstudio.gui.document import ImageDocument, PredictionLayer, Saver
 from segstudio.gui.image_list import ImageListPanel
 from segstudio.gui.layers_panel import LayersPanel
 from segstudio.gui.overlay import heat_table, palette_table
@@ -133,6 +133,7 @@ class MainWindow(QMainWindow):
     """The SegStudio window."""
 
     labelsSaved = Signal(str)  # noqa: N815 - emitted from the saver thread, queued to the GUI
+    saveFailed = Signal(str, str)  # noqa: N815 - (image, message), from the saver thread
 
     def __init__(self) -> None:
         super().__init__()
@@ -141,7 +142,7 @@ class MainWindow(QMainWindow):
         self.resize(1400, 900)
         self.project: Project | None = None
         self.doc: ImageDocument | None = None
-        self.saver = Saver()
+        self.saver = Saver(on_error=lambda name, msg: self.saveFailed.emit(name, msg))
         self.models = ModelService()
         self.job: Any = None  # the running superqt worker
         self.job_name = ""
@@ -149,6 +150,11 @@ class MainWindow(QMainWindow):
         self._last_save = time.monotonic()
         self._hidden: frozenset[int] = frozenset()
         self._loading: str | None = None  # the image being opened
+        # GUI-side copies, so a mouse move never waits on the project's lock
+        self._labelset: LabelSet | None = None
+        self._val_names: list[str] = []
+        self._load_timer = QTimer(self, singleShot=True, interval=120)
+        self._load_timer.timeout.connect(self._start_load)
         self._loaders: set[Any] = set()  # running image loaders (kept alive)
 
         self.canvas = Canvas()
@@ -175,6 +181,8 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(layers_dock, self.training_dock)
         layers_dock.raise_()
         self._job_cancel: threading.Event | None = None
+        self._job_keep = threading.Event()  # set on quit: keep a training checkpoint
+        self.job_finished_hook: Callable[[], None] | None = None
         self._trained: Path | None = None
 
         self.resizeDocks([images_dock], [300], Qt.Orientation.Horizontal)
@@ -322,6 +330,7 @@ class MainWindow(QMainWindow):
         self.palette.hiddenChanged.connect(self._set_hidden)
         self.palette.labelsetEdited.connect(self.edit_labelset)
         self.labelsSaved.connect(self._refresh_record)
+        self.saveFailed.connect(self._save_failed)
         self.training_panel.cancelRequested.connect(self.cancel_job)
         self.training_panel.useModelRequested.connect(self.use_trained_model)
 
@@ -349,6 +358,7 @@ class MainWindow(QMainWindow):
         self.action("actionPredictAll").setEnabled(self.project is not None and not running)
         self.action("actionLeastConfident").setEnabled(self.project is not None)
         self.action("actionCancelJob").setEnabled(running)
+        self.action("actionChooseModel").setEnabled(not running)
         for name in (
             "actionFineTune",
             "actionFineTuneDialog",
@@ -382,7 +392,8 @@ class MainWindow(QMainWindow):
         add_recent_project(project.folder)
         if project.labelset is None:
             project.set_labelset(project.labelset_or_default())
-        self.palette.set_labelset(project.labelset)
+        self._labelset = project.labelset
+        self.palette.set_labelset(self._labelset)
         self._restore_view_settings(project)
         self._refresh_tables()
         model = project.get_setting("active_model")
@@ -390,7 +401,9 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"SegStudio — {project.folder}")
         self.stack.setCurrentWidget(self.canvas)
         records = project.images()
-        self.images.model.set_source(project.image_path)
+        names = project.get_setting("validation_images")
+        self._val_names = list(names) if isinstance(names, list) else []
+        self.images.model.set_source(lambda name, folder=project.folder: folder / name)
         self.images.model.set_marked(set(self._validation_images()))
         self.images.set_records(records)
         last = project.get_setting("last_image")
@@ -431,17 +444,32 @@ class MainWindow(QMainWindow):
             return
         self.cancel_job(wait=True)
         self._loading = None
-        self.project.set_setting(
-            "view",
-            {
-                "layers": self.layers_panel.to_dict(),
-                "brush_radius": self.canvas.brush_radius,
-                "class": self.palette.current(),
-                "lock_unlabeled": self.lock_unlabeled,
-            },
-        )
+        self._load_timer.stop()
         self._save_doc()
         self.saver.wait()
+        self.saver.retry_failed()
+        self.saver.wait()
+        if self.saver.failed:
+            QMessageBox.critical(
+                self,
+                "Save",
+                "These images could not be saved and keep their last saved labels: "
+                + ", ".join(sorted(self.saver.failed)),
+            )
+            self.saver.failed.clear()
+        view = {
+            "layers": self.layers_panel.to_dict(),
+            "brush_radius": self.canvas.brush_radius,
+            "class": self.palette.current(),
+            "lock_unlabeled": self.lock_unlabeled,
+        }
+        try:
+            self.project.set_setting("view", view)
+        except SegStudioError as exc:  # a view setting is not worth an error dialog
+            log.warning("could not store the view settings: %s", exc)
+        self._trained = None
+        self.training_panel.use.setVisible(False)
+        self._labelset = None
         self.doc = None
         self.canvas.set_image(None)
         for item in (
@@ -475,10 +503,22 @@ class MainWindow(QMainWindow):
         The current image stays on screen (and editable) until the new one is
         ready; a result for an image the user has already left is dropped.
         """
-        if self.project is None or (self.doc is not None and self.doc.name == name):
+        if self.project is None:
+            return
+        if self.doc is not None and self.doc.name == name:
+            self._loading = None  # back to the image on screen: drop a load under way
+            self._load_timer.stop()
             return
         self._save_doc()
         self._loading = name
+        self.statusBar().showMessage(f"Opening {name}…")
+        # paging through quickly starts one load, for where the user stops
+        self._load_timer.start()
+
+    def _start_load(self) -> None:
+        name = self._loading
+        if name is None or self.project is None:
+            return
         worker = create_worker(
             ImageDocument, self.project, name, self.saver, _start_thread=False, _ignore_errors=True
         )
@@ -486,12 +526,15 @@ class MainWindow(QMainWindow):
         worker.errored.connect(lambda exc, n=name: self._image_failed(n, exc))
         self._loaders.add(worker)
         worker.finished.connect(lambda w=worker: self._loaders.discard(w))
-        self.statusBar().showMessage(f"Opening {name}…")
         worker.start()
 
     def _image_loaded(self, doc: ImageDocument) -> None:
-        if doc.name != self._loading or self.project is not doc.project:
-            return  # stale: the user moved on
+        if (
+            doc.name != self._loading
+            or self.project is not doc.project
+            or doc.labelset_version != self.project.labelset_version
+        ):
+            return  # stale: the user moved on, or the classes were renumbered meanwhile
         self._loading = None
         self._save_doc()  # edits made to the previous image while this one loaded
         if self.doc is not None:
@@ -536,7 +579,7 @@ class MainWindow(QMainWindow):
     # -- layers and palette --------------------------------------------------------------
 
     def _refresh_tables(self) -> None:
-        ls = self.project.labelset if self.project is not None else None
+        ls = self._labelset
         if ls is None:
             return
         st = self.layers_panel.state
@@ -586,26 +629,33 @@ class MainWindow(QMainWindow):
         if lut is None:
             self.project.set_labelset(new)
             self.statusBar().showMessage(what, 5000)
-            self._labelset_changed(new, row)
+            self._labelset_changed(new, row, self.palette.hidden())
             return
         if self.job is not None:
             QMessageBox.information(
                 self, "Classes", f"Wait for “{self.job_name}” to finish (or cancel it) first."
             )
             return
+        self.canvas.cancel_gesture()
         self._save_doc()
         self.saver.wait()
+        self._loading = None  # a load under way would read the old numbering
         self._set_editing_enabled(False)
         self.statusBar().showMessage(f"{what}: migrating masks…")
         project = self.project
+        old_version = project.labelset_version
+        hidden = frozenset(int(lut[i]) for i in self.palette.hidden()) - {UNLABELED}
+        new_row = int(lut[row]) if int(lut[row]) != UNLABELED else max(0, row - 1)
 
         def done(n: int) -> None:
-            if self.doc is not None and self.project is project:
-                self.doc.editor.remap(lut)  # the saved masks moved the same way; undo still works
-                self.doc.reload_prediction()
+            doc = self.doc
+            if doc is not None and self.project is project and doc.labelset_version == old_version:
+                doc.editor.remap(lut)  # the saved masks moved the same way; undo still works
+                doc.labelset_version = project.labelset_version
+                doc.reload_prediction()
                 self._show_prediction()
             self.statusBar().showMessage(f"{what}: {n} mask file(s) migrated", 8000)
-            self._labelset_changed(new, row)
+            self._labelset_changed(new, new_row, hidden)
 
         def failed(exc: BaseException) -> None:
             QMessageBox.critical(self, "Classes", f"{what} failed: {exc}")
@@ -619,16 +669,21 @@ class MainWindow(QMainWindow):
         self._migration = worker
         worker.start()
 
-    def _labelset_changed(self, new: LabelSet, row: int) -> None:
-        self.palette.set_labelset(new, keep_row=row)
+    def _labelset_changed(self, new: LabelSet, row: int, hidden: frozenset[int]) -> None:
+        self._labelset = new
+        self._hidden = hidden
+        self.palette.set_labelset(new, keep_row=row, hidden=hidden)
         self._refresh_tables()
         self._sync_enabled()
 
     def _set_editing_enabled(self, on: bool) -> None:
+        """Freeze (or thaw) everything that edits or switches images, while masks migrate
+        or a dataset is imported; quitting stays possible."""
         for widget in (self.stack, self.images, self.palette):
             widget.setEnabled(on)
-        for name in ("actionUndo", "actionRedo", "actionAcceptPrediction", "actionPredictAll"):
-            self.action(name).setEnabled(on)
+        for name, action in self.actions_by_name.items():
+            if name != "actionQuit":
+                action.setEnabled(on)
         if on:
             self._sync_enabled()
 
@@ -709,9 +764,11 @@ class MainWindow(QMainWindow):
         doc, cls = self.doc, self.palette.current()
         rgb = doc.image.rgb
 
+        version = doc.labelset_version
+
         def done(placed: Placed | None) -> None:
-            if self.doc is not doc:
-                return  # the user moved on; drop the stale result
+            if self.doc is not doc or doc.labelset_version != version:
+                return  # the user moved on, or the classes were renumbered; drop it
             if placed is None:
                 self.statusBar().showMessage("GrabCut found no object in that box", 5000)
                 return
@@ -748,7 +805,7 @@ class MainWindow(QMainWindow):
 
     def _show_cursor_info(self, x: int, y: int) -> None:
         doc = self.doc
-        ls = self.project.labelset if self.project is not None else None
+        ls = self._labelset
         current = ""
         if ls is not None and ls.num_classes:
             current = f"painting: {ls.names[min(self.palette.current(), ls.num_classes - 1)]}"
@@ -780,24 +837,40 @@ class MainWindow(QMainWindow):
                 future.add_done_callback(lambda _f, n=name: self.labelsSaved.emit(n))
 
     def autosave(self) -> None:
-        """Save if there are unsaved edits and no stroke is in progress."""
+        """Save if there are unsaved edits and no stroke is in progress; retry failed saves."""
+        if self.saver.failed:
+            self.saver.retry_failed()
         if self.doc is None or self._stroking or not self.doc.editor.dirty:
             return
         self._save_doc()
 
-    def save_now(self) -> None:
+    def _save_failed(self, name: str, message: str) -> None:
+        self.statusBar().showMessage(
+            f"Could not save {name}: {message}. Your labels are kept and saving is retried.",
+            15000,
+        )
+
+    def save_now(self) -> bool:
+        """Save now and wait; False (after telling the user) when something failed."""
         self._save_doc()
+        self.saver.retry_failed()
         self.saver.wait()
-        if self.saver.last_error is not None:
-            QMessageBox.critical(self, "Save", f"Saving failed: {self.saver.last_error}")
-            self.saver.last_error = None
-        else:
-            self.statusBar().showMessage("Saved", 3000)
+        if self.saver.failed:
+            QMessageBox.critical(
+                self,
+                "Save",
+                "Saving failed for " + ", ".join(sorted(self.saver.failed)) + "; "
+                "the labels stay in memory and saving is retried.",
+            )
+            return False
+        self.statusBar().showMessage("Saved", 3000)
+        return True
 
     def toggle_reviewed(self) -> None:
         if self.doc is None or self.project is None:
             return
-        self.save_now()
+        if not self.save_now():
+            return  # never mark reviewed what is not on disk
         status = self.project.record(self.doc.name).status
         new = ImageStatus.IN_PROGRESS if status is ImageStatus.REVIEWED else ImageStatus.REVIEWED
         self.project.set_status(self.doc.name, new)
@@ -901,7 +974,13 @@ class MainWindow(QMainWindow):
         )
 
     def _prediction_ready(self, result: tuple[str, np.ndarray, np.ndarray]) -> None:
-        self._image_predicted(result[0])
+        name, labels, confidence = result
+        self._refresh_record(name)
+        doc = self.doc
+        if doc is not None and doc.name == name and labels.shape == doc.labels.shape:
+            doc.prediction = PredictionLayer(labels, confidence)  # no re-read on this thread
+            self._show_prediction()
+            self._sync_enabled()
 
     def _image_predicted(self, name: str) -> None:
         self._refresh_record(name)
@@ -925,6 +1004,9 @@ class MainWindow(QMainWindow):
 
     def _job_finished(self) -> None:
         self.statusBar().showMessage(f"{self.job_name} finished", 5000)
+        hook, self.job_finished_hook = self.job_finished_hook, None
+        if hook is not None:
+            hook()
         if self.job_name == "Fine-tune":
             self.training_panel.set_running(False)
         self.job, self.job_name = None, ""
@@ -951,8 +1033,7 @@ class MainWindow(QMainWindow):
     # -- fine-tuning ---------------------------------------------------------------------
 
     def _validation_images(self) -> list[str]:
-        names = self.project.get_setting("validation_images") if self.project else None
-        return list(names) if isinstance(names, list) else []
+        return list(self._val_names)
 
     def toggle_validation(self) -> None:
         """Hold the open image out of training, for validating new models (or stop)."""
@@ -966,6 +1047,7 @@ class MainWindow(QMainWindow):
             names.append(self.doc.name)
             text = f"{self.doc.name} is held out for validation ({len(names)} in all)"
         self.project.set_setting("validation_images", names)
+        self._val_names = names
         self.images.model.set_marked(set(names))
         self.statusBar().showMessage(text, 5000)
         self._sync_enabled()
@@ -1046,6 +1128,7 @@ class MainWindow(QMainWindow):
             choice,
             cancel,
             resume,
+            self._job_keep,
             on_yield=self._training_progress,
             on_return=self._training_done,
         )
@@ -1157,9 +1240,12 @@ class MainWindow(QMainWindow):
             choice = dialog.choice()
         from segstudio.io.datasets import import_dataset
 
+        self.canvas.cancel_gesture()
         self._save_doc()
         self.saver.wait()
         project = self.project
+        self._set_editing_enabled(False)  # imported labels must not race with painting
+        self.job_finished_hook = lambda: self._set_editing_enabled(True)
         self._start_cancellable(
             "Import",
             lambda: import_dataset(
@@ -1172,7 +1258,8 @@ class MainWindow(QMainWindow):
         if report is None or self.project is None:
             self.statusBar().showMessage("Import cancelled: the project is unchanged", 8000)
             return
-        self.palette.set_labelset(self.project.labelset, keep_row=self.palette.current())
+        self._labelset = self.project.labelset
+        self.palette.set_labelset(self._labelset, keep_row=self.palette.current())
         self._refresh_tables()
         records = self.project.images()
         self.images.set_records(records)
@@ -1222,6 +1309,17 @@ class MainWindow(QMainWindow):
     # -- closing -------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        if self.job is not None and self.job_name == "Fine-tune":
+            answer = QMessageBox.question(
+                self,
+                "Quit",
+                "A fine-tune is running. Quit now? It can resume from its last checkpoint "
+                "when you fine-tune next.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self._job_keep.set()
         self.close_folder()
         deadline = time.monotonic() + 10
         while self._loaders and time.monotonic() < deadline:  # let image loads report back

@@ -99,8 +99,12 @@ class MapItem(QGraphicsItem):
         self.update()
 
     def update_rect(self, y0: int, x0: int, y1: int, x1: int) -> None:
-        # one pixel of margin: an outline changes around an edit too
-        self.update(QRectF(x0 - 1, y0 - 1, x1 - x0 + 2, y1 - y0 + 2))
+        # a margin: an outline changes around an edit too, a stride's worth when zoomed out
+        m = 1
+        if self._outline and self.scene() is not None and self.scene().views():
+            scale = self.scene().views()[0].transform().m11()
+            m = max(1, math.ceil(2.0 / max(scale, 1e-6)))
+        self.update(QRectF(x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m))
 
     # -- QGraphicsItem -------------------------------------------------------------------
 

@@ -99,9 +99,11 @@ class PalettePanel(QWidget):
         for i, (text, name, slot) in enumerate(specs):
             b = QPushButton(text)
             b.setObjectName(name)
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space must never press these
             b.clicked.connect(slot)
             buttons.addWidget(b, i // 4, i % 4)
         self.presets = QToolButton()
+        self.presets.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.presets.setObjectName("classPresets")
         self.presets.setText("Presets")
         self.presets.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -120,8 +122,13 @@ class PalettePanel(QWidget):
 
     # -- state ---------------------------------------------------------------------------
 
-    def set_labelset(self, labelset: LabelSet | None, keep_row: int | None = None) -> None:
-        hidden = self.hidden()
+    def set_labelset(
+        self,
+        labelset: LabelSet | None,
+        keep_row: int | None = None,
+        hidden: frozenset[int] | None = None,
+    ) -> None:
+        hidden = self.hidden() if hidden is None else hidden
         self.labelset = labelset
         self._filling = True
         self.list.clear()

@@ -90,17 +90,26 @@ class ModelService:
                 self._predictor = None
 
     def predictor(self) -> Any:
-        """The predictor of the active model (loads it on first use; call from a worker)."""
-        with self._lock:
-            if self._path is None:
-                raise SegStudioError("no model chosen: Model → Choose model file…")
-            if self._predictor is None:
-                from segstudio.model.files import load_model
-                from segstudio.model.predictor import Predictor
+        """The predictor of the active model (loads it on first use; call from a worker).
 
-                self._predictor = Predictor(load_model(self._path))
-                log.info("loaded %s as %s", self._path, self._predictor)
-            return self._predictor
+        The model loads outside the lock, so choosing another model on the GUI
+        thread never waits for a load.
+        """
+        with self._lock:
+            path, predictor = self._path, self._predictor
+        if path is None:
+            raise SegStudioError("no model chosen: Model → Choose model file…")
+        if predictor is not None:
+            return predictor
+        from segstudio.model.files import load_model
+        from segstudio.model.predictor import Predictor
+
+        predictor = Predictor(load_model(path))
+        log.info("loaded %s as %s", path, predictor)
+        with self._lock:
+            if self._path == path:
+                self._predictor = predictor
+        return predictor
 
     def labelset(self) -> Any:
         return self.predictor().info.labelset
@@ -153,6 +162,9 @@ def predict_all(service: ModelService, project: Project, names: list[str]) -> It
         except SegStudioError as exc:
             error = str(exc)
             log.warning("predict %s: %s", name, exc)
+        except (RuntimeError, OSError, ValueError, MemoryError) as exc:  # one image, not the run
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("predict %s failed", name)
         yield Progress(i, total, name, error)
 
 
@@ -202,6 +214,7 @@ def run_training(
     choice: Any,
     cancel: threading.Event,
     resume: Path | None = None,
+    keep: threading.Event | None = None,
 ) -> Iterator[Any]:
     """Fine-tune on the project's labels; yields TrainProgress, returns a TrainingOutcome.
 
@@ -248,14 +261,16 @@ def run_training(
                 result = stop.value
                 break
             except TrainingCancelled:  # raised inside the step, within one block's compute
-                discard_run(run_dir)
-                return None
+                break
             yield progress
             if cancel.is_set():
-                discard_run(run_dir)
-                return None
+                break
     finally:
         gen.close()  # stops the training here, in the worker thread
+    if cancel.is_set():
+        if keep is None or not keep.is_set():  # quitting keeps the checkpoint to resume
+            discard_run(run_dir)
+        return None
     path = project.models_dir / f"model-{stamp}.safetensors"
     provenance = {**result.model.info.provenance, "project": str(project.folder)}
     save_model(path, with_metadata(result.model, provenance=provenance))

@@ -108,6 +108,13 @@ class ModelInfo:
             labelset = LabelSet.from_dict(data.get("labelset"))
         except (ArchitectureError, LabelSetError) as exc:
             raise ModelFileError(str(exc)) from exc
+        normalization = Normalization.from_dict(data.get("normalization"))
+        channels = arch.params.get("in_channels", 3)
+        if len(normalization.mean) != channels:
+            raise ModelFileError(
+                f"the network takes {channels} input channel(s) but the normalisation "
+                f"describes {len(normalization.mean)}"
+            )
         provenance = data.get("provenance", {})
         metrics = data.get("metrics", {})
         if not isinstance(provenance, Mapping) or not isinstance(metrics, Mapping):
@@ -115,7 +122,7 @@ class ModelInfo:
         return cls(
             arch=arch,
             labelset=labelset,
-            normalization=Normalization.from_dict(data.get("normalization")),
+            normalization=normalization,
             provenance=dict(provenance),
             metrics=dict(metrics),
         )
@@ -162,7 +169,12 @@ def new_model(
         network = build_model(arch, labelset.num_classes)
     network.eval()
     prov = default_provenance(kind="untrained", seed=seed, **(provenance or {}))
-    return LoadedModel(ModelInfo(arch=arch, labelset=labelset, provenance=prov), network)
+    channels = int(arch.params.get("in_channels", 3))
+    norm = (
+        Normalization() if channels == 3 else Normalization((0.5,) * channels, (0.25,) * channels)
+    )
+    info = ModelInfo(arch=arch, labelset=labelset, normalization=norm, provenance=prov)
+    return LoadedModel(info, network)
 
 
 def save_model(path: str | Path, model: LoadedModel) -> Path:

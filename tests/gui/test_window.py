@@ -221,3 +221,78 @@ def test_thumbnails_arrive_in_the_background(window: MainWindow, qtbot) -> None:
     qtbot.waitUntil(lambda: all(i is not None and not i.isNull() for i in icons()), timeout=10_000)
     size = icons()[0].availableSizes()[0]
     assert max(size.width(), size.height()) <= 40
+
+
+def test_failed_save_keeps_the_labels_and_retries(window: MainWindow, qtbot, monkeypatch) -> None:
+    from segstudio.core.errors import ProjectError
+
+    real = Project.save_labels
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ProjectError("disk full")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Project, "save_labels", flaky)
+    window.palette.choose(1)
+    drag(window, [(5, 5), (40, 5)])
+    painted = window.doc.labels.copy()
+    window._save_doc()
+    window.saver.wait()
+    assert "img0.png" in window.saver.failed
+    qtbot.waitUntil(lambda: "Could not save img0.png" in window.statusBar().currentMessage())
+    window.toggle_reviewed()  # a failed save must never be marked reviewed...
+    # ...but save_now retried, and the retry went through
+    assert not window.saver.failed
+    np.testing.assert_array_equal(window.project.load_labels("img0.png"), painted)
+
+
+def test_back_to_the_shown_image_drops_the_pending_load(window: MainWindow, qtbot) -> None:
+    window.images.select("img1.png")
+    window.images.select("img0.png")  # changed my mind at once
+    qtbot.wait(400)
+    assert window.doc.name == "img0.png"
+    assert window.images.current_name() == "img0.png"
+
+
+def test_space_cannot_press_palette_buttons_and_canvas_takes_focus(window: MainWindow) -> None:
+    from PySide6.QtCore import QPointF
+    from PySide6.QtGui import QEnterEvent
+    from PySide6.QtWidgets import QAbstractButton, QApplication
+
+    for button in window.palette.findChildren(QAbstractButton):
+        assert button.focusPolicy() == Qt.FocusPolicy.NoFocus, button.objectName()
+    window.palette.list.setFocus()
+    pos = QPointF(10, 10)
+    QApplication.sendEvent(window.canvas, QEnterEvent(pos, pos, pos))
+    assert window.canvas.hasFocus()
+
+
+def test_a_lost_mouse_release_ends_the_stroke(window: MainWindow) -> None:
+    from tests.gui.conftest import view_pos
+
+    vp = window.canvas.viewport()
+    window.palette.choose(2)
+    QTest.mousePress(
+        vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, view_pos(window, 10, 10)
+    )
+    QTest.mouseRelease(window, Qt.MouseButton.LeftButton)  # the release lands elsewhere
+    QTest.mouseMove(vp, view_pos(window, 60, 60))  # hovering, no button held
+    assert window.doc.labels[60, 60] == UNLABELED
+    assert not window._stroking and not window.doc.editor.in_step
+    assert window.doc.editor.can_undo
+
+
+def test_reorder_keeps_the_chosen_class_and_hidden_ones(window: MainWindow, qtbot) -> None:
+    window.palette.choose(4)
+    name = window.project.labelset.names[4]
+    window.palette.list.item(6).setCheckState(Qt.CheckState.Unchecked)  # hide class 6
+    hidden_name = window.project.labelset.names[6]
+    drag(window, [(5, 5), (20, 5)])
+    window.palette.move(+1)
+    qtbot.waitUntil(lambda: window.palette.isEnabled() and window.project.labelset.names[5] == name)
+    assert window.palette.current() == 5  # still the same class
+    names = window.project.labelset.names
+    assert {names[i] for i in window.palette.hidden()} == {hidden_name}

@@ -157,3 +157,17 @@ def test_save_is_atomic_and_checks_suffix(tmp_path: Path, model: LoadedModel) ->
         save_model(tmp_path / "nope" / "m.safetensors", model)
     save_model(tmp_path / "m.safetensors", model)
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_channels_must_match_the_normalisation(tmp_path: Path) -> None:
+    gray = new_model(ArchSpec("segnet_basic", {"width": 0.25, "in_channels": 1}), preset("voc"))
+    assert len(gray.info.normalization.mean) == 1
+    assert (
+        load_model(save_model(tmp_path / "g.safetensors", gray)).info.arch.params["in_channels"]
+        == 1
+    )
+    meta = gray.info.to_dict()
+    meta["normalization"] = {"mean": [0.5, 0.5, 0.5], "std": [0.2, 0.2, 0.2]}
+    path = _write_with_meta(tmp_path / "bad.safetensors", gray, {METADATA_KEY: json.dumps(meta)})
+    with pytest.raises(ModelFileError, match="input channel"):
+        load_model(path)
