@@ -368,6 +368,16 @@ def write_label_map(
     """
     p = Path(path)
     _require_png_suffix(p)
+    data = encode_label_map(index, palette=palette)
+    with atomic_path(p) as temp:
+        temp.write_bytes(data)
+
+
+def encode_label_map(index: np.ndarray, *, palette: np.ndarray | None = None) -> bytes:
+    """The PNG bytes :func:`write_label_map` writes (mode L, or P with ``palette``).
+
+    Encoding is the slow part of a save; callers that hold a lock encode first.
+    """
     arr = _require_uint8(index, "label map", ndim=2)
     im = Image.fromarray(arr)
     if palette is not None:
@@ -380,8 +390,9 @@ def write_label_map(
         full = np.zeros((256, 3), np.uint8)
         full[: len(pal)] = pal
         im.putpalette(full.tobytes(), "RGB")  # L -> P; the pixel values are unchanged
-    with atomic_path(p) as temp:
-        im.save(temp, format="PNG")
+    out = io.BytesIO()
+    im.save(out, format="PNG")
+    return out.getvalue()
 
 
 def write_rgb(path: str | os.PathLike[str], rgb: np.ndarray) -> None:

@@ -88,7 +88,7 @@ import cv2
 import numpy as np
 import platformdirs
 
-from segstudio.core.atomic import atomic_write_text
+from segstudio.core.atomic import atomic_write_bytes, atomic_write_text
 from segstudio.core.errors import (
     ImageNotFoundError,
     ImageReadError,
@@ -96,7 +96,13 @@ from segstudio.core.errors import (
     ProjectError,
 )
 from segstudio.core.labelset import UNLABELED, LabelSet, preset
-from segstudio.io.images import list_images, natural_key, read_label_map, write_label_map
+from segstudio.io.images import (
+    encode_label_map,
+    list_images,
+    natural_key,
+    read_label_map,
+    write_label_map,
+)
 
 __all__ = [
     "MAX_RECENT_PROJECTS",
@@ -729,12 +735,14 @@ class Project:
         """
         arr = _check_map(labels, "labels")
         who = user or _current_user()
+        # encode outside the lock: other threads (the window) never wait for a PNG encode
+        palette = (self.labelset or preset("camvid11")).palette()
+        data = encode_label_map(arr, palette=palette)
         with self._transaction() as db:
             row = self._row(db, name)
             version = self._check_version(db, labelset_version, name)
             file_name = _versioned_name(row.name, version)
-            palette = (self._stored_labelset(db) or preset("camvid11")).palette()
-            self._write_map(self._labels_dir / file_name, arr, palette, name)
+            self._write_bytes(self._labels_dir / file_name, data, name)
             status = (
                 ImageStatus.REVIEWED
                 if row.status is ImageStatus.REVIEWED
@@ -979,14 +987,16 @@ class Project:
         conf = _confidence_to_uint8(confidence, arr.shape)
         mean = float(conf.mean(dtype=np.float64)) / 255.0
         who = _current_user()
+        palette = (self.labelset or preset("camvid11")).palette()
+        pred_data = encode_label_map(arr, palette=palette)  # outside the lock
+        conf_data = encode_label_map(conf)
         with self._transaction() as db:
             row = self._row(db, name)
             version = self._check_version(db, labelset_version, name)
             pred_name = _versioned_name(row.name, version)
             conf_name = f"{_file_base(row.name)}.conf.png"
-            palette = (self._stored_labelset(db) or preset("camvid11")).palette()
-            self._write_map(self._predictions_dir / pred_name, arr, palette, name)
-            self._write_map(self._predictions_dir / conf_name, conf, None, name)
+            self._write_bytes(self._predictions_dir / pred_name, pred_data, name)
+            self._write_bytes(self._predictions_dir / conf_name, conf_data, name)
             status = ImageStatus.PREDICTED if row.status is ImageStatus.UNLABELED else row.status
             now = time.time()
             db.execute(
@@ -1134,6 +1144,12 @@ class Project:
         }
         self._event(db, None, "migrate_classes", who, now, detail)
         return new_version, count
+
+    def _write_bytes(self, path: Path, data: bytes, name: str) -> None:
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:
+            raise ProjectError(f"{name}: cannot write {path} ({exc.strerror or exc})") from exc
 
     def _write_map(
         self, path: Path, arr: np.ndarray, palette: np.ndarray | None, name: str
