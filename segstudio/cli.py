@@ -388,6 +388,8 @@ def _open_project(folder: str, *, create: bool = False) -> Any:
     from segstudio.io.project import Project
 
     path = Path(folder)
+    if create and not path.exists() and path.parent.is_dir():
+        path.mkdir()  # importing into a new project: its folder is made here
     if not path.is_dir():
         raise UsageError(f"{folder}: no such folder")
     if not create and not (path / ".segstudio").is_dir():
