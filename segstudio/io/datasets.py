@@ -357,7 +357,10 @@ def export_dataset(
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not options.overwrite:
-        raise DatasetError(f"{out}: the folder exists and is not empty (choose another folder, or replace it: --overwrite, or "Replace the folder" in the window)")
+        raise DatasetError(
+            f"{out}: the folder exists and is not empty; choose another folder or replace it "
+            "(--overwrite, or 'Replace the folder' in the window)"
+        )
 
     items, skipped = _select(project, options)
     _check_names(items, options.format)
