@@ -41,6 +41,37 @@ REPO = Path(__file__).resolve().parents[1]
 INTERVAL_MS = 5
 
 
+class Painter:
+    """Paints through the real mouse path every 50 ms: a stroke back and forth along
+    y = 200, as a user who keeps working while a job runs."""
+
+    def __init__(self, win: MainWindow) -> None:
+        self.win, self.x, self.down, self.moves = win, 50.0, False, 0
+        self.timer = QTimer()
+        self.timer.timeout.connect(self.step)
+
+    def start(self) -> None:
+        self.timer.start(50)
+
+    def stop(self) -> None:
+        self.timer.stop()
+
+    def step(self) -> None:
+        vp = self.win.canvas.viewport()
+        p = self.win.canvas.mapFromScene(QPointF(self.x, 200.0))
+        button, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+        if not self.down:
+            QTest.mousePress(vp, button, mods, p)
+            self.down = True
+        else:
+            QTest.mouseMove(vp, p)
+            self.moves += 1
+        self.x = 50.0 + (self.x - 45.0) % 380
+        if self.x < 60:
+            QTest.mouseRelease(vp, button, mods, p)
+            self.down = False
+
+
 class Monitor:
     def __init__(self) -> None:
         self.turns: list[float] = []
@@ -93,29 +124,13 @@ def main() -> None:
     monitor = Monitor()
 
     # -- SegStudio: predict all in the worker, while painting ---------------------------
-    vp = win.canvas.viewport()
-    state = {"x": 50.0, "down": False, "moves": 0}
-
-    def paint() -> None:
-        p = win.canvas.mapFromScene(QPointF(state["x"], 200.0))
-        if not state["down"]:
-            QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p)
-            state["down"] = True
-        else:
-            QTest.mouseMove(vp, p)
-            state["moves"] += 1
-        state["x"] = 50.0 + (state["x"] - 45.0) % 380
-        if state["x"] < 60:
-            QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p)
-            state["down"] = False
+    painter = Painter(win)
 
     def predict_all_while_painting() -> dict:
-        state["moves"] = 0
-        painter = QTimer()
-        painter.timeout.connect(paint)
+        painter.moves = 0
         t0 = time.perf_counter()
         monitor.start()
-        painter.start(50)
+        painter.start()
         win.action("actionPredictAll").trigger()
         while win.job is not None:
             app.processEvents()
@@ -123,7 +138,7 @@ def main() -> None:
         painter.stop()
         result = monitor.stop()
         result["seconds"] = round(time.perf_counter() - t0, 2)
-        result["brush_moves_painted_meanwhile"] = state["moves"]
+        result["brush_moves_painted_meanwhile"] = painter.moves
         return result
 
     # cold: the first job of the session loads the model in the worker; torch was imported
@@ -142,7 +157,7 @@ def main() -> None:
             app.processEvents()  # even yielding between images cannot hide a whole prediction
         state["done"] = True
 
-    state["done"] = False
+    state = {"done": False}
     t0 = time.perf_counter()
     monitor.start()
     QTimer.singleShot(0, run_on_gui_thread)

@@ -27,8 +27,7 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
-from PySide6.QtCore import QPointF, Qt, QTimer
-from PySide6.QtTest import QTest
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from segstudio.core.labelset import UNLABELED, LabelSet
@@ -39,7 +38,7 @@ from segstudio.io.images import read_label_map
 from segstudio.io.project import Project
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_predict_stall import Monitor
+from bench_predict_stall import Monitor, Painter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,27 +108,10 @@ def main() -> None:
         validation="auto",
     )
     monitor = Monitor()
-    vp = win.canvas.viewport()
-    state = {"x": 50.0, "down": False, "moves": 0}
-
-    def paint() -> None:
-        p = win.canvas.mapFromScene(QPointF(state["x"], 200.0))
-        if not state["down"]:
-            QTest.mousePress(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p)
-            state["down"] = True
-        else:
-            QTest.mouseMove(vp, p)
-            state["moves"] += 1
-        state["x"] = 50.0 + (state["x"] - 45.0) % 380
-        if state["x"] < 60:
-            QTest.mouseRelease(vp, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, p)
-            state["down"] = False
-
-    painter = QTimer()
-    painter.timeout.connect(paint)
+    painter = Painter(win)
     t0 = time.perf_counter()
     monitor.start()
-    painter.start(50)
+    painter.start()
     win.fine_tune(choice)
     while win.job is not None:
         app.processEvents()
@@ -138,7 +120,7 @@ def main() -> None:
     ours = monitor.stop()
     ours["seconds"] = round(time.perf_counter() - t0, 2)
     ours["steps"] = len(win.training_panel._loss[0])
-    ours["brush_moves_painted_meanwhile"] = state["moves"]
+    ours["brush_moves_painted_meanwhile"] = painter.moves
 
     # baseline: the same training, stepped on the GUI thread
     from segstudio.model.arch import ArchSpec

@@ -445,16 +445,13 @@ class MainWindow(QMainWindow):
         self.cancel_job(wait=True)
         self._loading = None
         self._load_timer.stop()
-        self._save_doc()
-        self.saver.wait()
-        self.saver.retry_failed()
-        self.saver.wait()
-        if self.saver.failed:
+        failed = self._flush_saves()
+        if failed:
             QMessageBox.critical(
                 self,
                 "Save",
                 "These images could not be saved and keep their last saved labels: "
-                + ", ".join(sorted(self.saver.failed)),
+                + ", ".join(failed),
             )
             self.saver.failed.clear()
         view = {
@@ -850,16 +847,21 @@ class MainWindow(QMainWindow):
             15000,
         )
 
-    def save_now(self) -> bool:
-        """Save now and wait; False (after telling the user) when something failed."""
+    def _flush_saves(self) -> list[str]:
+        """Save the open image, retry failed writes and wait; the images still unsaved."""
         self._save_doc()
         self.saver.retry_failed()
         self.saver.wait()
-        if self.saver.failed:
+        return sorted(self.saver.failed)
+
+    def save_now(self) -> bool:
+        """Save now and wait; False (after telling the user) when something failed."""
+        failed = self._flush_saves()
+        if failed:
             QMessageBox.critical(
                 self,
                 "Save",
-                "Saving failed for " + ", ".join(sorted(self.saver.failed)) + "; "
+                "Saving failed for " + ", ".join(failed) + "; "
                 "the labels stay in memory and saving is retried.",
             )
             return False

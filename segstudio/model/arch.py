@@ -14,20 +14,36 @@ before each pooling, so any height and width work (360 -> 180 -> 90 -> 45 ->
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from segstudio.core.errors import ArchitectureError
+from segstudio.model import nets
+from segstudio.model.layers import (
+    VGG16_STAGES,
+    _channels,
+    _conv_bn_relu,
+    _EncoderDecoderWithIndices,
+    mirrored_decoder,
+    vgg16_encoder,
+    vgg16_stage_widths,
+)
 
-#: VGG16 stages: (output channels, number of 3x3 convolutions) per stage.
-VGG16_STAGES: tuple[tuple[int, int], ...] = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
-
+__all__ = [
+    "ARCHITECTURES",
+    "VGG16_STAGES",
+    "ArchInfo",
+    "ArchSpec",
+    "SegNet",
+    "SegNetBasic",
+    "build_model",
+    "count_parameters",
+    "resolve_spec",
+]
 
 @dataclass(frozen=True)
 class ArchSpec:
@@ -49,50 +65,6 @@ class ArchSpec:
         return cls(data["name"], dict(params))
 
 
-def _channels(base: int, width: float) -> int:
-    """Scale a channel count by the width multiplier, keeping it a multiple of 8."""
-    return max(8, math.ceil(base * width / 8.0) * 8)
-
-
-def _conv_bn_relu(cin: int, cout: int, kernel: int = 3, relu: bool = True) -> list[nn.Module]:
-    layers: list[nn.Module] = [
-        nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False),
-        nn.BatchNorm2d(cout),
-    ]
-    if relu:
-        layers.append(nn.ReLU(inplace=True))
-    return layers
-
-
-class _EncoderDecoderWithIndices(nn.Module):
-    """Shared forward pass of SegNet-style networks: pool with indices, unpool with them."""
-
-    encoder: nn.ModuleList
-    decoder: nn.ModuleList
-    classifier: nn.Module
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pool = nn.MaxPool2d(2, 2, ceil_mode=True, return_indices=True)
-
-    @property
-    def alignment(self) -> int:
-        """Pixels per cell of the deepest pooling grid: tiles start at multiples of it."""
-        return 2 ** len(self.encoder)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips: list[tuple[torch.Tensor, torch.Size]] = []
-        for stage in self.encoder:
-            x = stage(x)
-            size = x.shape[-2:]
-            x, indices = self.pool(x)
-            skips.append((indices, size))
-        for stage, (indices, size) in zip(self.decoder, reversed(skips), strict=True):
-            x = F.max_unpool2d(x, indices, 2, 2, output_size=size)
-            x = stage(x)
-        return self.classifier(x)
-
-
 class SegNet(_EncoderDecoderWithIndices):
     """SegNet with a VGG16-BN encoder (13 convolutions) and the mirrored decoder.
 
@@ -108,29 +80,10 @@ class SegNet(_EncoderDecoderWithIndices):
 
     def __init__(self, num_classes: int, width: float = 1.0, in_channels: int = 3) -> None:
         super().__init__()
-        stages = [(_channels(c, width), n) for c, n in VGG16_STAGES]
-        encoder = []
-        cin = in_channels
-        for cout, n in stages:
-            layers: list[nn.Module] = []
-            for _ in range(n):
-                layers += _conv_bn_relu(cin, cout)
-                cin = cout
-            encoder.append(nn.Sequential(*layers))
-        self.encoder = nn.ModuleList(encoder)
+        stages = vgg16_stage_widths(width)
+        self.encoder = vgg16_encoder(in_channels, width)
 
-        # Decoder stage k mirrors encoder stage k: its convolutions keep the
-        # stage's width and the last one narrows to the next (shallower) stage.
-        decoder = []
-        for k in reversed(range(len(stages))):
-            cout, n = stages[k]
-            nxt = stages[k - 1][0] if k > 0 else cout
-            layers = []
-            for i in range(n):
-                out = nxt if i == n - 1 else cout
-                layers += _conv_bn_relu(cout, out)
-            decoder.append(nn.Sequential(*layers))
-        self.decoder = nn.ModuleList(decoder)
+        self.decoder = mirrored_decoder(stages, _conv_bn_relu)
         self.classifier = nn.Conv2d(stages[0][0], num_classes, 3, padding=1)
 
 
