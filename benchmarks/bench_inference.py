@@ -24,7 +24,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from segstudio.core.labelset import preset
-from segstudio.model.arch import ArchSpec
+from segstudio.model.arch import ArchSpec, count_parameters
 from segstudio.model.files import new_model
 from segstudio.model.predictor import Predictor, cpu_has_native_bf16
 
@@ -33,6 +33,13 @@ CONFIGS = {
     "segnet_w0.5": ArchSpec("segnet", {"width": 0.5}),
     "segnet_w0.25": ArchSpec("segnet", {"width": 0.25}),
     "segnet_basic": ArchSpec("segnet_basic"),
+    "unet_w0.5": ArchSpec("unet", {"width": 0.5}),
+    "unet_w0.25": ArchSpec("unet", {"width": 0.25}),
+    "fcn8s_w0.5": ArchSpec("fcn8s", {"width": 0.5}),
+    "deconvnet_w0.5": ArchSpec("deconvnet", {"width": 0.5}),
+    "deeplab_w0.5": ArchSpec("deeplab", {"width": 0.5}),
+    "deeplab_w0.25": ArchSpec("deeplab", {"width": 0.25}),
+    "pspnet_w0.5": ArchSpec("pspnet", {"width": 0.5}),
 }
 
 
@@ -75,6 +82,8 @@ def main() -> None:
         ours = _times(lambda p=predictor: p.predict(rgb), args.repeat)
         med_b, med_o = statistics.median(base), statistics.median(ours)
         results[name] = {
+            "arch": CONFIGS[name].to_dict(),
+            "parameters": count_parameters(net),
             "gflop": round(gflop, 1),
             "baseline_fp32_eager_s": {"median": round(med_b, 4), "min": round(min(base), 4)},
             "predictor_s": {"median": round(med_o, 4), "min": round(min(ours), 4)},

@@ -93,6 +93,11 @@ def _progress(total: int, desc: str) -> Any:
 # -- model -----------------------------------------------------------------------------------
 
 
+#: The registry's names (segstudio.model.arch.ARCHITECTURES), spelled out so that
+#: building the parser imports no torch; a unit test keeps the two in step.
+_ARCH_NAMES = "segnet, segnet_basic, unet, fcn8s, deconvnet, deeplab, pspnet"
+
+
 def cmd_model_new(args: argparse.Namespace) -> int:
     from segstudio.model.arch import ArchSpec
     from segstudio.model.files import new_model, save_model
@@ -332,7 +337,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from segstudio.model.files import load_model, save_model
     from segstudio.training.data import load_source
     from segstudio.training.ddp import distributed
-    from segstudio.training.loop import fine_tune
+    from segstudio.training.loop import checkpoint_info, fine_tune
 
     out, ckpt, config = _train_args(args)
     labelset = _labelset_arg(args.classes) if args.classes else None
@@ -358,8 +363,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             seed=config.seed,
             corrected_weight=config.corrected_weight,
         )
+        resume = args.resume
+        if resume and checkpoint_info(ckpt) is None:
+            # the same command starts a run and resumes it in later sessions
+            if env.is_main:
+                print(f"no checkpoint in {ckpt} yet: starting a new run", file=sys.stderr)
+            resume = False
         gen = fine_tune(
-            data, init=init, arch=arch, config=config, checkpoint_dir=ckpt, resume=args.resume
+            data, init=init, arch=arch, config=config, checkpoint_dir=ckpt, resume=resume
         )
         result = _drive_training(gen, show=env.is_main)
         if not env.is_main:
@@ -506,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_model = sub.add_parser("model", help="create or inspect model files")
     msub = p_model.add_subparsers(dest="model_command", parser_class=_Parser, required=True)
     p_new = msub.add_parser("new", help="write an untrained model file")
-    p_new.add_argument("--arch", default="segnet", help="segnet (default) or segnet_basic")
+    p_new.add_argument("--arch", default="segnet", help=f"{_ARCH_NAMES} (default segnet)")
     p_new.add_argument("--width", type=float, help="channel width multiplier (lighter < 1.0)")
     p_new.add_argument(
         "--classes",
@@ -546,7 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_train.add_argument("source", metavar="SOURCE", help="project or dataset folder")
     start = p_train.add_mutually_exclusive_group()
     start.add_argument("--init", metavar="MODEL", help="model file to start from (fine-tune)")
-    start.add_argument("--arch", help="a new model of this architecture (default segnet)")
+    start.add_argument(
+        "--arch", help=f"a new model of this architecture: {_ARCH_NAMES} (default segnet)"
+    )
     p_train.add_argument("--width", type=float, help="channel width multiplier of a new model")
     length = p_train.add_mutually_exclusive_group()
     length.add_argument("--epochs", type=int, help="passes over the training images (default 20)")
@@ -572,7 +585,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "fp32", "bf16"],
         help="compute precision (auto: bf16 autocast where the hardware has it)",
     )
-    p_train.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    p_train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint in --checkpoint-dir (a new run when there is none)",
+    )
     p_train.add_argument("--checkpoint-dir", help="checkpoint folder (default: OUT.ckpt/)")
     p_train.add_argument("--out", required=True, help="model file to write (.safetensors)")
     p_train.set_defaults(func=cmd_train)

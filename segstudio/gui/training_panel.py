@@ -37,6 +37,13 @@ NEW_ARCHS: tuple[tuple[str, str, dict[str, float]], ...] = (
     ("SegNet, half width", "segnet", {"width": 0.5}),
     ("SegNet, quarter width", "segnet", {"width": 0.25}),
     ("SegNet-Basic", "segnet_basic", {}),
+    ("U-Net, half width", "unet", {"width": 0.5}),
+    ("U-Net, quarter width", "unet", {"width": 0.25}),
+    ("FCN-8s (VGG16-BN), half width", "fcn8s", {"width": 0.5}),
+    ("DeconvNet (VGG16-BN), half width", "deconvnet", {"width": 0.5}),
+    ("DeepLab (dilated VGG16-BN, ASPP), half width", "deeplab", {"width": 0.5}),
+    ("DeepLab, quarter width", "deeplab", {"width": 0.25}),
+    ("PSPNet (dilated VGG16-BN), half width", "pspnet", {"width": 0.5}),
 )
 
 

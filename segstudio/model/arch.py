@@ -10,6 +10,9 @@ max-pooling in its encoder and hands them to max-unpooling in the mirrored
 decoder. Pooling uses ``ceil_mode`` and unpooling is told the exact size from
 before each pooling, so any height and width work (360 -> 180 -> 90 -> 45 ->
 23, or 1023 x 77) and the output has exactly the input's size.
+
+U-Net, FCN-8s, DeconvNet, DeepLab and PSPNet live in :mod:`segstudio.model.nets`
+and their shared blocks in :mod:`segstudio.model.layers`; all are registered here.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import nn
 
 from segstudio.core.errors import ArchitectureError
@@ -44,6 +46,7 @@ __all__ = [
     "count_parameters",
     "resolve_spec",
 ]
+
 
 @dataclass(frozen=True)
 class ArchSpec:
@@ -82,7 +85,6 @@ class SegNet(_EncoderDecoderWithIndices):
         super().__init__()
         stages = vgg16_stage_widths(width)
         self.encoder = vgg16_encoder(in_channels, width)
-
         self.decoder = mirrored_decoder(stages, _conv_bn_relu)
         self.classifier = nn.Conv2d(stages[0][0], num_classes, 3, padding=1)
 
@@ -128,6 +130,14 @@ def _in_ch_ok(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 16
 
 
+def _unet_depth_ok(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5
+
+
+def _stride_ok(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v in (8, 16)
+
+
 ARCHITECTURES: dict[str, ArchInfo] = {
     "segnet": ArchInfo(
         SegNet,
@@ -141,6 +151,45 @@ ARCHITECTURES: dict[str, ArchInfo] = {
         {"width": 1.0, "in_channels": 3, "depth": 4},
         "SegNet-Basic: 4 layers of 64 7x7 filters, pooling indices to the decoder",
         {"width": _width_ok, "in_channels": _in_ch_ok, "depth": _depth_ok},
+    ),
+    "unet": ArchInfo(
+        nets.UNet,
+        {"width": 0.5, "in_channels": 3, "depth": 4},
+        "U-Net with batch norm: `depth` poolings of two 3x3 convs, 2x2 up-convolutions, "
+        "skip concatenation; width 1.0 is the paper's 64..1024 channels, the default 0.5 "
+        "(32..512) keeps it CPU-friendly",
+        {"width": _width_ok, "in_channels": _in_ch_ok, "depth": _unet_depth_ok},
+    ),
+    "fcn8s": ArchInfo(
+        nets.FCN8s,
+        {"width": 0.5, "in_channels": 3},
+        "FCN-8s on SegNet's VGG16-BN encoder; fc6/fc7 become 3x3/1x1 convs of 1024*width "
+        "channels; scores from pool5, pool4, pool3 fused by 2x, 2x, then 8x bilinear "
+        "upsampling; default width 0.5 for the CPU",
+        {"width": _width_ok, "in_channels": _in_ch_ok},
+    ),
+    "deconvnet": ArchInfo(
+        nets.DeconvNet,
+        {"width": 0.5, "in_channels": 3},
+        "DeconvNet: VGG16-BN encoder, pooling indices to unpooling (as SegNet), a mirrored "
+        "decoder of 3x3 deconvolutions; fc6/fc7 become 3x3/1x1 convs of 1024*width channels; "
+        "default width 0.5 for the CPU",
+        {"width": _width_ok, "in_channels": _in_ch_ok},
+    ),
+    "deeplab": ArchInfo(
+        nets.DeepLab,
+        {"width": 0.5, "in_channels": 3, "output_stride": 8},
+        "DeepLabv3-style: VGG16-BN with pool4/pool5 removed and stage 5 dilated (output "
+        "stride 8; 16 keeps pool4), ASPP (1x1, three 3x3 atrous convs at 12/24/36, or 6/12/18 "
+        "at stride 16, image pooling), bilinear upsampling; default width 0.5 for the CPU",
+        {"width": _width_ok, "in_channels": _in_ch_ok, "output_stride": _stride_ok},
+    ),
+    "pspnet": ArchInfo(
+        nets.PSPNet,
+        {"width": 0.5, "in_channels": 3, "output_stride": 8},
+        "PSPNet-style: DeepLab's dilated VGG16-BN backbone, pyramid pooling (bins 1, 2, 3, 6), "
+        "a 3x3 conv, bilinear upsampling; default width 0.5 for the CPU",
+        {"width": _width_ok, "in_channels": _in_ch_ok, "output_stride": _stride_ok},
     ),
 }
 

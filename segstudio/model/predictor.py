@@ -107,7 +107,7 @@ def resolve_precision(device: torch.device, precision: Precision = "auto") -> to
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
-    """Fold each eval-mode BatchNorm2d into the Conv2d right before it (in place).
+    """Fold each eval-mode BatchNorm2d into the (transposed) conv right before it (in place).
 
     Works on ``nn.Sequential`` containers, which is how every SegStudio
     architecture lays out conv -> BN -> ReLU.
@@ -120,8 +120,8 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
             while i < len(layers):
                 a = layers[i]
                 b = layers[i + 1] if i + 1 < len(layers) else None
-                if isinstance(a, nn.Conv2d) and isinstance(b, nn.BatchNorm2d):
-                    folded.append(fuse_conv_bn_eval(a, b))
+                if isinstance(a, nn.Conv2d | nn.ConvTranspose2d) and isinstance(b, nn.BatchNorm2d):
+                    folded.append(fuse_conv_bn_eval(a, b, isinstance(a, nn.ConvTranspose2d)))
                     i += 2
                 else:
                     folded.append(fold_batchnorm(a))

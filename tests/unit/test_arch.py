@@ -16,7 +16,11 @@ from segstudio.model.arch import (
 )
 
 ODD_SIZES = [(360, 480), (77, 1023), (45, 45), (1, 1), (23, 5), (17, 64)]
-LIGHT = {"segnet": {"width": 0.125}, "segnet_basic": {"width": 0.25}}
+LIGHT = {
+    "segnet": {"width": 0.125},
+    "segnet_basic": {"width": 0.25},
+    **{name: {"width": 0.125} for name in ("unet", "fcn8s", "deconvnet", "deeplab", "pspnet")},
+}
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))

@@ -568,6 +568,21 @@ def test_cli_train_writes_a_loadable_model(
     assert load_model(tmp_path / "m2.safetensors").info.provenance["parent"]["path"] == str(out)
 
 
+def test_cli_resume_starts_then_continues_the_same_run(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One documented command: the first call starts the run, later calls resume it."""
+    out, ckpt = tmp_path / "r.safetensors", tmp_path / "ckpt"
+    argv = ["train", str(shapes), "--arch", "segnet_basic", "--width", "0.25", "--epochs", "2",
+            "--crop", "64", "--checkpoint-dir", str(ckpt), "--resume",
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert "starting a new run" in capsys.readouterr().err
+    steps = load_model(out).info.provenance["steps"]
+    assert main(argv) == 0  # the finished run's checkpoint: nothing left to do
+    assert load_model(out).info.provenance["steps"] == steps
+
+
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
