@@ -568,6 +568,22 @@ def test_cli_train_writes_a_loadable_model(
     assert load_model(tmp_path / "m2.safetensors").info.provenance["parent"]["path"] == str(out)
 
 
+@pytest.mark.parametrize("arch", ["unet", "fcn8s", "deconvnet", "deeplab", "pspnet"])
+def test_every_family_fine_tunes_and_keeps_its_encoder(data: TrainingData, arch: str) -> None:
+    """Each architecture trains through the engine, and a new head keeps the encoder."""
+    spec = ArchSpec(arch, {"width": 0.125})
+    result = _drive(fine_tune(data, arch=spec, config=_config(epochs=1)))[1]
+    assert result is not None and result.after is not None
+    other = LabelSet("two", (LabelClass("a", (1, 2, 3)), LabelClass("b", (4, 5, 6))))
+    init = new_model(spec, other, seed=5)
+    result = _drive(fine_tune(data, init=init, config=_config(epochs=1, freeze_encoder=True)))[1]
+    assert result is not None
+    trained = result.model.network.state_dict()
+    for key, value in init.network.state_dict().items():
+        if key.startswith("encoder.") and value.is_floating_point() and "running" not in key:
+            assert torch.equal(trained[key], value), key
+
+
 def test_cli_resume_starts_then_continues_the_same_run(
     shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
