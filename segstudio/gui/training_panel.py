@@ -78,11 +78,12 @@ class FineTuneDialog(QDialog):
         self.limit = QComboBox()
         self.limit.setObjectName("fineTuneLimit")
         self.limit.addItems(["Epochs", "Minutes"])
+        self.limit.setCurrentText("Minutes")
         self.amount = QDoubleSpinBox()
         self.amount.setObjectName("fineTuneAmount")
         self.amount.setRange(0.1, 10000)
         self.amount.setDecimals(1)
-        self.amount.setValue(10)
+        self.amount.setValue(5)  # the one-click Fine-tune's budget
         self.lr = QDoubleSpinBox()
         self.lr.setObjectName("fineTuneLr")
         self.lr.setDecimals(5)
