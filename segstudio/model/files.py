@@ -177,14 +177,25 @@ def new_model(
     return LoadedModel(info, network)
 
 
-def save_model(path: str | Path, model: LoadedModel) -> Path:
-    """Write ``model`` atomically as a safetensors file with its metadata."""
+def save_model(path: str | Path, model: LoadedModel, *, half: bool = False) -> Path:
+    """Write ``model`` atomically as a safetensors file with its metadata.
+
+    ``half`` stores floating-point tensors as float16 (half the size, e.g. for a
+    model shipped with the app); loading turns them back into float32.
+    """
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ModelFileError(f"{path}: model files must end in .safetensors")
     if not path.parent.is_dir():
         raise ModelFileError(f"{path}: folder {path.parent} does not exist")
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.network.state_dict().items()}
+    state = {}
+    for key, value in model.network.state_dict().items():
+        value = value.detach().to("cpu")
+        if half and value.is_floating_point():
+            if not torch.isfinite(value.half()).all():
+                raise ModelFileError(f"tensor {key} does not fit float16; save it in float32")
+            value = value.half()
+        state[key] = value.contiguous()
     meta = {METADATA_KEY: json.dumps(model.info.to_dict(), sort_keys=True)}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata=meta)

@@ -171,3 +171,16 @@ def test_channels_must_match_the_normalisation(tmp_path: Path) -> None:
     path = _write_with_meta(tmp_path / "bad.safetensors", gray, {METADATA_KEY: json.dumps(meta)})
     with pytest.raises(ModelFileError, match="input channel"):
         load_model(path)
+
+
+def test_half_precision_files_are_smaller_and_load_as_float32(
+    tmp_path: Path, model: LoadedModel
+) -> None:
+    full = save_model(tmp_path / "f.safetensors", model)
+    half = save_model(tmp_path / "h.safetensors", model, half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = load_model(half)
+    assert all(p.dtype == torch.float32 for p in loaded.network.parameters())
+    x = torch.randn(1, 3, 40, 56)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.network(x), model.network.eval()(x), atol=0.05, rtol=0.05)
