@@ -72,9 +72,16 @@ def _collect_images(inputs: Sequence[str]) -> list[Path]:
     return images
 
 
-def _load_model(path: str) -> LoadedModel:
+def _load_model(path: str | None) -> LoadedModel:
+    """The model file given, or the bundled CamVid model when none is."""
+    from segstudio.core.bundled import bundled_model_path
     from segstudio.model.files import load_model
 
+    if path is None:
+        bundled = bundled_model_path()
+        if bundled is None:
+            raise UsageError("no --model given, and this build has no bundled model")
+        path = str(bundled)
     return load_model(path)
 
 
@@ -533,13 +540,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_pred = sub.add_parser("predict", help="predict class masks for images")
     p_pred.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
-    p_pred.add_argument("--model", required=True, help="model file (.safetensors)")
+    p_pred.add_argument("--model", help="model file (.safetensors); default: the bundled model")
     p_pred.add_argument("--out", required=True, help="folder for <stem>.png and <stem>_color.png")
     _add_runtime_args(p_pred)
     p_pred.set_defaults(func=cmd_predict)
 
     p_eval = sub.add_parser("eval", help="score a model against ground-truth labels")
-    p_eval.add_argument("--model", required=True, help="model file (.safetensors)")
+    p_eval.add_argument("--model", help="model file (.safetensors); default: the bundled model")
     p_eval.add_argument("--images", required=True, help="folder of images")
     p_eval.add_argument("--labels", required=True, help="folder of index label PNGs (same stems)")
     p_eval.add_argument("--void", type=int, help="label value to ignore (e.g. 11 for CamVid)")

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import create_worker
 
 from segstudio import __version__
+from segstudio.core.bundled import bundled_model_path
 from segstudio.core.errors import SegStudioError
 from segstudio.core.labelset import UNLABELED, LabelSet
 from segstudio.core.tools import (
@@ -397,7 +398,7 @@ class MainWindow(QMainWindow):
         self._restore_view_settings(project)
         self._refresh_tables()
         model = project.get_setting("active_model")
-        self._use_model(Path(model) if model else self._newest_project_model())
+        self._use_model(Path(model) if model else self._default_model(project))
         self.setWindowTitle(f"SegStudio — {project.folder}")
         self.stack.setCurrentWidget(self.canvas)
         records = project.images()
@@ -431,6 +432,22 @@ class MainWindow(QMainWindow):
             self.palette.choose(view["class"])
         if isinstance(view.get("lock_unlabeled"), bool):
             self.action("actionLockUnlabeled").setChecked(view["lock_unlabeled"])
+
+    def _default_model(self, project: Project) -> Path | None:
+        """The project's newest model, else the bundled one when its classes fit."""
+        newest = self._newest_project_model()
+        if newest is not None:
+            return newest
+        bundled = bundled_model_path()
+        if bundled is None or project.labelset is None:
+            return None
+        from segstudio.model.files import read_model_info
+
+        try:
+            fits = read_model_info(bundled).labelset.same_classes(project.labelset)
+        except SegStudioError:
+            return None
+        return bundled if fits else None
 
     def _newest_project_model(self) -> Path | None:
         assert self.project is not None
@@ -1058,7 +1075,9 @@ class MainWindow(QMainWindow):
         """What one click on Fine-tune does: train the active model (or a new one)."""
         return FineTuneChoice(
             config=dict(DEFAULT_FINE_TUNE),
-            start_from_active=self.models.path is not None,
+            # the active model; for a project whose classes no model has yet, the
+            # bundled model's encoder with a new head (the engine does that)
+            start_from_active=self.models.path is not None or bundled_model_path() is not None,
             arch=DEFAULT_NEW_ARCH,
             validation="marked" if self._validation_images() else "auto",
         )
@@ -1106,7 +1125,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{self.job_name} is still running", 5000)
             return
         resume: Path | None = None
-        model = self.models.path
+        model = self.models.path or bundled_model_path()  # no model yet: the bundled encoder
         resumed = self._offer_resume()
         if resumed is not None:
             choice, model, resume = resumed

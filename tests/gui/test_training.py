@@ -145,3 +145,21 @@ def test_interrupted_fine_tune_resumes_from_its_checkpoint(
     assert prov["steps"] == prov["total_steps"]
     assert interrupted_run(win.project) is None  # finished runs leave no checkpoint behind
     win.close()
+
+
+def test_bundled_model_is_the_default_when_classes_fit(
+    qtbot, labelled: Path, tiny_model: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(tiny_model))  # a CamVid-11 model
+    win = open_window(qtbot, labelled)  # a CamVid-11 project without models
+    assert win.models.path == tiny_model
+    assert win.default_fine_tune().start_from_active
+    win.close()
+    other = make_images(labelled.parent / "voc-project", n=2, size=(40, 50))
+    with Project.open(other) as project:
+        project.scan()
+        project.set_labelset(preset("voc"))
+    win = open_window(qtbot, other)
+    assert win.models.path is None  # the bundled model's classes do not fit
+    assert win.default_fine_tune().start_from_active  # but its encoder starts the fine-tune
+    win.close()

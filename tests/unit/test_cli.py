@@ -212,3 +212,14 @@ def test_console_entry_points() -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_predict_without_model_uses_the_bundled_one(
+    model_file: Path, images: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(tmp_path / "absent.safetensors"))
+    code = main(["predict", str(images), "--out", str(tmp_path / "o")])
+    _one_line_error(capsys, code, "no bundled model")
+    monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(model_file))
+    assert main(["predict", str(images), "--out", str(tmp_path / "o")]) == 0
+    assert (tmp_path / "o" / "a.png").is_file()
