@@ -21,8 +21,40 @@ log = logging.getLogger(__name__)
 PROBE_ENV = "SEGSTUDIO_STARTUP_PROBE"
 
 
+#: Debian/Ubuntu packages Qt's xcb platform plugin needs (also in the README).
+XCB_PACKAGES = (
+    "libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 "
+    "libxcb-render-util0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0"
+)
+
+
+def display_problem(environ: dict[str, str] | None = None) -> str | None:
+    """Why the window cannot open here (Linux), in words a user can act on; else None.
+
+    Qt itself aborts with a long, unhelpful message in these cases.
+    """
+    env = os.environ if environ is None else environ
+    if not sys.platform.startswith("linux") or env.get("QT_QPA_PLATFORM"):
+        return None
+    if not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+        return (
+            "no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset); "
+            "run it in a desktop session, or use the commands headless: segstudio --help"
+        )
+    if env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+        from ctypes.util import find_library
+
+        if find_library("xcb-cursor") is None:
+            return f"Qt's X11 plugin needs system libraries: sudo apt-get install {XCB_PACKAGES}"
+    return None
+
+
 def run(folder: Path | None = None, argv: list[str] | None = None) -> int:
     """Open the main window (and ``folder`` as a project, once the window shows)."""
+    problem = display_problem() if QApplication.instance() is None else None
+    if problem is not None:
+        print(f"segstudio: error: {problem}", file=sys.stderr)
+        return 2
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("SegStudio")
     app.setApplicationVersion(__version__)

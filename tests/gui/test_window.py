@@ -296,3 +296,16 @@ def test_reorder_keeps_the_chosen_class_and_hidden_ones(window: MainWindow, qtbo
     assert window.palette.current() == 5  # still the same class
     names = window.project.labelset.names
     assert {names[i] for i in window.palette.hidden()} == {hidden_name}
+
+
+def test_no_display_is_explained_not_a_qt_abort() -> None:
+    import sys
+
+    from segstudio.gui.app import display_problem
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux display check")
+    assert "no display" in display_problem({})
+    assert display_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
+    problem = display_problem({"DISPLAY": ":0"})
+    assert problem is None or "apt-get install libxcb-cursor0" in problem
