@@ -131,6 +131,19 @@ def cmd_model_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_convert(args: argparse.Namespace) -> int:
+    from segstudio.model.files import load_model, save_model
+
+    src, out = Path(args.file), Path(args.out)
+    if out.resolve() == src.resolve():
+        raise UsageError("--out must be another file than the input")
+    model = load_model(src)
+    save_model(out, model, half=args.half)
+    kind = "float16" if args.half else "float32"
+    print(f"wrote {out} ({kind} weights, {out.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
 # -- predict ---------------------------------------------------------------------------------
 
 
@@ -537,6 +550,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_info = msub.add_parser("info", help="print a model file's metadata as JSON")
     p_info.add_argument("file")
     p_info.set_defaults(func=cmd_model_info)
+    p_conv = msub.add_parser("convert", help="rewrite a model file (e.g. with float16 weights)")
+    p_conv.add_argument("file")
+    p_conv.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p_conv.add_argument("--half", action="store_true", help="store weights as float16")
+    p_conv.set_defaults(func=cmd_model_convert)
 
     p_pred = sub.add_parser("predict", help="predict class masks for images")
     p_pred.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")

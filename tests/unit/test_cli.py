@@ -223,3 +223,12 @@ def test_predict_without_model_uses_the_bundled_one(
     monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(model_file))
     assert main(["predict", str(images), "--out", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "a.png").is_file()
+
+
+def test_model_convert_to_half(model_file: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "half.safetensors"
+    assert main(["model", "convert", str(model_file), "--half", "--out", str(out)]) == 0
+    assert "float16" in capsys.readouterr().out
+    assert out.stat().st_size < 0.6 * model_file.stat().st_size
+    code = main(["model", "convert", str(out), "--out", str(out)])
+    _one_line_error(capsys, code, "another file")
