@@ -357,7 +357,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from segstudio.model.files import load_model, save_model
     from segstudio.training.data import load_source
     from segstudio.training.ddp import distributed
-    from segstudio.training.loop import checkpoint_info, fine_tune
+    from segstudio.training.loop import CHECKPOINT_NAME, fine_tune
 
     out, ckpt, config = _train_args(args)
     labelset = _labelset_arg(args.classes) if args.classes else None
@@ -384,11 +384,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             corrected_weight=config.corrected_weight,
         )
         resume = args.resume
-        if resume and checkpoint_info(ckpt) is None:
+        exists = (ckpt / CHECKPOINT_NAME).is_file()
+        if resume and not exists:
             # the same command starts a run and resumes it in later sessions
             if env.is_main:
                 print(f"no checkpoint in {ckpt} yet: starting a new run", file=sys.stderr)
             resume = False
+        elif exists and not resume:
+            raise UsageError(
+                f"{ckpt} holds the checkpoint of an earlier run: add --resume to continue it, "
+                "or choose another --checkpoint-dir"
+            )
         gen = fine_tune(
             data, init=init, arch=arch, config=config, checkpoint_dir=ckpt, resume=resume
         )
@@ -494,7 +500,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         raise UsageError(f"{source}: no such dataset folder")
     palette = Path(args.palette) if args.palette else None
     with _open_project(args.project, create=True) as project:
-        gen = import_dataset(project, source, args.format, palette=palette, void=args.void)
+        gen = import_dataset(
+            project, source, args.format, palette=palette, void=args.void, replace=args.replace
+        )
         report = _drive(gen, "import")
     print(
         f"imported {report.labels} label map(s) ({report.images} new image(s), "
@@ -644,6 +652,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_imp.add_argument("project", metavar="PROJECT", help="project folder")
     p_imp.add_argument("source", metavar="SOURCE", help="dataset folder")
     p_imp.add_argument("--format", required=True, choices=IMPORT_FORMATS)
+    p_imp.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the labels of images that already have some (refused otherwise)",
+    )
     p_imp.add_argument(
         "--palette", help="rgb: label_colors.txt or classes JSON; others: classes JSON"
     )

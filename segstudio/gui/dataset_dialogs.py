@@ -154,6 +154,7 @@ class ImportChoice:
     format: str
     palette: Path | None
     void: int | None
+    replace: bool = False
 
 
 class ImportDialog(QDialog):
@@ -182,6 +183,9 @@ class ImportDialog(QDialog):
         form.addRow("Dataset folder", _folder_row(self.source, self, "Import from"))
         form.addRow("Palette", _folder_row(self.palette, self, "Palette file", file=True))
         form.addRow("Void index", self.void)
+        self.replace = QCheckBox("Replace labels of images that already have some")
+        self.replace.setObjectName("importReplace")
+        form.addRow("", self.replace)
         form.addRow(_buttons(self, "Import"))
 
     def choice(self) -> ImportChoice:
@@ -191,4 +195,5 @@ class ImportDialog(QDialog):
             format=self.format.currentData(),
             palette=Path(palette).expanduser() if palette else None,
             void=self.void.value() if self.void.value() >= 0 else None,
+            replace=self.replace.isChecked(),
         )

@@ -1270,7 +1270,12 @@ class MainWindow(QMainWindow):
         self._start_cancellable(
             "Import",
             lambda: import_dataset(
-                project, choice.source, choice.format, palette=choice.palette, void=choice.void
+                project,
+                choice.source,
+                choice.format,
+                palette=choice.palette,
+                void=choice.void,
+                replace=choice.replace,
             ),
             self._import_done,
         )

@@ -354,6 +354,11 @@ def export_dataset(
     """
     out = Path(out).expanduser().absolute()
     ls = project.labelset_or_default()
+    real_out, real_project = out.resolve(), project.folder.resolve()
+    if real_out == real_project or real_project in real_out.parents:
+        raise DatasetError(f"{out}: export into a folder outside the project {project.folder}")
+    if real_out in real_project.parents:
+        raise DatasetError(f"{out}: holds the project {project.folder}; choose another folder")
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not options.overwrite:
@@ -839,8 +844,12 @@ def import_dataset(
     palette: Path | None = None,
     void: int | None = None,
     user: str | None = None,
+    replace: bool = False,
 ) -> Generator[Progress, None, ImportReport]:
     """Import a labelled dataset into the project, all or nothing.
+
+    Images of the project that already hold labels are never overwritten
+    silently: the import is refused, listing them, unless ``replace``.
 
     Parameters
     ----------
@@ -966,6 +975,18 @@ def import_dataset(
             f"{len(clashes)} image name(s) exist in the project with different content: "
             + _listed(clashes)
         )
+    if not replace:
+        names = {r.name: r for r in project.images()}
+        painted = [
+            pair.name for pair, _ in converted if pair.name in names and names[pair.name].has_labels
+        ]
+        if painted:
+            problems.append(
+                f"{len(painted)} image(s) already hold labels that the import would replace "
+                "(import with replace to do so): " + _listed(painted)
+            )
+    elif any(r.has_labels for r in project.images() if r.name in {p.name for p, _ in converted}):
+        warnings.append("labels of images that already had some were replaced by the import")
     if problems:
         raise DatasetError(
             f"cannot import {source} ({len(problems)} problem(s); the project was not "
@@ -996,7 +1017,6 @@ def import_dataset(
             with contextlib.suppress(SegStudioError):
                 project.scan()
         raise
-    yield Progress(total, total, "", "labels stored")
     _log.info("imported %d labels (%d new images) from %s", stored, len(copied), source)
     return ImportReport(images=len(copied), labels=stored, classes=ls, warnings=tuple(warnings))
 

@@ -878,9 +878,9 @@ class Project:
                     events: list[tuple[int, str, str, float, str]] = []
                     for name, arr in checked:
                         row = self._row(db, name)
-                        top = int(arr.max())
-                        if top >= ls.num_classes and top != UNLABELED:
-                            bad = np.unique(arr[(arr >= ls.num_classes) & (arr != UNLABELED)])
+                        outside = (arr >= ls.num_classes) & (arr != UNLABELED)
+                        if outside.any():  # not just the maximum: 30 beside 255 counts
+                            bad = np.unique(arr[outside])
                             raise ProjectError(
                                 f"{name}: the labels hold ids {bad.tolist()[:10]} that are not "
                                 f"classes of {ls.name!r} (0..{ls.num_classes - 1}) or 255"

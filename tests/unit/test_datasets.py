@@ -433,3 +433,26 @@ def test_import_labels_crash_leftovers_are_swept(proj) -> None:
     with Project.open(folder) as again:
         assert not leftover.exists()
         np.testing.assert_array_equal(again.load_labels("img0.png"), masks["img0.png"])
+
+
+def test_export_never_touches_the_project_folder(proj, tmp_path: Path) -> None:
+    project, _ = proj
+    for out in (project.folder, project.folder / "inside", project.folder.parent):
+        with pytest.raises(DatasetError, match="project"):
+            _export(project, out, format="index", overwrite=True)
+    assert (project.folder / ".segstudio").is_dir()
+    assert len(project.images()) == 6
+
+
+def test_import_refuses_to_replace_labels_unless_asked(proj, tmp_path: Path) -> None:
+    project, masks = proj
+    _export(project, tmp_path / "out", format="index")
+    # the project already holds labels for every image: a plain import is refused
+    before = {n: project.load_labels(n) for n in masks}
+    with pytest.raises(DatasetError, match="already hold labels"):
+        run_to_end(import_dataset(project, tmp_path / "out", "index"))
+    for name, labels in before.items():
+        np.testing.assert_array_equal(project.load_labels(name), labels)
+    report = run_to_end(import_dataset(project, tmp_path / "out", "index", replace=True))
+    assert report.labels == len(masks)
+    assert any("replaced" in w for w in report.warnings)

@@ -671,3 +671,16 @@ def test_cancel_callback_interrupts_a_step(data: TrainingData) -> None:
     result = _drive(fine_tune(data, arch=TINY, config=_config(epochs=1), cancel=lambda: False))[1]
     assert result is not None
     assert not any(m._forward_pre_hooks for m in result.model.network.modules())
+
+
+def test_cli_refuses_to_overwrite_an_earlier_runs_checkpoint(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = tmp_path / "ckpt"
+    argv = ["train", str(shapes), "--arch", "segnet_basic", "--width", "0.25", "--epochs", "1",
+            "--crop", "64", "--checkpoint-dir", str(ckpt),
+            "--out", str(tmp_path / "a.safetensors")]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(argv) == 2  # the same command again would start over the old checkpoint
+    assert "--resume" in capsys.readouterr().err
