@@ -743,6 +743,17 @@ class _Run:
             for k, b in self.network.named_buffers():
                 b.copy_(saved[k])
 
+    def _budget_spent(self) -> bool:
+        """Whether the time budget is used up; under DDP rank 0's clock decides for all,
+        so no rank leaves the loop while the others wait in a collective."""
+        assert self.config.minutes is not None
+        spent = self._elapsed() >= self.config.minutes * 60.0
+        if not self.env.distributed:
+            return spent
+        flag = torch.tensor([1.0 if (spent and self.env.is_main) else 0.0], device=self.device)
+        ddp.all_reduce_sum(flag, self.env)
+        return bool(flag.item() > 0)
+
     def _forward_backward(
         self, rgb: np.ndarray, labels: np.ndarray, weights: np.ndarray | None
     ) -> tuple[float, float]:
@@ -754,7 +765,16 @@ class _Run:
         if weights is not None:
             w = w * torch.from_numpy(weights).to(dev)
         total = float(w.sum())
-        if total <= 0:
+        # Under DDP every rank scales by the weight of the whole step (all ranks), so the
+        # averaged gradient is sum(w * ce) / sum(w) as in one process, and a rank whose
+        # crops hold no labelled pixel still runs forward and backward (zero loss), so
+        # the collectives of all ranks stay in step.
+        scale_total, world = total, 1
+        if self.env.distributed:
+            both = torch.tensor([total], dtype=torch.float64, device=dev)
+            ddp.all_reduce_sum(both, self.env)
+            scale_total, world = float(both.item()), self.env.world_size
+        if scale_total <= 0:  # nothing labelled anywhere: every rank skips alike
             return 0.0, 0.0
         loss_sum = 0.0
         n = len(rgb)
@@ -771,7 +791,7 @@ class _Run:
                 with _autocast(dev, self.amp):
                     logits = _forward(self.model, self.evaluator.inputs(rgb[sl]))
                 part = weighted_cross_entropy(logits.float(), target[sl], w[sl])
-                loss = part / total
+                loss = part * (world / scale_total)
                 (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             loss_sum += float(part.detach())
         return loss_sum, total
@@ -1141,7 +1161,7 @@ class _Run:
                 st.val_step = st.step
             if self.total_steps is not None and st.step >= self.total_steps:
                 break
-            if cfg.minutes is not None and self._elapsed() >= cfg.minutes * 60.0:
+            if cfg.minutes is not None and self._budget_spent():
                 break
             epoch = epochs_done
             order = ddp.shard_indices(

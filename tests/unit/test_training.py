@@ -651,6 +651,24 @@ def test_torchrun_ddp_two_processes(shapes: Path, tmp_path: Path) -> None:
     assert proc.stdout.count("wrote ") == 1  # only rank 0 reports and writes
 
 
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
+def test_torchrun_with_empty_crops_and_a_time_budget_does_not_hang(tmp_path: Path) -> None:
+    """A rank whose crops hold no labelled pixel, and a time budget, keep the ranks in step."""
+    root = _write_dataset(tmp_path / "sparse", n=8, seed=3)
+    for i in range(0, 8, 2):  # half the images carry no labels at all
+        path = root / "labels" / f"img{i:02d}.png"
+        Image.fromarray(np.full((SIZE, SIZE), UNLABELED, np.uint8)).save(path)
+    out = tmp_path / "ddp.safetensors"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "segstudio", "train", str(root), "--arch", "segnet_basic", "--width", "0.25",
+           "--minutes", "0.1", "--batch-size", "1", "--crop", "64", "--val-fraction", "0.25",
+           "--out", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert load_model(out).info.provenance["world_size"] == 2
+
+
 def test_cancel_callback_interrupts_a_step(data: TrainingData) -> None:
     """The cancel callback is polled inside the step: the step in flight is dropped."""
     import itertools
