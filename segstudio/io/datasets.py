@@ -1316,9 +1316,14 @@ def _read_coco(source: Path, override: LabelSet | None, void: int | None, w: lis
         except (OSError, json.JSONDecodeError) as exc:
             raise DatasetError(f"{f}: not a COCO JSON file ({exc})") from exc
     cats: dict[int, dict[str, Any]] = {}
-    for _, doc in docs:
-        for c in doc.get("categories", []):
-            cats.setdefault(int(c["id"]), c)
+    for f, doc in docs:
+        if not isinstance(doc, dict):
+            raise DatasetError(f"{f}: not a COCO JSON file (the top level is not an object)")
+        try:
+            for c in doc.get("categories", []):
+                cats.setdefault(int(c["id"]), c)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{f}: a category has no usable id ({exc})") from exc
     if not cats:
         raise DatasetError(f"{source}: the COCO files have no categories")
     order = sorted(cats)
@@ -1344,10 +1349,17 @@ def _read_coco(source: Path, override: LabelSet | None, void: int | None, w: lis
     for f, doc in docs:
         split = f.stem.removeprefix("instances_")
         by_image: dict[int, list[dict[str, Any]]] = {}
-        for a in doc.get("annotations", []):
-            by_image.setdefault(int(a["image_id"]), []).append(a)
+        try:
+            for a in doc.get("annotations", []):
+                by_image.setdefault(int(a["image_id"]), []).append(a)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"{f}: an annotation has no usable image_id ({exc})") from exc
         for im in doc.get("images", []):
+            if not isinstance(im, dict) or "file_name" not in im or "id" not in im:
+                raise DatasetError(f"{f}: an image entry has no file_name or id: {im!r:.120}")
             fname = str(im["file_name"])
+            if Path(fname).is_absolute() or ".." in Path(fname).parts:
+                fname = Path(fname).name  # look only inside the dataset folder
             candidates = [
                 source / "images" / split / fname,
                 source / "images" / fname,
@@ -1361,15 +1373,30 @@ def _read_coco(source: Path, override: LabelSet | None, void: int | None, w: lis
 
     def decode(key: Path) -> np.ndarray:
         im, anns = anns_by_mask[key]
-        h, w_ = int(im["height"]), int(im["width"])
+        try:
+            h, w_ = int(im["height"]), int(im["width"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DatasetError(f"image entry {im.get('id')}: no usable height/width") from exc
         out = np.full((h, w_), UNLABELED, np.uint8)
         for a in anns:
-            cid = int(a["category_id"])
+            try:
+                cid = int(a["category_id"])
+                seg = a["segmentation"]
+                if not seg:  # a box-only annotation: no mask to draw
+                    continue
+                mask = _ann_to_mask(seg, h, w_)
+                if mask.shape[:2] != (h, w_):
+                    raise ValueError(f"mask is {mask.shape[:2]}, the image {h}x{w_}")
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+                raise DatasetError(
+                    f"{key.parent.name}: annotation {a.get('id')} of image {im.get('id')} "
+                    f"cannot be read ({type(exc).__name__}: {exc})"
+                ) from exc
             if cid not in cat_to_index:
                 raise DatasetError(
                     f"{key.parent.name}: annotation {a.get('id')} has category {cid}"
                 )
-            out[_ann_to_mask(a["segmentation"], h, w_) > 0] = cat_to_index[cid]
+            out[mask.reshape(h, w_) > 0] = cat_to_index[cid]
         return out
 
     return ls, pairs, decode

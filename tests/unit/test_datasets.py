@@ -456,3 +456,26 @@ def test_import_refuses_to_replace_labels_unless_asked(proj, tmp_path: Path) -> 
     report = run_to_end(import_dataset(project, tmp_path / "out", "index", replace=True))
     assert report.labels == len(masks)
     assert any("replaced" in w for w in report.warnings)
+
+
+def test_odd_coco_files_give_clear_errors_not_tracebacks(proj, tmp_path: Path) -> None:
+    project, masks = proj
+    _export(project, tmp_path / "coco", format="coco", split=(1.0, 0.0, 0.0))
+    ann_file = tmp_path / "coco" / "annotations" / "instances_train.json"
+    doc = json.loads(ann_file.read_text())
+    # a box-only annotation (no mask) is skipped, not a crash
+    doc["annotations"].append({**doc["annotations"][0], "id": 999, "segmentation": []})
+    ann_file.write_text(json.dumps(doc))
+    (tmp_path / "a").mkdir()
+    _, report = _import(tmp_path / "a", tmp_path / "coco", "coco")
+    assert report.labels == len(masks)
+    # a polygon of two points cannot be drawn: a DatasetError naming it
+    doc["annotations"][-1]["segmentation"] = [[1.0, 1.0, 2.0, 2.0]]
+    ann_file.write_text(json.dumps(doc))
+    (tmp_path / "b").mkdir()
+    with pytest.raises(DatasetError, match="annotation 999"):
+        _import(tmp_path / "b", tmp_path / "coco", "coco")
+    ann_file.write_text("[]")
+    (tmp_path / "c").mkdir()
+    with pytest.raises(DatasetError, match="not a COCO JSON"):
+        _import(tmp_path / "c", tmp_path / "coco", "coco")
