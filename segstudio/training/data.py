@@ -410,7 +410,9 @@ def from_folder(
 
     - CamVid / SegNet: ``train/`` + ``trainannot/`` and, optionally, ``val/`` +
       ``valannot/`` (without them, a hash-chosen share of ``train/`` validates);
-    - ``images/`` + ``labels/``, split by name hash.
+    - ``images/`` + ``labels/``, split by its ``train.txt``/``val.txt`` when it has
+      them (a SegStudio ``index`` export; ``test.txt`` images never train), else
+      by name hash.
 
     The classes come from ``labelset`` or else the folder's ``classes.json``
     (SegStudio or CamVid format); the void value from ``void`` or else the
@@ -464,8 +466,34 @@ def from_folder(
         samples = train
     else:
         samples = _pair(root / "images", root / "labels", void)
+        listed = _split_lists(root)
+        if listed is not None:  # an exported dataset's own split: never train on val/test
+            train_names, val_names = listed
+            by_stem = {Path(smp.name).stem: smp for smp in samples}
+            train_l = tuple(by_stem[n] for n in train_names if n in by_stem)
+            val_l = tuple(by_stem[n] for n in val_names if n in by_stem)
+            if train_l:
+                return TrainingData(train_l, val_l, labelset, str(root))
     train_t, val_t = _split(samples, val_fraction, seed, None)
     return TrainingData(train_t, val_t, labelset, str(root))
+
+
+def _split_lists(root: Path) -> tuple[list[str], list[str]] | None:
+    """``train.txt`` and ``val.txt`` (one stem per line) of an exported dataset, if any.
+
+    Images listed in ``test.txt`` (or in no list) are left out of training.
+    """
+    if not (root / "train.txt").is_file():
+        return None
+
+    def stems(name: str) -> list[str]:
+        path = root / name
+        if not path.is_file():
+            return []
+        lines = path.read_text(encoding="utf-8").split()
+        return [Path(line).stem for line in lines if line.strip()]
+
+    return stems("train.txt"), stems("val.txt")
 
 
 def load_source(

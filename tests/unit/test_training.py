@@ -702,3 +702,16 @@ def test_cli_refuses_to_overwrite_an_earlier_runs_checkpoint(
     capsys.readouterr()
     assert main(argv) == 2  # the same command again would start over the old checkpoint
     assert "--resume" in capsys.readouterr().err
+
+
+def test_an_index_export_trains_on_its_own_split(shapes: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / "exported"
+    shutil.copytree(shapes, root)
+    (root / "train.txt").write_text("".join(f"img{i:02d}\n" for i in range(6)))
+    (root / "val.txt").write_text("img06\nimg07\n")
+    (root / "test.txt").write_text("".join(f"img{i:02d}\n" for i in range(8, 12)))
+    data = from_folder(root)
+    assert sorted(Path(s.name).stem for s in data.train) == [f"img{i:02d}" for i in range(6)]
+    assert sorted(Path(s.name).stem for s in data.val) == ["img06", "img07"]
