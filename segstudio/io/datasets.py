@@ -508,11 +508,38 @@ def _put_in_place(tmp: Path, out: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+def _exif_rotated(src: Path) -> bool:
+    """Whether ``src`` carries an EXIF orientation other than upright."""
+    try:
+        with Image.open(src) as im:
+            return int(im.getexif().get(0x0112, 1)) not in (0, 1)
+    except (OSError, ValueError, SyntaxError):
+        return False
+
+
+def _copy_upright(src: Path, dst: Path) -> None:
+    """Copy an image byte for byte, unless EXIF rotates it: masks are made on the
+    upright image, and most training loaders ignore EXIF, so such an image is
+    re-encoded upright (without the tag) to stay aligned with its mask."""
+    if not _exif_rotated(src):
+        shutil.copyfile(src, dst)
+        return
+    try:
+        rgb = read_image(src).rgb
+    except ImageReadError as exc:
+        raise DatasetError(f"cannot convert {src}: {exc}") from exc
+    im = Image.fromarray(rgb)
+    if dst.suffix.lower() in (".jpg", ".jpeg"):
+        im.save(dst, format="JPEG", quality=JPEG_QUALITY)
+    else:
+        im.save(dst)
+
+
 def _copy_or_convert(src: Path, dst: Path, kind: str) -> None:
     """Copy ``src`` when it is already ``kind`` ("png" or "jpeg"), else re-encode it."""
     suffixes = {"png": (".png",), "jpeg": (".jpg", ".jpeg")}[kind]
     if src.suffix.lower() in suffixes:
-        shutil.copyfile(src, dst)
+        _copy_upright(src, dst)
         return
     try:
         rgb = read_image(src).rgb
@@ -559,7 +586,7 @@ class _IndexWriter(_Writer):
         (ctx.root / "labels").mkdir()
 
     def write(self, ctx: _ExportCtx, split: str, item: _Item, mask: np.ndarray) -> None:
-        shutil.copyfile(item.image, ctx.root / "images" / item.name)
+        _copy_upright(item.image, ctx.root / "images" / item.name)
         _save_png(ctx.root / "labels" / f"{item.stem}.png", mask)
 
     def finish(self, ctx: _ExportCtx) -> None:
@@ -738,7 +765,7 @@ class _CocoWriter(_Writer):
     def write(self, ctx: _ExportCtx, split: str, item: _Item, mask: np.ndarray) -> None:
         from pycocotools import mask as mask_utils
 
-        shutil.copyfile(item.image, ctx.root / "images" / split / item.name)
+        _copy_upright(item.image, ctx.root / "images" / split / item.name)
         doc = ctx.coco[split]
         h, w = mask.shape
         image_id = self.next_img

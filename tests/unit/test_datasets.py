@@ -479,3 +479,23 @@ def test_odd_coco_files_give_clear_errors_not_tracebacks(proj, tmp_path: Path) -
     (tmp_path / "c").mkdir()
     with pytest.raises(DatasetError, match="not a COCO JSON"):
         _import(tmp_path / "c", tmp_path / "coco", "coco")
+
+
+def test_exif_rotated_images_are_exported_upright(tmp_path: Path) -> None:
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    raw = np.zeros((20, 40, 3), np.uint8)  # stored landscape...
+    raw[:, :10] = 255
+    im = Image.fromarray(raw)
+    exif = im.getexif()
+    exif[0x0112] = 6  # ...shown rotated: 40 high, 20 wide
+    im.save(folder / "p.jpg", exif=exif.tobytes(), quality=95)
+    project = Project.open(folder)
+    project.scan()
+    project.set_labelset(LS)
+    project.import_labels([("p.jpg", np.zeros((40, 20), np.uint8))])
+    _export(project, tmp_path / "out", format="index")
+    out = Image.open(tmp_path / "out" / "images" / "p.jpg")
+    assert out.size == (20, 40)  # upright, the mask's shape
+    assert int(out.getexif().get(0x0112, 1)) == 1
+    project.close()
