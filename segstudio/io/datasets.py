@@ -380,6 +380,7 @@ def export_dataset(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a dataset is for others to read too
     ctx = _ExportCtx(tmp, ls, options, splits, {i.name: i for i in items})
     writer = _writer_for(options.format)
     try:

@@ -499,3 +499,9 @@ def test_exif_rotated_images_are_exported_upright(tmp_path: Path) -> None:
     assert out.size == (20, 40)  # upright, the mask's shape
     assert int(out.getexif().get(0x0112, 1)) == 1
     project.close()
+
+
+def test_exported_folder_is_readable_by_others(proj, tmp_path: Path) -> None:
+    project, _ = proj
+    _export(project, tmp_path / "out", format="index")
+    assert (tmp_path / "out").stat().st_mode & 0o055 == 0o055
