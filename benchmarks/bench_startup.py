@@ -49,7 +49,8 @@ def _launch(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--runs", type=int, default=7)
-    ap.add_argument("--folder", type=Path, help="default: 2,000 CamVid-sized images, made here")
+    ap.add_argument("--folder", type=Path, help="default: --count CamVid-sized images, made here")
+    ap.add_argument("--count", type=int, default=10_000, help="images in the made folder")
     args = ap.parse_args()
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
     env["SEGSTUDIO_CONFIG_DIR"] = tempfile.mkdtemp()
@@ -62,9 +63,9 @@ def main() -> None:
 
             folder = Path(tmp) / "images"
             folder.mkdir()
-            first = folder / "img00000.png"
+            first = folder / "img00000.png"  # names sort naturally up to 99,999
             Image.fromarray(np.full((360, 480, 3), 128, np.uint8)).save(first)
-            for i in range(1, 2000):  # same bytes, distinct names: the list is what counts
+            for i in range(1, args.count):  # same bytes, distinct names: the list is what counts
                 (folder / f"img{i:05d}.png").write_bytes(first.read_bytes())
         ours = [
             _launch([sys.executable, "-m", "segstudio", str(folder)], env) for _ in range(args.runs)
@@ -83,7 +84,7 @@ def main() -> None:
             {
                 "benchmark": "startup",
                 "runs": args.runs,
-                "images_in_folder": len(os.listdir(folder)) if args.folder else 2000,
+                "images_in_folder": len(os.listdir(folder)) if args.folder else args.count,
                 "window_shown_s": {
                     "median": round(statistics.median(shown), 3),
                     "max": round(max(shown), 3),
