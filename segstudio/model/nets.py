@@ -231,7 +231,26 @@ class ASPP(nn.Module):
         return self.project(torch.cat(outs, dim=1))
 
 
-class DeepLab(nn.Module):
+class _DilatedSegmenter(nn.Module):
+    """Dilated backbone -> context module -> 3x3 head -> classifier -> upsample and crop
+    (the shape DeepLab and PSPNet share; they differ in ``context``)."""
+
+    encoder: nn.Module
+    context: nn.Module
+    head: nn.Module
+    classifier: nn.Module
+
+    @property
+    def alignment(self) -> int:
+        return self.encoder.output_stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        x = self.classifier(self.head(self.context(self.encoder(x))))
+        return upsample_crop(x, self.encoder.output_stride, size)
+
+
+class DeepLab(_DilatedSegmenter):
     """DeepLabv3-style network on a dilated VGG16-BN backbone.
 
     Backbone at output stride 8 (default) or 16, ASPP with rates 6/12/18 at
@@ -247,19 +266,10 @@ class DeepLab(nn.Module):
         self.encoder = DilatedVGG(in_channels, width, output_stride)
         ch = _channels(256, width)
         rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
-        self.aspp = ASPP(self.encoder.out_channels, ch, rates)
+        self.context = ASPP(self.encoder.out_channels, ch, rates)
         self.head = nn.Sequential(*_conv_bn_relu(ch, ch, 3))
         self.classifier = nn.Conv2d(ch, num_classes, 1)
         kaiming_init(self)
-
-    @property
-    def alignment(self) -> int:
-        return self.encoder.output_stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
-        x = self.classifier(self.head(self.aspp(self.encoder(x))))
-        return upsample_crop(x, self.encoder.output_stride, size)
 
 
 class PyramidPooling(nn.Module):
@@ -287,7 +297,7 @@ class PyramidPooling(nn.Module):
         return torch.cat(outs, dim=1)
 
 
-class PSPNet(nn.Module):
+class PSPNet(_DilatedSegmenter):
     """PSPNet-style network (Zhao et al., 2017) on DeepLab's dilated VGG16-BN backbone.
 
     Pyramid pooling with bins 1, 2, 3, 6 (each reduced to a quarter of the
@@ -301,17 +311,10 @@ class PSPNet(nn.Module):
     ) -> None:
         super().__init__()
         self.encoder = DilatedVGG(in_channels, width, output_stride)
-        self.ppm = PyramidPooling(self.encoder.out_channels)
+        self.context = PyramidPooling(self.encoder.out_channels)
         ch = _channels(512, width)
-        self.head = nn.Sequential(*_conv_bn_relu(self.ppm.out_channels, ch, 3), nn.Dropout2d(0.1))
+        self.head = nn.Sequential(
+            *_conv_bn_relu(self.context.out_channels, ch, 3), nn.Dropout2d(0.1)
+        )
         self.classifier = nn.Conv2d(ch, num_classes, 1)
         kaiming_init(self)
-
-    @property
-    def alignment(self) -> int:
-        return self.encoder.output_stride
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        size = x.shape[-2:]
-        x = self.classifier(self.head(self.ppm(self.encoder(x))))
-        return upsample_crop(x, self.encoder.output_stride, size)
