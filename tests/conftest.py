@@ -19,3 +19,13 @@ def camvid() -> Path:
     if not (CAMVID / "val").is_dir() or not (CAMVID / "valannot").is_dir():
         pytest.skip(f"CamVid data not found at {CAMVID}")
     return CAMVID
+
+
+@pytest.fixture(autouse=True)
+def _leaves_working_directory_alone() -> object:
+    """A test writes under tmp_path, never into the folder it was started in."""
+    cwd = Path.cwd()
+    before = set(os.listdir(cwd))
+    yield
+    stray = sorted(set(os.listdir(cwd)) - before - {".pytest_cache", ".hypothesis"})
+    assert not stray, f"test left files in {cwd}: {stray}"

@@ -771,7 +771,11 @@ def test_failed_label_write_keeps_old_file(tmp_path: Path, monkeypatch: pytest.M
     write_label_map(path, old)
 
     def failing_save(self: Image.Image, fp: object, *args: object, **kwargs: object) -> None:
-        Path(str(fp)).write_bytes(b"\x89PNG half")
+        # a half-written file, whether the encoder is given a path or a buffer
+        if hasattr(fp, "write"):
+            fp.write(b"\x89PNG half")
+        else:
+            Path(fp).write_bytes(b"\x89PNG half")  # type: ignore[arg-type]
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", failing_save)
