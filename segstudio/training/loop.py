@@ -1212,7 +1212,8 @@ class _Run:
                 after = yield from self._validate("final model")
         else:
             after = None
-        duration = time.monotonic() - started
+        # every run of a resumed training counts, not only this one
+        duration = self._elapsed() + (self.t0 - started)
         return self._result(after, stopped, duration)
 
     def _result(

@@ -11,7 +11,7 @@ from segstudio.core.labelset import preset
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.training_panel import FineTuneChoice
 from segstudio.io.project import Project
-from segstudio.model.arch import ArchSpec
+from segstudio.model.arch import ARCHITECTURES, ArchSpec
 from segstudio.model.files import new_model, read_model_info, save_model
 from tests.gui.conftest import drag, make_images, open_window
 
@@ -162,4 +162,30 @@ def test_bundled_model_is_the_default_when_classes_fit(
     win = open_window(qtbot, other)
     assert win.models.path is None  # the bundled model's classes do not fit
     assert win.default_fine_tune().start_from_active  # but its encoder starts the fine-tune
+    win.close()
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_every_architecture_trains_and_predicts_in_the_window(
+    qtbot, labelled: Path, arch: str
+) -> None:
+    win: MainWindow = open_window(qtbot, labelled)
+    choice = FineTuneChoice(
+        config={**SMALL, "epochs": 1},
+        start_from_active=False,
+        arch=(arch, {"width": 0.125}),
+        validation="auto",
+    )
+    win.fine_tune(choice)
+    qtbot.waitUntil(lambda: win.job is None, timeout=180_000)
+    stored = sorted(win.project.models_dir.glob("model-*.safetensors"))
+    assert len(stored) == 1, win.training_panel.result.text()
+    assert read_model_info(stored[0]).arch.name == arch
+    win.training_panel.use.click()  # make it active: it predicts the unreviewed images
+    assert win.models.path == stored[0]
+    qtbot.waitUntil(lambda: win.job is None, timeout=120_000)
+    assert all(r.has_prediction for r in win.project.images())
+    assert win.doc.prediction is not None
+    assert win.doc.prediction.labels.shape == (90, 120)
+    assert win.doc.prediction.labels.max() < 11
     win.close()

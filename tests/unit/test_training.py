@@ -24,7 +24,7 @@ from segstudio.cli import main
 from segstudio.core.errors import TrainingError
 from segstudio.core.labelset import UNLABELED, LabelClass, LabelSet
 from segstudio.io.project import Project
-from segstudio.model.arch import ArchSpec
+from segstudio.model.arch import ARCHITECTURES, ArchSpec
 from segstudio.model.files import load_model, new_model
 from segstudio.training import loop
 from segstudio.training.augment import augment
@@ -420,6 +420,8 @@ def test_resume_reaches_the_same_end(data: TrainingData, tmp_path: Path) -> None
     assert any(p.kind == "message" and "resumed from step 4" in p.message for p in rest)
     assert [p.step for p in rest if p.kind == "step"] == list(range(5, 10))
     assert resumed.model.info.provenance["steps"] == 9 == full.model.info.provenance["steps"]
+    # the training time counts the interrupted run too
+    assert resumed.model.info.provenance["duration_s"] >= round(checkpoint_info(ckpt)["elapsed_s"], 2)
     # fp32 on the CPU: the resumed run retraces the uninterrupted one exactly
     assert _losses(first)[:4] + _losses(rest) == _losses(full_seen)
     for k, v in _state(full).items():
@@ -566,6 +568,27 @@ def test_cli_train_writes_a_loadable_model(
     text = capsys.readouterr().out
     assert "before: mean IoU" in text and "improved: " in text
     assert load_model(tmp_path / "m2.safetensors").info.provenance["parent"]["path"] == str(out)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_every_architecture_trains_predicts_and_evaluates_from_the_cli(
+    arch: str, shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / f"{arch}.safetensors"
+    code = main(["train", str(shapes), "--arch", arch, "--width", "0.125", "--epochs", "1",
+                 "--crop", "64", "--out", str(out)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert load_model(out).info.arch.name == arch
+    pred = tmp_path / "pred"
+    assert main(["predict", str(shapes / "images"), "--model", str(out), "--out", str(pred)]) == 0
+    for i in range(12):
+        index = np.asarray(Image.open(pred / f"img{i:02d}.png"))
+        assert index.shape == (SIZE, SIZE) and index.max() < SHAPES.num_classes
+    capsys.readouterr()
+    code = main(["eval", "--model", str(out), "--images", str(shapes / "images"),
+                 "--labels", str(shapes / "labels"), "--json"])  # fmt: skip
+    assert code == 0
+    assert 0.0 <= json.loads(capsys.readouterr().out)["mean_iou"] <= 1.0
 
 
 @pytest.mark.parametrize("arch", ["unet", "fcn8s", "deconvnet", "deeplab", "pspnet"])
