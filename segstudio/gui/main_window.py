@@ -1085,11 +1085,13 @@ class MainWindow(QMainWindow):
     def fine_tune_with_options(self) -> None:
         if self.project is None:
             return
-        dialog = FineTuneDialog(
-            self,
-            has_model=self.models.path is not None,
-            marked_val=len(self._validation_images()),
-        )
+        if self.models.path is not None:
+            start = f"The active model ({self.models.path.name})"
+        elif bundled_model_path() is not None:  # its classes differ from the project's
+            start = "The bundled model's encoder, with a new head for these classes"
+        else:
+            start = None
+        dialog = FineTuneDialog(self, start_label=start, marked_val=len(self._validation_images()))
         if dialog.exec() == QDialog.DialogCode.Accepted:
             self.fine_tune(dialog.choice())
 

@@ -60,15 +60,16 @@ class FineTuneChoice:
 class FineTuneDialog(QDialog):
     """Options of a fine-tune run; the defaults are what the Fine-tune action uses."""
 
-    def __init__(self, parent: QWidget | None, *, has_model: bool, marked_val: int) -> None:
+    def __init__(self, parent: QWidget | None, *, start_label: str | None, marked_val: int) -> None:
+        """``start_label`` names the model a fine-tune would start from (None: there is none)."""
         super().__init__(parent)
         self.setObjectName("fineTuneDialog")
         self.setWindowTitle("Fine-tune")
         form = QFormLayout(self)
         self.start = QComboBox()
         self.start.setObjectName("fineTuneStart")
-        if has_model:
-            self.start.addItem("The active model", True)
+        if start_label is not None:
+            self.start.addItem(start_label, True)
         self.start.addItem("A new model", False)
         self.arch = QComboBox()
         self.arch.setObjectName("fineTuneArch")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from segstudio.core.labelset import preset
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.training_panel import FineTuneChoice
+from segstudio.gui.training_panel import FineTuneChoice, FineTuneDialog
 from segstudio.io.project import Project
 from segstudio.model.arch import ARCHITECTURES, ArchSpec
 from segstudio.model.files import new_model, read_model_info, save_model
@@ -155,13 +156,28 @@ def test_bundled_model_is_the_default_when_classes_fit(
     assert win.models.path == tiny_model
     assert win.default_fine_tune().start_from_active
     win.close()
-    other = make_images(labelled.parent / "voc-project", n=2, size=(40, 50))
+    other = make_images(labelled.parent / "voc-project", n=3, size=(40, 50))
     with Project.open(other) as project:
         project.scan()
         project.set_labelset(preset("voc"))
+        for i in range(3):
+            labels = np.zeros((40, 50), np.uint8)
+            labels[20:, 10:30] = 15  # a person
+            project.save_labels(f"img{i}.png", labels)
     win = open_window(qtbot, other)
     assert win.models.path is None  # the bundled model's classes do not fit
     assert win.default_fine_tune().start_from_active  # but its encoder starts the fine-tune
+    dialog = FineTuneDialog(win, start_label="bundled", marked_val=0)
+    assert dialog.choice().start_from_active  # offered first
+    dialog.deleteLater()
+    win.fine_tune(dataclasses.replace(win.default_fine_tune(), config={**SMALL, "epochs": 1}))
+    qtbot.waitUntil(lambda: win.job is None, timeout=120_000)
+    stored = sorted(win.project.models_dir.glob("model-*.safetensors"))
+    assert len(stored) == 1, win.training_panel.result.text()
+    info = read_model_info(stored[0])
+    assert info.labelset.same_classes(preset("voc"))
+    assert info.provenance["head"] == "new head, encoder kept"
+    assert info.provenance["parent"]["path"] == str(tiny_model)
     win.close()
 
 
