@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from segstudio import __version__
 from segstudio.core.errors import SegStudioError, UsageError
-from segstudio.core.labelset import PRESETS, LabelSet, preset
+from segstudio.core.labelset import PRESETS, LabelSet, preset, read_classes_file
 
 if TYPE_CHECKING:
     from segstudio.model.files import LoadedModel
@@ -210,18 +210,67 @@ def _pair_images_labels(images_dir: Path, labels_dir: Path) -> list[tuple[Path, 
     return [(p, labels[p.stem]) for p in images]
 
 
+def _eval_folders(args: argparse.Namespace) -> tuple[Path, Path, Path | None]:
+    """The images and labels to score, and the dataset's classes.json if it has one.
+
+    A dataset FOLDER may be images/ + labels/, a split beside its labels (CamVid's
+    ``val`` and ``valannot``), or a CamVid/SegNet root (its val split is used).
+    """
+    if args.folder is None:
+        if args.images is None or args.labels is None:
+            raise UsageError("give a dataset FOLDER, or both --images and --labels")
+        images, labels = Path(args.images), Path(args.labels)
+        root = labels.parent
+    else:
+        if args.images is not None or args.labels is not None:
+            raise UsageError("give a dataset FOLDER or --images and --labels, not both")
+        folder = Path(args.folder)
+        if not folder.is_dir():
+            raise UsageError(f"{folder}: not a folder")
+        folder = folder.resolve()
+        if (folder / "images").is_dir() and (folder / "labels").is_dir():
+            images, labels, root = folder / "images", folder / "labels", folder
+        elif (folder.parent / f"{folder.name}annot").is_dir():
+            images, labels, root = folder, folder.parent / f"{folder.name}annot", folder.parent
+        elif (folder / "val").is_dir() and (folder / "valannot").is_dir():
+            images, labels, root = folder / "val", folder / "valannot", folder
+        else:
+            raise UsageError(
+                f"{folder}: cannot tell where its labels are (expected images/ + labels/, "
+                "a split beside its <split>annot/ folder, or val/ + valannot/); "
+                "give --images and --labels"
+            )
+    classes = root / "classes.json"
+    return images, labels, classes if classes.is_file() else None
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from segstudio.core.convert import check_index_map
     from segstudio.core.metrics import ConfusionMatrix
     from segstudio.io.images import read_image, read_label_map
 
-    pairs = _pair_images_labels(Path(args.images), Path(args.labels))
+    images_dir, labels_dir, classes = _eval_folders(args)
+    pairs = _pair_images_labels(images_dir, labels_dir)
     if args.void is not None and not 0 <= args.void <= 255:
         raise UsageError(f"--void must be 0..255, got {args.void}")
     model = _load_model(args.model)
     labelset = model.info.labelset
+    void = args.void
+    if classes is not None:
+        try:
+            theirs, their_void = read_classes_file(classes)
+        except SegStudioError as exc:
+            raise UsageError(str(exc)) from exc
+        if void is None and their_void is not None:
+            void = their_void  # CamVid's classes.json says which value is void
+        if not theirs.same_classes(labelset):
+            print(
+                f"warning: {classes} names other classes than the model "
+                f"({', '.join(theirs.names[:4])}... against {', '.join(labelset.names[:4])}...)",
+                file=sys.stderr,
+            )
     predictor = _make_predictor(args, model)
-    cm = ConfusionMatrix(labelset.num_classes, ignore_index=args.void)
+    cm = ConfusionMatrix(labelset.num_classes, ignore_index=void)
     with _progress(len(pairs), "eval") as bar:
         for image_path, label_path in pairs:
             image = read_image(image_path)
@@ -232,7 +281,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     f"image is {image.width}x{image.height}"
                 )
             try:
-                check_index_map(target, labelset.num_classes, void=args.void)
+                check_index_map(target, labelset.num_classes, void=void)
             except SegStudioError as exc:
                 raise UsageError(f"{label_path}: {exc} (set --void for a void index)") from exc
             cm.update(predictor.predict(image.rgb).labels, target)
@@ -242,9 +291,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result = metrics.to_dict()
         result["class_names"] = list(labelset.names)
         result["images"] = len(pairs)
+        result["images_dir"], result["labels_dir"] = str(images_dir), str(labels_dir)
+        result["void"] = void
         print(json.dumps(result))
     else:
-        print(f"images               {len(pairs)}")
+        print(f"images               {len(pairs)} in {images_dir}")
+        print(f"labels               {labels_dir}" + ("" if void is None else f" (void {void})"))
         print(f"pixel accuracy       {metrics.pixel_accuracy:.4f}")
         print(f"mean class accuracy  {metrics.mean_accuracy:.4f}")
         print(f"mean IoU             {metrics.mean_iou:.4f}")
@@ -573,9 +625,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_eval = sub.add_parser("eval", help="score a model against ground-truth labels")
     p_eval.add_argument("--model", help="model file (.safetensors); default: the bundled model")
-    p_eval.add_argument("--images", required=True, help="folder of images")
-    p_eval.add_argument("--labels", required=True, help="folder of index label PNGs (same stems)")
-    p_eval.add_argument("--void", type=int, help="label value to ignore (e.g. 11 for CamVid)")
+    p_eval.add_argument(
+        "folder",
+        nargs="?",
+        metavar="FOLDER",
+        help="dataset folder: images/ + labels/, a split such as camvid/val (labels in "
+        "valannot/), or a CamVid root (its val split)",
+    )
+    p_eval.add_argument("--images", help="folder of images (instead of FOLDER)")
+    p_eval.add_argument("--labels", help="folder of index label PNGs, same stems (with --images)")
+    p_eval.add_argument(
+        "--void",
+        type=int,
+        help="label value to ignore (default: classes.json's void_index, e.g. 11 for CamVid)",
+    )
     p_eval.add_argument("--json", action="store_true", help="print one JSON object")
     _add_runtime_args(p_eval)
     p_eval.set_defaults(func=cmd_eval)

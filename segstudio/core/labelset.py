@@ -41,6 +41,7 @@ __all__ = [
     "LabelClass",
     "LabelSet",
     "preset",
+    "read_classes_file",
 ]
 
 UNLABELED: Final[int] = 255
@@ -367,21 +368,32 @@ class LabelSet:
             If the file is missing or unreadable, is not JSON, or is not a valid
             label set. The message starts with the file's path.
         """
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError as e:
-            raise LabelSetError(f"{path}: label set file not found") from e
-        except IsADirectoryError as e:
-            raise LabelSetError(f"{path}: is a folder, not a label set file") from e
-        except UnicodeDecodeError as e:
-            raise LabelSetError(f"{path}: not a text file (invalid UTF-8 at byte {e.start})") from e
-        except OSError as e:
-            raise LabelSetError(f"{path}: cannot read label set file: {e.strerror or e}") from e
-        try:
-            return cls.from_json(text)
-        except LabelSetError as e:
-            raise LabelSetError(f"{path}: {e}") from e
+        return read_classes_file(path)[0]
+
+
+def read_classes_file(path: str | os.PathLike[str]) -> tuple[LabelSet, int | None]:
+    """A label set file and its CamVid-style ``void_index`` (None when it has none).
+
+    Raises :class:`LabelSetError` as :meth:`LabelSet.load` does.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError as e:
+        raise LabelSetError(f"{path}: label set file not found") from e
+    except IsADirectoryError as e:
+        raise LabelSetError(f"{path}: is a folder, not a label set file") from e
+    except UnicodeDecodeError as e:
+        raise LabelSetError(f"{path}: not a text file (invalid UTF-8 at byte {e.start})") from e
+    except OSError as e:
+        raise LabelSetError(f"{path}: cannot read label set file: {e.strerror or e}") from e
+    try:
+        labelset = LabelSet.from_json(text)
+    except LabelSetError as e:
+        raise LabelSetError(f"{path}: {e}") from e
+    raw = json.loads(text)  # valid JSON: from_json has parsed it
+    void = raw.get("void_index") if isinstance(raw, dict) else None
+    return labelset, void if isinstance(void, int) and not isinstance(void, bool) else None
 
 
 def _parse_json(text: str) -> Any:

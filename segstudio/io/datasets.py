@@ -56,7 +56,7 @@ from segstudio.core.errors import (
     SegStudioError,
     UnknownColorsError,
 )
-from segstudio.core.labelset import UNLABELED, LabelClass, LabelSet, preset
+from segstudio.core.labelset import UNLABELED, LabelClass, LabelSet, preset, read_classes_file
 from segstudio.io.images import list_images, natural_key, read_image, read_label_map
 from segstudio.io.project import ImageStatus, Project
 
@@ -1147,12 +1147,9 @@ def _labelset(
 def _load_classes(path: Path) -> tuple[LabelSet, int | None]:
     """A classes JSON and its ``void_index`` (CamVid layout) if any."""
     try:
-        ls = LabelSet.load(path)
-        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+        return read_classes_file(path)
     except LabelSetError as exc:
         raise DatasetError(str(exc)) from exc
-    vi = raw.get("void_index") if isinstance(raw, dict) else None
-    return ls, vi if isinstance(vi, int) and not isinstance(vi, bool) else None
 
 
 def _dataset_classes(

@@ -23,7 +23,6 @@ side when others are added.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import numpy as np
 
 from segstudio.core.convert import remap_void
 from segstudio.core.errors import LabelSetError, SegStudioError, TrainingError
-from segstudio.core.labelset import UNLABELED, LabelSet
+from segstudio.core.labelset import UNLABELED, LabelSet, read_classes_file
 from segstudio.io.images import list_images, read_image, read_label_map
 
 if TYPE_CHECKING:
@@ -387,15 +386,6 @@ def _pair(images_dir: Path, labels_dir: Path, void: int | None) -> list[Sample]:
     return [Sample(p.name, p, label_path=by_stem[p.stem], void=void) for p in images]
 
 
-def _void_index(classes_json: Path) -> int | None:
-    try:
-        raw = json.loads(classes_json.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError) as exc:
-        raise TrainingError(f"{classes_json}: cannot read it ({exc})") from exc
-    void = raw.get("void_index") if isinstance(raw, dict) else None
-    return void if isinstance(void, int) and not isinstance(void, bool) else None
-
-
 def from_folder(
     root: Path,
     *,
@@ -449,7 +439,10 @@ def from_folder(
         except LabelSetError as exc:
             raise TrainingError(str(exc)) from exc
     if void is None and classes_json.is_file():
-        void = _void_index(classes_json)
+        try:
+            void = read_classes_file(classes_json)[1]
+        except LabelSetError as exc:
+            raise TrainingError(str(exc)) from exc
     if void is not None and not 0 <= void <= UNLABELED:
         raise TrainingError(f"the void value must be 0..255, got {void}")
     if void is not None and void < labelset.num_classes:

@@ -232,3 +232,44 @@ def test_model_convert_to_half(model_file: Path, tmp_path: Path, capsys) -> None
     assert out.stat().st_size < 0.6 * model_file.stat().st_size
     code = main(["model", "convert", str(out), "--out", str(out)])
     _one_line_error(capsys, code, "another file")
+
+
+def test_eval_a_dataset_folder_finds_labels_and_void(
+    model_file: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``eval camvid/val``, ``eval camvid`` and ``eval --images --labels --void`` agree."""
+    import shutil
+
+    root = tmp_path / "camvid"
+    root.mkdir()
+    shutil.copytree(images, root / "val")
+    shutil.move(_labels_for(images, tmp_path, void=11), root / "valannot")
+    ls = json.loads(preset("camvid11").to_json())
+    (root / "classes.json").write_text(json.dumps({**ls, "void_index": 11}))
+
+    def scores(*argv: str) -> dict:
+        capsys.readouterr()
+        assert main(["eval", *argv, "--model", str(model_file), "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result.pop("void") == 11
+        return {k: v for k, v in result.items() if not k.endswith("_dir")}
+
+    explicit = scores("--images", str(root / "val"), "--labels", str(root / "valannot"),
+                      "--void", "11")  # fmt: skip
+    assert scores(str(root / "val")) == explicit
+    assert scores(str(root)) == explicit
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (root / "val").rename(flat / "images")
+    (root / "valannot").rename(flat / "labels")
+    code = main(["eval", str(flat), "--model", str(model_file)])  # no classes.json: no void
+    _one_line_error(capsys, code, "--void")
+    assert scores(str(flat), "--void", "11") == explicit
+    code = main(["eval", str(tmp_path / "nothing"), "--model", str(model_file)])
+    _one_line_error(capsys, code, "not a folder")
+    code = main(["eval", str(root), "--model", str(model_file)])  # emptied: no labels beside
+    _one_line_error(capsys, code, "cannot tell where its labels are")
+    code = main(["eval", str(flat), "--images", str(flat), "--model", str(model_file)])
+    _one_line_error(capsys, code, "not both")
+    code = main(["eval", "--images", str(flat), "--model", str(model_file)])
+    _one_line_error(capsys, code, "--images and --labels")
