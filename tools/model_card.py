@@ -1,0 +1,176 @@
+"""Write the bundled model's card from what was measured, never from typed-in figures.
+
+Inputs: the model file (its provenance: data, recipe, steps, device), the JSON
+that ``benchmarks/bench_bundled.py`` printed (quality from ``segstudio eval``,
+latency, machine) and, when given, the training checkpoint folder, whose
+``elapsed_s`` counts every resumed run of the training.
+
+Run: ``python tools/model_card.py --model M --bench B.json [--checkpoint DIR]
+--command "..." --out resources/camvid_segnet.md``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from segstudio.core.atomic import atomic_write_text
+from segstudio.model.files import read_model_info
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f} %"
+
+
+def _duration(seconds: float) -> str:
+    h, rest = divmod(round(seconds), 3600)
+    return f"{h} h {rest // 60:02d} min"
+
+
+def _weight_dtypes(model: Path) -> str:
+    from safetensors import safe_open
+
+    with safe_open(str(model), "np") as f:
+        kinds = {str(f.get_slice(k).get_dtype()).lower() for k in f.keys()}
+    names = {"f16": "float16", "f32": "float32", "bf16": "bfloat16"}
+    return "/".join(names.get(k, k) for k in sorted(kinds) if k.startswith(("f", "bf")))
+
+
+def render(model: Path, bench: dict[str, Any], ckpt: dict[str, Any] | None, command: str) -> str:
+    info = read_model_info(model)
+    prov = info.provenance
+    recipe = prov.get("recipe", {})
+    q = bench["quality"]
+    lat = bench["latency_480x360"]
+    machine = bench["machine"]
+    names = q["class_names"]
+    train_s = ckpt["elapsed_s"] if ckpt else prov.get("duration_s", 0.0)
+    width = info.arch.params.get("width", 1.0)
+    lines = [
+        "# Model card: the bundled CamVid SegNet",
+        "",
+        f"`{model.name}` is the model SegStudio uses out of the box for projects whose",
+        "classes are CamVid's 11 (and `segstudio predict`/`eval` without `--model`). For a",
+        "project with other classes, the first fine-tune starts from its encoder with a new head.",
+        "This card is written by `tools/model_card.py` from measurements; do not edit figures.",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| Architecture | SegNet (VGG16-BN encoder, decoder unpooling with the encoder's "
+        f"max-pooling indices), channel width {width:g}: {bench['parameters'] / 1e6:.2f} M "
+        "parameters |",
+        f"| File | {bench['file_bytes'] / 1e6:.1f} MB, safetensors, {_weight_dtypes(model)} "
+        "weights, JSON metadata (no pickle) |",
+        f"| Classes | {', '.join(names)}; label 11 (void) is ignored |",
+        "| Input | RGB of any size; images above 1024 px are predicted in seamless tiles |",
+        f"| Made | {prov.get('created', '?')} with SegStudio {prov.get('segstudio_version', '?')}, "
+        f"PyTorch {prov.get('torch_version', '?')} |",
+        "",
+        "## Data",
+        "",
+        f"CamVid as distributed with SegNet (`{prov.get('source', '?')}`): trained on the",
+        f"{prov.get('train_images', '?')} images of `train/` (480 x 360), validated on the "
+        f"{prov.get('val_images', '?')} of `val/`.",
+        "The validation split was used to follow training and to choose the recipe and the",
+        "width (the fastest SegNet under the 100 ms budget); the model kept is the final one",
+        "of the run, not the best of its epochs. The test split was not used.",
+        "",
+        "## Recipe",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"- From scratch (no ImageNet weights: nothing is downloaded), seed {recipe.get('seed')}.",
+        f"- {recipe.get('epochs')} epochs, batch {recipe.get('batch_size')}, random "
+        f"{recipe.get('crop')} x {recipe.get('crop')} crops; {prov.get('steps')} steps.",
+        f"- {str(recipe.get('optimizer', '')).upper()}, peak learning rate {recipe.get('lr')}, "
+        f"weight decay {recipe.get('weight_decay')}, {recipe.get('warmup_steps')} warm-up "
+        f"steps, then {recipe.get('schedule')} decay to 1 % of the peak.",
+        "- Cross-entropy with median-frequency class weights (as in the SegNet paper), from the",
+        "  training labels: "
+        + ", ".join(
+            f"{n} {w:g}" for n, w in zip(names, prov.get("class_weights") or [], strict=False)
+        )
+        + ".",
+        "- Augmentation: random scale 0.75–1.5, rotation ±10°, horizontal flip, colour jitter,",
+        "  blur and noise (`segstudio.training.augment`).",
+        f"- Device {prov.get('device')}, precision {prov.get('precision')} "
+        "(float32 master weights).",
+        "",
+        "## Training time and machine",
+        "",
+        f"{_duration(train_s)} of training on {machine['cpu']} ({machine['cores']} cores, "
+        f"no GPU), resumed from its checkpoint across sessions. Inference figures below are "
+        "from the same machine.",
+        "",
+        "## Validation: CamVid val",
+        "",
+        f"{q['images']} images, void pixels ignored. `segstudio eval "
+        "../shared/data/camvid/val` prints these figures.",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| pixel accuracy | {_pct(q['pixel_accuracy'])} |",
+        f"| mean class accuracy | {_pct(q['mean_accuracy'])} |",
+        f"| **mean IoU** | **{_pct(q['mean_iou'])}** |",
+        f"| frequency-weighted IoU | {_pct(q['fw_iou'])} |",
+        "",
+        "| class | IoU | accuracy |",
+        "| --- | --- | --- |",
+    ]
+    for name, iou, acc in zip(names, q["per_class_iou"], q["per_class_accuracy"], strict=True):
+        lines.append(f"| {name} | {_pct(iou)} | {_pct(acc)} |")
+    p = lat["predictor_s"]
+    b = lat["baseline_fp32_eager_s"]
+    lines += [
+        "",
+        "## Speed: 480 x 360, this CPU",
+        "",
+        f"Median {1000 * p['median']:.0f} ms per image (p90 {1000 * p['p90']:.0f} ms), "
+        f"from uint8 image to class map and confidence, with {machine['torch_threads']} "
+        f"threads: `{lat['predictor']}` (batch norm folded, bf16 weights). The same network "
+        f"in plain float32 PyTorch takes {1000 * b['median']:.0f} ms "
+        f"({lat['speedup_median']:g}x slower). Measured with "
+        "`python benchmarks/bench_bundled.py`.",
+        "",
+        "## Limits",
+        "",
+        "- 367 daytime frames from Cambridge, UK (2007–2008), one camera: expect weaker masks",
+        "  at night, in rain, in other countries and from other cameras; fine-tune on a few",
+        "  corrected images of your own.",
+        "- Thin and rare classes (pole, sign, fence, bicyclist) have the lowest IoU.",
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        "tools/make_bundled_model.sh [CAMVID_FOLDER] [WORK_FOLDER]",
+        "```",
+        "",
+        "Run it again after an interruption: training resumes from its checkpoint.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--bench", required=True, help="JSON from benchmarks/bench_bundled.py")
+    ap.add_argument("--checkpoint", help="the training's checkpoint folder (training time)")
+    ap.add_argument("--command", required=True, help="the training command, as run")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    ckpt = None
+    if args.checkpoint:
+        from segstudio.training.loop import checkpoint_info
+
+        ckpt = checkpoint_info(Path(args.checkpoint))
+    bench = json.loads(Path(args.bench).read_text())
+    atomic_write_text(Path(args.out), render(Path(args.model), bench, ckpt, args.command))
+
+
+if __name__ == "__main__":
+    main()
