@@ -33,7 +33,7 @@ def _weight_dtypes(model: Path) -> str:
     from safetensors import safe_open
 
     with safe_open(str(model), "np") as f:
-        kinds = {str(f.get_slice(k).get_dtype()).lower() for k in f.keys()}
+        kinds = {str(f.get_slice(k).get_dtype()).lower() for k in f.keys()}  # noqa: SIM118 (safe_open is not iterable)
     names = {"f16": "float16", "f32": "float32", "bf16": "bfloat16"}
     return "/".join(names.get(k, k) for k in sorted(kinds) if k.startswith(("f", "bf")))
 
