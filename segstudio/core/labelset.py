@@ -232,6 +232,16 @@ class LabelSet:
         """
         return isinstance(other, LabelSet) and self.classes == other.classes
 
+    def same_names(self, other: LabelSet) -> bool:
+        """Return whether ``other`` names the same classes in the same order (any case).
+
+        What a model's output indices mean: a model fits a project whose classes
+        have these names even after the user recoloured some of them.
+        """
+        return isinstance(other, LabelSet) and [n.casefold() for n in self.names] == [
+            n.casefold() for n in other.names
+        ]
+
     # ------------------------------------------------------------ serialisation
 
     def to_dict(self) -> dict[str, Any]:

@@ -444,7 +444,7 @@ class MainWindow(QMainWindow):
         from segstudio.model.files import read_model_info
 
         try:
-            fits = read_model_info(bundled).labelset.same_classes(project.labelset)
+            fits = read_model_info(bundled).labelset.same_names(project.labelset)
         except SegStudioError:
             return None
         return bundled if fits else None

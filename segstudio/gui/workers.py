@@ -126,7 +126,7 @@ def check_model_fits(service: ModelService, project: Project) -> None:
     if project_ls is None:
         project.set_labelset(model_ls)
         return
-    if not model_ls.same_classes(project_ls):
+    if not model_ls.same_names(project_ls):  # colours are the project's own
         raise SegStudioError(
             f"the model predicts {model_ls.num_classes} classes ({', '.join(model_ls.names[:4])}…) "
             f"but the project has {project_ls.num_classes} ({', '.join(project_ls.names[:4])}…); "

@@ -243,16 +243,12 @@ def _listed(items: Sequence[str], limit: int = _MAX_LISTED) -> str:
     return shown
 
 
-def _same_names(a: LabelSet, b: LabelSet) -> bool:
-    return [n.casefold() for n in a.names] == [n.casefold() for n in b.names]
-
-
 def _is_cityscapes(ls: LabelSet) -> bool:
-    return _same_names(ls, preset("cityscapes"))
+    return ls.same_names(preset("cityscapes"))
 
 
 def _is_voc(ls: LabelSet) -> bool:
-    return _same_names(ls, preset("voc"))
+    return ls.same_names(preset("voc"))
 
 
 def _split_names(

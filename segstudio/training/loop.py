@@ -656,7 +656,7 @@ class _Run:
         if self.init is None:
             model = new_model(self.arch, data.labelset, seed=cfg.seed)
             return model.network, "new"
-        if self.init.info.labelset.same_classes(data.labelset):
+        if self.init.info.labelset.same_names(data.labelset):  # recoloured: same outputs
             return copy.deepcopy(self.init.network), "kept"
         fresh = new_model(self.arch, data.labelset, seed=cfg.seed).network
         encoder = {

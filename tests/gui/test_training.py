@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segstudio.core.labelset import preset
+from segstudio.core.labelset import LabelClass, LabelSet, preset
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.training_panel import FineTuneChoice, FineTuneDialog
 from segstudio.io.project import Project
@@ -155,6 +155,18 @@ def test_bundled_model_is_the_default_when_classes_fit(
     win = open_window(qtbot, labelled)  # a CamVid-11 project without models
     assert win.models.path == tiny_model
     assert win.default_fine_tune().start_from_active
+    win.close()
+    # recolouring a class changes no class's meaning: the bundled model still fits
+    with Project.open(labelled) as project:
+        ls = project.labelset
+        car = LabelClass(ls.classes[8].name.upper(), (1, 2, 3))
+        project.set_labelset(LabelSet(ls.name, (*ls.classes[:8], car, *ls.classes[9:])))
+        project.set_setting("active_model", None)
+    win = open_window(qtbot, labelled)
+    assert win.models.path == tiny_model
+    win.predict_image()
+    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
+    assert win.doc.prediction is not None
     win.close()
     other = make_images(labelled.parent / "voc-project", n=3, size=(40, 50))
     with Project.open(other) as project:

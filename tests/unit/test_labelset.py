@@ -230,6 +230,14 @@ def test_same_classes_ignores_name_and_unlabeled_colour() -> None:
     assert not a.same_classes(make_set([(1, 1, 1), (2, 2, 3)]))
 
 
+def test_same_names_ignores_colours_and_case() -> None:
+    camvid = preset("camvid11")
+    recoloured = LabelSet("mine", (LabelClass("SKY", (1, 2, 3)), *camvid.classes[1:]))
+    assert camvid.same_names(recoloured) and not camvid.same_classes(recoloured)
+    assert not camvid.same_names(LabelSet("x", camvid.classes[::-1]))
+    assert not camvid.same_names(preset("camvid32"))
+
+
 def test_errors_belong_to_the_hierarchy() -> None:
     assert issubclass(LabelSetError, SegStudioError)
 
