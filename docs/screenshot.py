@@ -1,12 +1,16 @@
-"""Take the README's screenshot of the real window (run under Xvfb).
+"""Take the README's screenshots of the real window (run under Xvfb).
 
     xvfb-run -s "-screen 0 1600x1000x24" \
         python docs/screenshot.py ../shared/data/camvid docs/screenshot.png
+    xvfb-run -s "-screen 0 1600x1000x24" \
+        python docs/screenshot.py ../shared/data/camvid docs/bundled.png --prediction
 
 It builds a project from a few CamVid validation frames (linked, not copied),
 stores the dataset's own annotations of two frames as their labels (void ->
 unlabeled) -- as an import would -- opens the project in the window, picks
-the road class and takes a screenshot.
+the road class and takes a screenshot. With ``--prediction`` the project has
+no labels: the window opens it with the bundled model, which predicts the
+first frame, and the screenshot shows that prediction.
 """
 
 from __future__ import annotations
@@ -29,21 +33,23 @@ from segstudio.io.project import ImageStatus, Project
 
 def main() -> None:
     camvid, out = Path(sys.argv[1]), Path(sys.argv[2])
+    prediction = "--prediction" in sys.argv[3:]
     os.environ.setdefault("SEGSTUDIO_CONFIG_DIR", tempfile.mkdtemp())
     folder = Path(tempfile.mkdtemp()) / "camvid-val"
     folder.mkdir()
-    frames = sorted((camvid / "val").iterdir())[:8]
+    frames = sorted((camvid / "val").iterdir())[40 if prediction else 0 :][:8]
     for f in frames:
         (folder / f.name).symlink_to(f.resolve())
     labelset = LabelSet.load(camvid / "classes.json")
     with Project.open(folder) as project:
         project.scan()
         project.set_labelset(labelset)
-        for f in frames[:2]:
+        for f in [] if prediction else frames[:2]:
             labels = read_label_map(camvid / "valannot" / f.name)
             labels = np.where(labels == 11, UNLABELED, labels).astype(np.uint8)
             project.save_labels(f.name, labels, user="camvid")
-        project.set_status(frames[1].name, ImageStatus.REVIEWED)
+        if not prediction:
+            project.set_status(frames[1].name, ImageStatus.REVIEWED)
 
     app = QApplication(sys.argv[:1])
     win = MainWindow()
@@ -56,6 +62,19 @@ def main() -> None:
         win.palette.choose(3)
         win.canvas.fit()
         win.canvas.set_tool(win.canvas.tool)
+        win.statusBar().showMessage("")
+        if prediction:
+            if win.models.path is None:
+                sys.exit("no bundled model in this build")
+            win.predict_image()
+            QTimer.singleShot(300, wait_for_prediction)
+        else:
+            QTimer.singleShot(600, grab)
+
+    def wait_for_prediction() -> None:
+        if win.job is not None:
+            QTimer.singleShot(200, wait_for_prediction)
+            return
         win.statusBar().showMessage("")
         QTimer.singleShot(600, grab)
 

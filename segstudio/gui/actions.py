@@ -128,6 +128,14 @@ ACTIONS: tuple[ActionSpec, ...] = (
     _spec("actionPredictImage", "&Predict this image", "Ctrl+P", "&Model"),
     _spec("actionPredictAll", "Predict &all unreviewed", "Ctrl+Shift+P", "&Model"),
     _spec(
+        "actionAutoPredict",
+        "Predict each &new image when shown",
+        "Ctrl+Alt+P",
+        "&Model",
+        "An image without a prediction is predicted (in the background) when you open it",
+        True,
+    ),
+    _spec(
         "actionFineTune",
         "&Fine-tune",
         "Ctrl+T",

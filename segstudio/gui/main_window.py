@@ -79,6 +79,8 @@ from segstudio.io.project import (
 
 log = logging.getLogger(__name__)
 
+#: The job name of the automatic prediction of a newly shown image.
+AUTO_PREDICT = "Auto-predict"
 #: What the one-click Fine-tune runs: a time budget that suits a laptop CPU.
 DEFAULT_FINE_TUNE = {"minutes": 5.0, "batch_size": 4}
 #: The architecture of a new model when the project has no model yet.
@@ -184,6 +186,7 @@ class MainWindow(QMainWindow):
         self._job_cancel: threading.Event | None = None
         self._job_keep = threading.Event()  # set on quit: keep a training checkpoint
         self.job_finished_hook: Callable[[], None] | None = None
+        self._deferred_job: Callable[[], object] | None = None
         self._trained: Path | None = None
 
         self.resizeDocks([images_dock], [300], Qt.Orientation.Horizontal)
@@ -234,7 +237,7 @@ class MainWindow(QMainWindow):
             self.actions_by_name[spec.name] = action
         a = self.actions_by_name
         a["actionToolBrush"].setChecked(True)
-        for name in ("actionToggleLabels", "actionTogglePrediction"):
+        for name in ("actionToggleLabels", "actionTogglePrediction", "actionAutoPredict"):
             a[name].setChecked(True)
         toolbar = self.addToolBar("Tools")
         toolbar.setObjectName("toolsToolbar")
@@ -432,6 +435,8 @@ class MainWindow(QMainWindow):
             self.palette.choose(view["class"])
         if isinstance(view.get("lock_unlabeled"), bool):
             self.action("actionLockUnlabeled").setChecked(view["lock_unlabeled"])
+        if isinstance(view.get("auto_predict"), bool):
+            self.action("actionAutoPredict").setChecked(view["auto_predict"])
 
     def _default_model(self, project: Project) -> Path | None:
         """The project's newest model, else the bundled one when its classes fit."""
@@ -476,6 +481,7 @@ class MainWindow(QMainWindow):
             "brush_radius": self.canvas.brush_radius,
             "class": self.palette.current(),
             "lock_unlabeled": self.lock_unlabeled,
+            "auto_predict": self.action("actionAutoPredict").isChecked(),
         }
         try:
             self.project.set_setting("view", view)
@@ -566,6 +572,29 @@ class MainWindow(QMainWindow):
         self.images.select(doc.name, emit=False)
         self.statusBar().clearMessage()
         self._sync_enabled()
+        self._auto_predict()
+
+    def _auto_predict(self) -> None:
+        """Predict the image just shown when it has no prediction yet (and may get one)."""
+        doc, project = self.doc, self.project
+        if (
+            doc is None
+            or project is None
+            or self.job is not None
+            or self.models.path is None
+            or doc.prediction is not None
+            or not self.action("actionAutoPredict").isChecked()
+            or project.record(doc.name).status is ImageStatus.REVIEWED
+        ):
+            return
+        self._start_job(
+            AUTO_PREDICT,
+            predict_one,
+            self.models,
+            project,
+            doc.name,
+            on_return=self._prediction_ready,
+        )
 
     def _image_failed(self, name: str, exc: BaseException) -> None:
         if name != self._loading:
@@ -943,7 +972,17 @@ class MainWindow(QMainWindow):
         on_yield: Callable[[Any], None] | None = None,
         on_return: Callable[[Any], None] | None = None,
     ) -> bool:
-        """Run ``func`` in a worker: one job at a time, with progress and cancel."""
+        """Run ``func`` in a worker: one job at a time, with progress and cancel.
+
+        A job asked for while the automatic prediction of the shown image runs
+        (well under a second) starts as soon as that ends, instead of being refused.
+        """
+        if self.job is not None and self.job_name == AUTO_PREDICT and name != AUTO_PREDICT:
+            self._deferred_job = lambda: self._start_job(
+                name, func, *args, on_yield=on_yield, on_return=on_return
+            )
+            self.statusBar().showMessage(f"{name} starts when the prediction ends", 3000)
+            return True
         if self.job is not None:
             self.statusBar().showMessage(f"{self.job_name} is still running", 5000)
             return False
@@ -1033,8 +1072,12 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
         self._sync_enabled()
+        deferred, self._deferred_job = self._deferred_job, None
+        if deferred is not None:
+            deferred()
 
     def cancel_job(self, wait: bool = False) -> None:
+        self._deferred_job = None  # nor does a job waiting for this one start
         job = self.job
         if job is None:
             return

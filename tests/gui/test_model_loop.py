@@ -31,6 +31,7 @@ def test_predict_all_runs_in_background_and_respects_human_work(
 ) -> None:
     win = open_window(qtbot, big_folder)
     win.set_model(model_file)
+    win.action("actionAutoPredict").setChecked(False)  # only Predict all predicts here
     # a reviewed image is never predicted
     show(qtbot, win, "img7.png")
     win.toggle_reviewed()
@@ -105,4 +106,53 @@ def test_model_with_other_classes_is_refused(
     qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
     assert shown and "classes" in shown[0]
     assert win.doc.prediction is None
+    win.close()
+
+
+def test_a_new_image_is_predicted_when_shown(
+    qtbot, folder: Path, model_file: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(model_file))  # the default model
+    win = open_window(qtbot, folder)
+    assert win.models.path == model_file
+    assert win.action("actionAutoPredict").isChecked()  # on by default
+    qtbot.waitUntil(lambda: win.doc.prediction is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
+    assert win.project.record(win.doc.name).has_prediction
+    # the next image too; a reviewed one is left alone; switched off, nothing happens
+    win.project.set_status("img2.png", ImageStatus.REVIEWED)
+    win.images.select("img1.png")
+    qtbot.waitUntil(lambda: win.doc.name == "img1.png" and win.doc.prediction is not None,
+                    timeout=60_000)  # fmt: skip
+    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
+    win.images.select("img2.png")
+    qtbot.waitUntil(lambda: win.doc.name == "img2.png")
+    assert win.job is None and win.doc.prediction is None
+    win.action("actionAutoPredict").setChecked(False)
+    win.close()
+    win = open_window(qtbot, folder)  # the choice is kept with the project
+    assert not win.action("actionAutoPredict").isChecked()
+    win.images.select("img0.png")
+    qtbot.waitUntil(lambda: win.doc.name == "img0.png")
+    assert win.job is None
+    win.close()
+
+
+def test_a_job_asked_for_during_the_auto_prediction_starts_after_it(
+    qtbot, folder: Path, model_file: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(model_file))
+    win = open_window(qtbot, folder)
+    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
+    win.action("actionAutoPredict").setChecked(False)
+    win.images.select("img1.png")
+    qtbot.waitUntil(lambda: win.doc.name == "img1.png")
+    win.action("actionAutoPredict").setChecked(True)
+    win._auto_predict()  # as when the image is shown
+    assert win.job_name == "Auto-predict"
+    win.predict_all()  # not refused: it follows the automatic prediction
+    assert win.job_name == "Auto-predict"
+    qtbot.waitUntil(lambda: win.job_name == "Predict all", timeout=60_000)
+    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
+    assert all(r.has_prediction for r in win.project.images())
     win.close()
