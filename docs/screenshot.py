@@ -10,7 +10,7 @@ stores the dataset's own annotations of two frames as their labels (void ->
 unlabeled) -- as an import would -- opens the project in the window, picks
 the road class and takes a screenshot. With ``--prediction`` the project has
 no labels: the window opens it with the bundled model, which predicts the
-first frame, and the screenshot shows that prediction.
+frame on show, and the screenshot shows that prediction.
 """
 
 from __future__ import annotations
@@ -63,16 +63,15 @@ def main() -> None:
         win.canvas.fit()
         win.canvas.set_tool(win.canvas.tool)
         win.statusBar().showMessage("")
-        if prediction:
+        if prediction:  # the window predicts the shown image by itself
             if win.models.path is None:
                 sys.exit("no bundled model in this build")
-            win.predict_image()
             QTimer.singleShot(300, wait_for_prediction)
         else:
             QTimer.singleShot(600, grab)
 
     def wait_for_prediction() -> None:
-        if win.job is not None:
+        if win.job is not None or win.doc is None or win.doc.prediction is None:
             QTimer.singleShot(200, wait_for_prediction)
             return
         win.statusBar().showMessage("")

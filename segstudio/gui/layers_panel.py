@@ -79,19 +79,22 @@ class LayersPanel(QWidget):
         return {layer.name.lower(): vars(st).copy() for layer, st in self.state.items()}
 
     def restore(self, data: object) -> None:
-        """Set the widgets from :meth:`to_dict` output (unknown or bad entries are ignored)."""
-        if not isinstance(data, dict):
-            return
+        """Set the widgets from :meth:`to_dict` output; what it lacks (a project never
+        shown yet, a bad entry) gets the default."""
+        layers = data if isinstance(data, dict) else {}
         for layer in Layer:
-            entry = data.get(layer.name.lower())
-            if not isinstance(entry, dict):
-                continue
-            if isinstance(entry.get("visible"), bool):
-                self.visible[layer].setChecked(entry["visible"])
-            if isinstance(entry.get("opacity"), int | float):
-                self.opacity[layer].setValue(round(float(entry["opacity"]) * 100))
-            if layer in self.outline and isinstance(entry.get("outline"), bool):
-                self.outline[layer].setChecked(entry["outline"])
+            entry = layers.get(layer.name.lower())
+            entry = entry if isinstance(entry, dict) else {}
+            visible, opacity = entry.get("visible"), entry.get("opacity")
+            if not isinstance(visible, bool):
+                visible = DEFAULTS[layer].visible
+            if not isinstance(opacity, int | float) or isinstance(opacity, bool):
+                opacity = DEFAULTS[layer].opacity
+            self.visible[layer].setChecked(visible)
+            self.opacity[layer].setValue(round(float(opacity) * 100))
+            if layer in self.outline:
+                outline = entry.get("outline")
+                self.outline[layer].setChecked(outline if isinstance(outline, bool) else False)
 
     def toggle(self, layer: Layer) -> None:
         self.visible[layer].toggle()

@@ -425,9 +425,9 @@ class MainWindow(QMainWindow):
         """Layers, brush size, class and lock as the user left them in this project."""
         view = project.get_setting("view")
         if not isinstance(view, dict):
-            return
+            view = {}  # never shown yet: the defaults, whatever the last project had
         self.layers_panel.restore(view.get("layers"))
-        for layer in Layer:
+        for layer in Layer:  # the canvas shows what the panel says
             self._apply_layer(layer)
         if isinstance(view.get("brush_radius"), int | float):
             self.canvas.set_brush_radius(float(view["brush_radius"]))

@@ -156,3 +156,27 @@ def test_a_job_asked_for_during_the_auto_prediction_starts_after_it(
     qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
     assert all(r.has_prediction for r in win.project.images())
     win.close()
+
+
+def test_canvas_layers_match_the_panel_in_a_new_project(
+    qtbot, folder: Path, model_file: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from segstudio.gui.canvas import Layer
+
+    monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(model_file))
+    win = open_window(qtbot, folder)
+    qtbot.waitUntil(lambda: win.doc.prediction is not None, timeout=60_000)
+    panel = win.layers_panel
+    for layer, item in win.canvas.layers.items():
+        assert item.isVisible() == panel.visible[layer].isChecked(), layer
+    assert not win.canvas.confidence_item.isVisible()  # off by default: no orange veil
+    assert win.canvas.prediction_item.isVisible()
+    panel.visible[Layer.CONFIDENCE].setChecked(True)
+    assert win.canvas.confidence_item.isVisible()
+    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
+    # another project, never opened before, starts from the defaults again
+    win.open_folder(make_images(tmp_path / "other", n=1))
+    qtbot.waitUntil(lambda: win.doc is not None and win.doc.name == "img0.png")
+    assert not panel.visible[Layer.CONFIDENCE].isChecked()
+    assert not win.canvas.confidence_item.isVisible()
+    win.close()
