@@ -971,15 +971,18 @@ class MainWindow(QMainWindow):
         *args: Any,
         on_yield: Callable[[Any], None] | None = None,
         on_return: Callable[[Any], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> bool:
         """Run ``func`` in a worker: one job at a time, with progress and cancel.
 
-        A job asked for while the automatic prediction of the shown image runs
-        (well under a second) starts as soon as that ends, instead of being refused.
+        ``cancel`` is the event the job polls (None: Cancel quits the worker at
+        its next yield). A job asked for while the automatic prediction of the
+        shown image runs (well under a second) starts as soon as that ends,
+        instead of being refused.
         """
         if self.job is not None and self.job_name == AUTO_PREDICT and name != AUTO_PREDICT:
             self._deferred_job = lambda: self._start_job(
-                name, func, *args, on_yield=on_yield, on_return=on_return
+                name, func, *args, on_yield=on_yield, on_return=on_return, cancel=cancel
             )
             self.statusBar().showMessage(f"{name} starts when the prediction ends", 3000)
             return True
@@ -994,6 +997,7 @@ class MainWindow(QMainWindow):
         if on_return is not None:
             worker.returned.connect(on_return)
         self.job, self.job_name = worker, name
+        self._job_cancel = cancel
         self.progress.setRange(0, 0)
         self.progress.setFormat(f"{name} %v/%m")
         self.progress.setVisible(True)
@@ -1197,9 +1201,9 @@ class MainWindow(QMainWindow):
             self._job_keep,
             on_yield=self._training_progress,
             on_return=self._training_done,
+            cancel=cancel,
         )
         if started:
-            self._job_cancel = cancel
             self.training_panel.start(ls.names, start)
             self.training_dock.raise_()
 
@@ -1249,10 +1253,15 @@ class MainWindow(QMainWindow):
 
     def _start_cancellable(self, name: str, make: Callable[[], Any], done: Callable) -> None:
         cancel = threading.Event()
-        if self._start_job(
-            name, run_cancellable, make, cancel, on_yield=self._dataset_progress, on_return=done
-        ):
-            self._job_cancel = cancel
+        self._start_job(
+            name,
+            run_cancellable,
+            make,
+            cancel,
+            on_yield=self._dataset_progress,
+            on_return=done,
+            cancel=cancel,
+        )
 
     def _dataset_progress(self, p: Any) -> None:
         self.progress.setRange(0, max(p.total, 1))

@@ -155,6 +155,27 @@ def test_a_job_asked_for_during_the_auto_prediction_starts_after_it(
     qtbot.waitUntil(lambda: win.job_name == "Predict all", timeout=60_000)
     qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
     assert all(r.has_prediction for r in win.project.images())
+    # a deferred job keeps its cancel event (a fine-tune stops through it)
+    import threading
+    import time
+
+    def polls(event: threading.Event):
+        while not event.is_set():
+            time.sleep(0.01)
+            yield None
+
+    win.action("actionAutoPredict").setChecked(False)
+    win.images.select("img2.png")
+    qtbot.waitUntil(lambda: win.doc.name == "img2.png")
+    win.doc.prediction = None
+    win.action("actionAutoPredict").setChecked(True)
+    win._auto_predict()
+    event = threading.Event()
+    assert win._start_job("Polling", polls, event, cancel=event)
+    qtbot.waitUntil(lambda: win.job_name == "Polling", timeout=60_000)
+    win.cancel_job()
+    qtbot.waitUntil(lambda: win.job is None, timeout=10_000)
+    assert event.is_set()
     win.close()
 
 
