@@ -29,3 +29,10 @@ def _leaves_working_directory_alone() -> object:
     yield
     stray = sorted(set(os.listdir(cwd)) - before - {".pytest_cache", ".hypothesis"})
     assert not stray, f"test left files in {cwd}: {stray}"
+
+
+@pytest.fixture(autouse=True)
+def _no_bundled_model_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests run without the bundled model; those about it point at a model or
+    remove this setting themselves."""
+    monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(REPO / "no-bundled-model.safetensors"))

@@ -79,8 +79,6 @@ from segstudio.io.project import (
 
 log = logging.getLogger(__name__)
 
-#: The job name of the automatic prediction of a newly shown image.
-AUTO_PREDICT = "Auto-predict"
 #: What the one-click Fine-tune runs: a time budget that suits a laptop CPU.
 DEFAULT_FINE_TUNE = {"minutes": 5.0, "batch_size": 4}
 #: The architecture of a new model when the project has no model yet.
@@ -186,7 +184,11 @@ class MainWindow(QMainWindow):
         self._job_cancel: threading.Event | None = None
         self._job_keep = threading.Event()  # set on quit: keep a training checkpoint
         self.job_finished_hook: Callable[[], None] | None = None
-        self._deferred_job: Callable[[], object] | None = None
+        #: The automatic prediction of the shown image: a worker of its own, beside
+        #: the jobs, so that it never blocks or delays what the user starts.
+        self._auto: Any = None
+        self._auto_again = False  # another image was shown meanwhile
+        self._auto_failed: Path | None = None  # the model it failed with: no more tries
         self._trained: Path | None = None
 
         self.resizeDocks([images_dock], [300], Qt.Orientation.Horizontal)
@@ -433,10 +435,9 @@ class MainWindow(QMainWindow):
             self.canvas.set_brush_radius(float(view["brush_radius"]))
         if isinstance(view.get("class"), int):
             self.palette.choose(view["class"])
-        if isinstance(view.get("lock_unlabeled"), bool):
-            self.action("actionLockUnlabeled").setChecked(view["lock_unlabeled"])
-        if isinstance(view.get("auto_predict"), bool):
-            self.action("actionAutoPredict").setChecked(view["auto_predict"])
+        # a project's own choice, else the default (not the previous project's)
+        self.action("actionLockUnlabeled").setChecked(view.get("lock_unlabeled") is True)
+        self.action("actionAutoPredict").setChecked(view.get("auto_predict") is not False)
 
     def _default_model(self, project: Project) -> Path | None:
         """The project's newest model, else the bundled one when its classes fit."""
@@ -467,6 +468,7 @@ class MainWindow(QMainWindow):
         self.cancel_job(wait=True)
         self._loading = None
         self._load_timer.stop()
+        self._wait_for_auto()
         failed = self._flush_saves()
         if failed:
             QMessageBox.critical(
@@ -575,26 +577,61 @@ class MainWindow(QMainWindow):
         self._auto_predict()
 
     def _auto_predict(self) -> None:
-        """Predict the image just shown when it has no prediction yet (and may get one)."""
-        doc, project = self.doc, self.project
+        """Predict the image just shown when it has no prediction yet.
+
+        It runs in its own worker (predictions are serialised by the model
+        service), so every action stays available meanwhile; an image shown
+        while one is predicted is taken up when that ends. A model that fails
+        says so once in the status bar and is not tried again until another
+        model is chosen.
+        """
+        doc, project, model = self.doc, self.project, self.models.path
         if (
             doc is None
             or project is None
-            or self.job is not None
-            or self.models.path is None
+            or model is None
+            or model == self._auto_failed
             or doc.prediction is not None
             or not self.action("actionAutoPredict").isChecked()
-            or project.record(doc.name).status is ImageStatus.REVIEWED
+            or self.job_name == "Predict all"  # it predicts this image anyway
         ):
             return
-        self._start_job(
-            AUTO_PREDICT,
-            predict_one,
-            self.models,
-            project,
-            doc.name,
-            on_return=self._prediction_ready,
+        if self._auto is not None:
+            self._auto_again = True
+            return
+        try:
+            if project.record(doc.name).status is ImageStatus.REVIEWED:
+                return
+        except SegStudioError:  # the image vanished
+            return
+        worker = create_worker(
+            predict_one, self.models, project, doc.name, _start_thread=False, _ignore_errors=True
         )
+        worker.returned.connect(self._prediction_ready)
+        worker.errored.connect(lambda exc, m=model: self._auto_error(m, exc))
+        worker.finished.connect(self._auto_finished)
+        self._auto = worker
+        worker.start()
+
+    def _auto_error(self, model: Path, exc: BaseException) -> None:
+        msg = str(exc) if isinstance(exc, SegStudioError) else f"{type(exc).__name__}: {exc}"
+        log.warning("automatic prediction with %s failed: %s", model, msg)
+        self._auto_failed = model
+        self.statusBar().showMessage(f"Automatic prediction stopped: {msg}", 15000)
+
+    def _auto_finished(self) -> None:
+        self._auto = None
+        if self._auto_again:
+            self._auto_again = False
+            self._auto_predict()
+
+    def _wait_for_auto(self) -> None:
+        """Let a running automatic prediction end (closing: it writes to the project)."""
+        self._auto_again = False
+        deadline = time.monotonic() + 60
+        while self._auto is not None and time.monotonic() < deadline:
+            QApplication.processEvents()
+            time.sleep(0.005)
 
     def _image_failed(self, name: str, exc: BaseException) -> None:
         if name != self._loading:
@@ -645,6 +682,11 @@ class MainWindow(QMainWindow):
             self._refresh_tables()
         if layer in (Layer.LABELS, Layer.PREDICTION):
             item.set_outline(st.outline)
+        if layer is Layer.LABELS:  # O toggles the labels' outline: keep the action in step
+            act = self.action("actionToggleOutline")
+            blocked = act.blockSignals(True)
+            act.setChecked(st.outline)
+            act.blockSignals(blocked)
         toggles = {
             Layer.LABELS: "actionToggleLabels",
             Layer.PREDICTION: "actionTogglePrediction",
@@ -961,6 +1003,7 @@ class MainWindow(QMainWindow):
 
     def _use_model(self, path: Path | None) -> None:
         self.models.set_model(path)
+        self._auto_failed = None
         self.model_label.setText(f"Model: {path.name if path else 'none'}")
         self.model_label.setToolTip(str(path) if path else "Model → Choose model file…")
 
@@ -976,16 +1019,8 @@ class MainWindow(QMainWindow):
         """Run ``func`` in a worker: one job at a time, with progress and cancel.
 
         ``cancel`` is the event the job polls (None: Cancel quits the worker at
-        its next yield). A job asked for while the automatic prediction of the
-        shown image runs (well under a second) starts as soon as that ends,
-        instead of being refused.
+        its next yield).
         """
-        if self.job is not None and self.job_name == AUTO_PREDICT and name != AUTO_PREDICT:
-            self._deferred_job = lambda: self._start_job(
-                name, func, *args, on_yield=on_yield, on_return=on_return, cancel=cancel
-            )
-            self.statusBar().showMessage(f"{name} starts when the prediction ends", 3000)
-            return True
         if self.job is not None:
             self.statusBar().showMessage(f"{self.job_name} is still running", 5000)
             return False
@@ -1076,12 +1111,8 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
         self._sync_enabled()
-        deferred, self._deferred_job = self._deferred_job, None
-        if deferred is not None:
-            deferred()
 
     def cancel_job(self, wait: bool = False) -> None:
-        self._deferred_job = None  # nor does a job waiting for this one start
         job = self.job
         if job is None:
             return

@@ -76,6 +76,7 @@ class ModelService:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
         self._path: Path | None = None
         self._predictor: Any = None
 
@@ -114,6 +115,16 @@ class ModelService:
     def labelset(self) -> Any:
         return self.predictor().info.labelset
 
+    def predict(self, rgb: np.ndarray) -> tuple[Any, Path | None]:
+        """Predict with the active model, one caller at a time (the automatic
+        prediction of the shown image may run beside a job); returns the
+        prediction and the model file that made it."""
+        predictor = self.predictor()
+        with self._run_lock:
+            pred = predictor.predict(rgb)
+        with self._lock:  # None when another model was chosen meanwhile
+            return pred, self._path if self._predictor is predictor else None
+
 
 def _to_uint8_confidence(conf: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(conf.astype(np.float32) * 255), 0, 255).astype(np.uint8)
@@ -140,9 +151,11 @@ def predict_one(
     """Predict one image and store the prediction; returns (name, labels, confidence)."""
     check_model_fits(service, project)
     image = read_image(project.image_path(name))
-    pred = service.predictor().predict(image.rgb)
+    pred, model = service.predict(image.rgb)
+    if model is None:  # another model was chosen meanwhile: this prediction is stale
+        raise SegStudioError("the model changed during the prediction; predict again")
     conf = _to_uint8_confidence(pred.confidence)
-    project.save_prediction(name, pred.labels, conf, model=str(service.path))
+    project.save_prediction(name, pred.labels, conf, model=str(model))
     return name, pred.labels, conf
 
 

@@ -116,66 +116,70 @@ def test_a_new_image_is_predicted_when_shown(
     win = open_window(qtbot, folder)
     assert win.models.path == model_file
     assert win.action("actionAutoPredict").isChecked()  # on by default
+    assert win.job is None  # it is no job: every action stays available
+    win.images.select("img1.png")  # shown while img0 may still be predicted
+    qtbot.waitUntil(lambda: win.doc.name == "img1.png")
     qtbot.waitUntil(lambda: win.doc.prediction is not None, timeout=60_000)
-    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
-    assert win.project.record(win.doc.name).has_prediction
-    # the next image too; a reviewed one is left alone; switched off, nothing happens
+    qtbot.waitUntil(lambda: win._auto is None, timeout=60_000)
+    assert win.project.record("img0.png").has_prediction
+    assert win.project.record("img1.png").has_prediction
+    # a reviewed image is left alone
     win.project.set_status("img2.png", ImageStatus.REVIEWED)
-    win.images.select("img1.png")
-    qtbot.waitUntil(lambda: win.doc.name == "img1.png" and win.doc.prediction is not None,
-                    timeout=60_000)  # fmt: skip
-    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
     win.images.select("img2.png")
     qtbot.waitUntil(lambda: win.doc.name == "img2.png")
-    assert win.job is None and win.doc.prediction is None
+    assert win._auto is None and win.doc.prediction is None
+    # switched off, nothing is predicted; the choice is kept with the project
+    win.project.set_status("img2.png", ImageStatus.IN_PROGRESS)
     win.action("actionAutoPredict").setChecked(False)
     win.close()
-    win = open_window(qtbot, folder)  # the choice is kept with the project
+    win = open_window(qtbot, folder)
     assert not win.action("actionAutoPredict").isChecked()
-    win.images.select("img0.png")
-    qtbot.waitUntil(lambda: win.doc.name == "img0.png")
-    assert win.job is None
+    win.images.select("img2.png")
+    qtbot.waitUntil(lambda: win.doc.name == "img2.png")
+    assert win._auto is None and win.doc.prediction is None
+    assert not win.project.record("img2.png").has_prediction
     win.close()
 
 
-def test_a_job_asked_for_during_the_auto_prediction_starts_after_it(
+def test_jobs_start_while_the_shown_image_is_predicted(
     qtbot, folder: Path, model_file: Path, monkeypatch
 ) -> None:
     monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(model_file))
     win = open_window(qtbot, folder)
-    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
+    qtbot.waitUntil(lambda: win._auto is None, timeout=60_000)
     win.action("actionAutoPredict").setChecked(False)
     win.images.select("img1.png")
     qtbot.waitUntil(lambda: win.doc.name == "img1.png")
     win.action("actionAutoPredict").setChecked(True)
     win._auto_predict()  # as when the image is shown
-    assert win.job_name == "Auto-predict"
-    win.predict_all()  # not refused: it follows the automatic prediction
-    assert win.job_name == "Auto-predict"
-    qtbot.waitUntil(lambda: win.job_name == "Predict all", timeout=60_000)
-    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
+    assert win._auto is not None
+    assert win.action("actionPredictAll").isEnabled()
+    win.predict_all()  # not refused
+    assert win.job_name == "Predict all"
+    qtbot.waitUntil(lambda: win.job is None and win._auto is None, timeout=60_000)
     assert all(r.has_prediction for r in win.project.images())
-    # a deferred job keeps its cancel event (a fine-tune stops through it)
-    import threading
-    import time
+    win.close()
 
-    def polls(event: threading.Event):
-        while not event.is_set():
-            time.sleep(0.01)
-            yield None
 
-    win.action("actionAutoPredict").setChecked(False)
+def test_a_failing_model_says_so_once_in_the_status_bar(
+    qtbot, folder: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    voc = save_model(
+        tmp_path / "voc.safetensors",
+        new_model(ArchSpec("segnet", {"width": 0.125}), preset("voc")),
+    )
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: pytest.fail(f"a dialog: {a[2]}"))
+    win = open_window(qtbot, folder)
+    win.set_model(voc)  # its classes are not the project's
+    win.images.select("img1.png")
+    qtbot.waitUntil(lambda: win._auto_failed == voc, timeout=60_000)
+    assert "Automatic prediction stopped" in win.statusBar().currentMessage()
+    qtbot.waitUntil(lambda: win._auto is None)
     win.images.select("img2.png")
     qtbot.waitUntil(lambda: win.doc.name == "img2.png")
-    win.doc.prediction = None
-    win.action("actionAutoPredict").setChecked(True)
-    win._auto_predict()
-    event = threading.Event()
-    assert win._start_job("Polling", polls, event, cancel=event)
-    qtbot.waitUntil(lambda: win.job_name == "Polling", timeout=60_000)
-    win.cancel_job()
-    qtbot.waitUntil(lambda: win.job is None, timeout=10_000)
-    assert event.is_set()
+    assert win._auto is None  # not tried again with that model
     win.close()
 
 
@@ -194,10 +198,14 @@ def test_canvas_layers_match_the_panel_in_a_new_project(
     assert win.canvas.prediction_item.isVisible()
     panel.visible[Layer.CONFIDENCE].setChecked(True)
     assert win.canvas.confidence_item.isVisible()
-    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
+    qtbot.waitUntil(lambda: win._auto is None, timeout=60_000)
+    win.action("actionToggleOutline").setChecked(True)
+    assert panel.outline[Layer.LABELS].isChecked()
     # another project, never opened before, starts from the defaults again
     win.open_folder(make_images(tmp_path / "other", n=1))
     qtbot.waitUntil(lambda: win.doc is not None and win.doc.name == "img0.png")
     assert not panel.visible[Layer.CONFIDENCE].isChecked()
     assert not win.canvas.confidence_item.isVisible()
+    assert not panel.outline[Layer.LABELS].isChecked()
+    assert not win.action("actionToggleOutline").isChecked()  # in step with the panel
     win.close()
