@@ -219,8 +219,7 @@ def _eval_folders(args: argparse.Namespace) -> tuple[Path, Path, Path | None]:
     if args.folder is None:
         if args.images is None or args.labels is None:
             raise UsageError("give a dataset FOLDER, or both --images and --labels")
-        images, labels = Path(args.images), Path(args.labels)
-        root = labels.parent
+        return Path(args.images), Path(args.labels), None  # all said: --void or nothing
     else:
         if args.images is not None or args.labels is not None:
             raise UsageError("give a dataset FOLDER or --images and --labels, not both")
@@ -263,12 +262,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from exc
         if void is None and their_void is not None:
             void = their_void  # CamVid's classes.json says which value is void
-        if not theirs.same_classes(labelset):
+        if not theirs.same_names(labelset):
             print(
                 f"warning: {classes} names other classes than the model "
                 f"({', '.join(theirs.names[:4])}... against {', '.join(labelset.names[:4])}...)",
                 file=sys.stderr,
             )
+    if void is not None and not 0 <= void <= 255:
+        raise UsageError(f"{classes}: void_index must be 0..255, got {void}")
+    if void is not None and void < labelset.num_classes:
+        raise UsageError(
+            f"the void value {void} is the id of the model's class {labelset.names[void]!r}; "
+            "void must be no class id"
+        )
     predictor = _make_predictor(args, model)
     cm = ConfusionMatrix(labelset.num_classes, ignore_index=void)
     with _progress(len(pairs), "eval") as bar:

@@ -42,6 +42,7 @@ __all__ = [
     "LabelSet",
     "preset",
     "read_classes_file",
+    "read_void_index",
 ]
 
 UNLABELED: Final[int] = 255
@@ -401,9 +402,28 @@ def read_classes_file(path: str | os.PathLike[str]) -> tuple[LabelSet, int | Non
         labelset = LabelSet.from_json(text)
     except LabelSetError as e:
         raise LabelSetError(f"{path}: {e}") from e
-    raw = json.loads(text)  # valid JSON: from_json has parsed it
+    return labelset, _void_index(json.loads(text))  # valid JSON: from_json parsed it
+
+
+def read_void_index(path: str | os.PathLike[str]) -> int | None:
+    """Only the ``void_index`` of a classes JSON (its classes may be anything).
+
+    Raises :class:`LabelSetError` when the file cannot be read or is not JSON.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise LabelSetError(f"{path}: cannot read it ({e})") from e
+    try:
+        return _void_index(_parse_json(text))
+    except LabelSetError as e:
+        raise LabelSetError(f"{path}: {e}") from e
+
+
+def _void_index(raw: Any) -> int | None:
     void = raw.get("void_index") if isinstance(raw, dict) else None
-    return labelset, void if isinstance(void, int) and not isinstance(void, bool) else None
+    return void if isinstance(void, int) and not isinstance(void, bool) else None
 
 
 def _parse_json(text: str) -> Any:

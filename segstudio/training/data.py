@@ -33,7 +33,7 @@ import numpy as np
 
 from segstudio.core.convert import remap_void
 from segstudio.core.errors import LabelSetError, SegStudioError, TrainingError
-from segstudio.core.labelset import UNLABELED, LabelSet, read_classes_file
+from segstudio.core.labelset import UNLABELED, LabelSet, read_void_index
 from segstudio.io.images import list_images, read_image, read_label_map
 
 if TYPE_CHECKING:
@@ -439,8 +439,8 @@ def from_folder(
         except LabelSetError as exc:
             raise TrainingError(str(exc)) from exc
     if void is None and classes_json.is_file():
-        try:
-            void = read_classes_file(classes_json)[1]
+        try:  # leniently: the classes may come from elsewhere (--classes)
+            void = read_void_index(classes_json)
         except LabelSetError as exc:
             raise TrainingError(str(exc)) from exc
     if void is not None and not 0 <= void <= UNLABELED:

@@ -273,3 +273,12 @@ def test_eval_a_dataset_folder_finds_labels_and_void(
     _one_line_error(capsys, code, "not both")
     code = main(["eval", "--images", str(flat), "--model", str(model_file)])
     _one_line_error(capsys, code, "--images and --labels")
+    # --images/--labels say it all: no classes.json beside them is read
+    (flat / "classes.json").write_text(json.dumps({**ls, "void_index": 11}))
+    code = main(["eval", "--images", str(flat / "images"), "--labels", str(flat / "labels"),
+                 "--model", str(model_file)])  # fmt: skip
+    _one_line_error(capsys, code, "--void")
+    assert scores(str(flat)) == explicit  # FOLDER mode reads it
+    (flat / "classes.json").write_text(json.dumps({**ls, "void_index": 3}))
+    code = main(["eval", str(flat), "--model", str(model_file)])
+    _one_line_error(capsys, code, "is the id of the model's class 'Road'")
