@@ -122,8 +122,11 @@ def main() -> None:
                     "speedup_median": round(med_b / med_o, 2),
                     "repeat": args.repeat,
                     "predictor": repr(predictor),
+                    "predictor_device": str(predictor.device),
+                    "predictor_dtype": str(predictor.dtype).replace("torch.", ""),
                 },
                 "machine": {
+                    "host": platform.node(),
                     "cpu": cpu_name(),
                     "cores": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(),

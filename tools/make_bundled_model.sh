@@ -9,9 +9,11 @@
 # interrupted (a closed session, a reboot), run the same command again: it resumes
 # from the checkpoint, which is written every minute.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-DATA=${1:-../shared/data/camvid}
-WORK=${2:-${XDG_CACHE_HOME:-$HOME/.cache}/segstudio/bundled-camvid}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+# the folders as given, relative to where the command is run
+DATA=$(realpath -m "${1:-$REPO/../shared/data/camvid}")
+WORK=$(realpath -m "${2:-${XDG_CACHE_HOME:-$HOME/.cache}/segstudio/bundled-camvid}")
+cd "$REPO"
 mkdir -p "$WORK"
 TRAINED="$WORK/camvid_segnet_w05.safetensors"
 TRAIN=(segstudio train "$DATA" --arch segnet --width 0.5 --epochs 150 --batch-size 4
@@ -24,7 +26,7 @@ fi
 segstudio model convert "$TRAINED" --half --out resources/camvid_segnet.safetensors
 python benchmarks/bench_bundled.py --model resources/camvid_segnet.safetensors \
     --data "$DATA" > "$WORK/bench_bundled.json"
+# the card states the recipe the model file records, and what was measured just now
 python tools/model_card.py --model resources/camvid_segnet.safetensors \
-    --bench "$WORK/bench_bundled.json" --checkpoint "$WORK" \
-    --command "${TRAIN[*]/#$WORK/WORK_FOLDER} --resume" --out resources/camvid_segnet.md
+    --bench "$WORK/bench_bundled.json" --checkpoint "$WORK" --out resources/camvid_segnet.md
 cat resources/camvid_segnet.md
