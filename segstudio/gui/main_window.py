@@ -614,6 +614,9 @@ class MainWindow(QMainWindow):
         worker.start()
 
     def _auto_error(self, model: Path, exc: BaseException) -> None:
+        if model != self.models.path:  # another model was chosen meanwhile: try with it
+            self._auto_again = True
+            return
         msg = str(exc) if isinstance(exc, SegStudioError) else f"{type(exc).__name__}: {exc}"
         log.warning("automatic prediction with %s failed: %s", model, msg)
         self._auto_failed = model
