@@ -100,11 +100,15 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     temp = _temp_path(target)
+    # what the umask allows a new file; a writer that recreates the file by path
+    # (safetensors does, with 0600) must not make it private
+    mode = stat.S_IMODE(os.stat(temp).st_mode)
     try:
         yield temp
         _fsync_file(temp)
         with contextlib.suppress(FileNotFoundError):
-            os.chmod(temp, stat.S_IMODE(os.stat(target).st_mode))
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        os.chmod(temp, mode)
         os.replace(temp, target)
     except BaseException:
         # BaseException too: a KeyboardInterrupt must not leave a temp file behind.

@@ -145,6 +145,13 @@ def test_permissions_kept_on_replace_and_umask_for_new_files(tmp_path: Path) -> 
     fresh = tmp_path / "fresh.txt"
     atomic_write_text(fresh, "x")
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
+    # a writer that recreates the temporary file privately (safetensors does)
+    recreated = tmp_path / "model.safetensors"
+    with atomic_path(recreated) as tmp:
+        tmp.unlink()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT, 0o600)
+        os.close(fd)
+    assert stat.S_IMODE(recreated.stat().st_mode) == 0o666 & ~umask
 
 
 def test_long_names_still_work(tmp_path: Path) -> None:
