@@ -124,6 +124,10 @@ def distributed(device: str = "auto") -> Iterator[DistEnv]:
     log.info("rank %d of %d joined the %s process group", env.rank, env.world_size, backend)
     try:
         yield env
+        if dist.is_initialized():
+            # leave together: a rank that tears its gloo threads down while rank 0
+            # still validates and writes may abort at exit ("terminate called...")
+            dist.barrier()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
