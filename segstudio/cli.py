@@ -14,7 +14,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -351,36 +351,25 @@ def _train_args(args: argparse.Namespace) -> tuple[Path, Path, Any]:
     return out, ckpt, config
 
 
-def _drive_training(gen: Any, show: bool) -> Any:
-    """Run the fine-tune generator to its end with a progress bar on stderr (rank 0)."""
+def _training_bar(p: Any, bar: Any) -> Any:
+    """Show one fine-tune progress report on a tqdm bar (made on the first report)."""
     from tqdm import tqdm
 
-    bar = None
-    try:
-        while True:
-            p = next(gen)
-            if not show:
-                continue
-            if bar is None:
-                bar = tqdm(total=p.total_steps, desc="train", unit="step", file=sys.stderr,
-                           disable=None, leave=False, dynamic_ncols=True)  # fmt: skip
-            if p.kind == "step":
-                bar.update(p.step - bar.n)
-                post = {"epoch": p.epoch}
-                if p.loss is not None:
-                    post["loss"] = f"{p.loss:.4f}"
-                bar.set_postfix(post, refresh=False)
-            elif p.kind == "validation" and p.metrics is not None:
-                bar.write(f"{p.message}", file=sys.stderr)
-                bar.set_description(f"train (val mIoU {p.metrics['mean_iou']:.3f})", refresh=False)
-            elif p.kind == "message":
-                bar.write(p.message, file=sys.stderr)
-    except StopIteration as stop:
-        return stop.value
-    finally:
-        gen.close()
-        if bar is not None:
-            bar.close()
+    if bar is None:
+        bar = tqdm(total=p.total_steps, desc="train", unit="step", file=sys.stderr,
+                   disable=None, leave=False, dynamic_ncols=True)  # fmt: skip
+    if p.kind == "step":
+        bar.update(p.step - bar.n)
+        post = {"epoch": p.epoch}
+        if p.loss is not None:
+            post["loss"] = f"{p.loss:.4f}"
+        bar.set_postfix(post, refresh=False)
+    elif p.kind == "validation" and p.metrics is not None:
+        bar.write(f"{p.message}", file=sys.stderr)
+        bar.set_description(f"train (val mIoU {p.metrics['mean_iou']:.3f})", refresh=False)
+    elif p.kind == "message":
+        bar.write(p.message, file=sys.stderr)
+    return bar
 
 
 def _summary(result: Any) -> list[str]:
@@ -456,7 +445,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         gen = fine_tune(
             data, init=init, arch=arch, config=config, checkpoint_dir=ckpt, resume=resume
         )
-        result = _drive_training(gen, show=env.is_main)
+        result = _drive(gen, _training_bar if env.is_main else lambda p, bar: bar)
         if not env.is_main:
             return 0
         save_model(out, result.model)
@@ -502,21 +491,33 @@ def _split_arg(value: str) -> tuple[float, float, float]:
     return parts  # type: ignore[return-value]
 
 
-def _drive(gen: Any, desc: str) -> Any:
-    """Run an export/import generator to its end with a tqdm bar on stderr."""
+def _drive(gen: Any, show: Callable[[Any, Any], Any]) -> Any:
+    """Run a progress generator to its end and return its value.
+
+    ``show(report, bar)`` shows each report and returns the bar (None before the
+    first report); the bar is closed and the generator too, also on an error.
+    """
     bar = None
     try:
         while True:
-            p = next(gen)
-            if bar is None:
-                bar = _progress(p.total, desc)
-            bar.update(p.done - bar.n)
+            bar = show(next(gen), bar)
     except StopIteration as stop:
         return stop.value
     finally:
         gen.close()
         if bar is not None:
             bar.close()
+
+
+def _count_bar(desc: str) -> Callable[[Any, Any], Any]:
+    """A ``show`` for :func:`_drive`: export/import reports (done of total)."""
+
+    def show(p: Any, bar: Any) -> Any:
+        bar = bar if bar is not None else _progress(p.total, desc)
+        bar.update(p.done - bar.n)
+        return bar
+
+    return show
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -535,7 +536,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     with _open_project(args.project) as project:
-        report = _drive(export_dataset(project, Path(args.out), options), "export")
+        report = _drive(export_dataset(project, Path(args.out), options), _count_bar("export"))
     splits = ", ".join(f"{k} {v}" for k, v in report.splits.items())
     print(
         f"exported {report.images} image(s) as {report.format} to {report.out} ({splits}); "
@@ -561,7 +562,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         gen = import_dataset(
             project, source, args.format, palette=palette, void=args.void, replace=args.replace
         )
-        report = _drive(gen, "import")
+        report = _drive(gen, _count_bar("import"))
     print(
         f"imported {report.labels} label map(s) ({report.images} new image(s), "
         f"{report.classes.num_classes} classes of {report.classes.name!r}) from {source}"
