@@ -337,16 +337,22 @@ def _train_args(args: argparse.Namespace) -> tuple[Path, Path, Any]:
     if not 0.0 <= args.val_fraction < 1.0:
         raise UsageError(f"--val-fraction must be in 0..1 (below 1), got {args.val_fraction}")
     ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.name + ".ckpt")
+    from segstudio.training.recipes import FEW_SHOT
+
+    few = args.recipe == "few-shot" or (args.recipe == "auto" and args.init is not None)
+    recipe: dict[str, Any] = dict(FEW_SHOT) if few else {}
+    if args.lr is not None:
+        recipe["lr"] = args.lr
     config = TrainConfig(
         epochs=args.epochs,
         minutes=args.minutes,
         batch_size=args.batch_size,
         crop=args.crop,
-        lr=args.lr,
         freeze_encoder=args.freeze_encoder,
         precision=args.precision,
         device=args.device,
         seed=args.seed,
+        **recipe,
     )
     return out, ckpt, config
 
@@ -394,12 +400,63 @@ def _summary(result: Any) -> list[str]:
         )
     elif after is None:
         lines.append("improved: unknown, there are no validation images to score it on")
+    elif before is not None:
+        lines.append(f"improved: no verdict, {result.verdict}")
     else:
         lines.append("improved: not comparable, the model started from scratch or a new head")
     return lines
 
 
+def _quick_bar(p: Any, bar: Any) -> Any:
+    """Show a quick-train report: images read, the fit, validation images."""
+    if bar is None or getattr(bar, "segstudio_kind", None) != p.kind:
+        if bar is not None:
+            bar.close()
+        bar = _progress(p.total, p.kind)
+        bar.segstudio_kind = p.kind
+    bar.update(p.done - bar.n)
+    if p.kind == "fit":
+        bar.write(p.message, file=sys.stderr)
+    return bar
+
+
+def cmd_train_quick(args: argparse.Namespace) -> int:
+    """``train --quick``: fit only the live learner's head on a frozen SegNet."""
+    from segstudio.core.bundled import bundled_model_path
+    from segstudio.model.files import load_model, save_model
+    from segstudio.training.data import load_source
+    from segstudio.training.live import quick_train
+
+    source = Path(args.source)
+    if not source.is_dir():
+        raise UsageError(f"{source}: no such folder (a project or a dataset folder)")
+    out = Path(args.out)
+    if out.suffix != ".safetensors" or not out.parent.is_dir() or out.is_dir():
+        raise UsageError(f"--out {out}: must be a .safetensors file in an existing folder")
+    for flag in ("arch", "width", "epochs", "minutes", "resume", "checkpoint_dir", "lr"):
+        if getattr(args, flag):
+            raise UsageError(f"--{flag.replace('_', '-')} does not apply to --quick")
+    init_path = args.init or bundled_model_path()
+    if init_path is None:
+        raise UsageError("--quick reads a SegNet's features: give --init MODEL")
+    base = load_model(init_path)
+    labelset = _labelset_arg(args.classes) if args.classes else None
+    data = load_source(
+        source, void=args.void, labelset=labelset, val_fraction=args.val_fraction, seed=args.seed
+    )
+    device = "cpu" if args.device == "auto" else args.device
+    model, metrics = _drive(quick_train(data, base, device=device), _quick_bar)
+    save_model(out, model)
+    print(f"quick-trained the live learner on {data.describe()}")
+    if metrics is not None:
+        print(f"val:    mean IoU {metrics['mean_iou']:.4f} on {metrics['images']} image(s)")
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.quick:
+        return cmd_train_quick(args)
     from segstudio.model.arch import ArchSpec
     from segstudio.model.files import load_model, save_model
     from segstudio.training.data import load_source
@@ -669,7 +726,17 @@ def build_parser() -> argparse.ArgumentParser:
     length.add_argument("--minutes", type=float, help="train for this long instead")
     p_train.add_argument("--batch-size", type=int, default=4, help="images per step (default 4)")
     p_train.add_argument("--crop", type=int, default=320, help="training crop side (default 320)")
-    p_train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    p_train.add_argument(
+        "--lr", type=float, help="peak learning rate (default 1e-3; 5e-4 in the few-shot recipe)"
+    )
+    p_train.add_argument(
+        "--recipe",
+        choices=["auto", "few-shot", "full"],
+        default="auto",
+        help="few-shot: for a trained model on a few images (encoder at 1/10 of the learning "
+        "rate, batch-norm statistics kept, the best weights on validation kept, early stop); "
+        "full: the from-scratch recipe; auto (default): few-shot with --init, else full",
+    )
     p_train.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
     p_train.add_argument("--void", type=int, help="label value to ignore (default: classes.json)")
     p_train.add_argument(
@@ -694,6 +761,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue from the checkpoint in --checkpoint-dir (a new run when there is none)",
     )
     p_train.add_argument("--checkpoint-dir", help="checkpoint folder (default: OUT.ckpt/)")
+    p_train.add_argument(
+        "--quick",
+        action="store_true",
+        help="train only the live learner (seconds): a small head over the frozen features of "
+        "--init (a SegNet; default the bundled model)",
+    )
     p_train.add_argument("--out", required=True, help="model file to write (.safetensors)")
     p_train.set_defaults(func=cmd_train)
 

@@ -312,6 +312,10 @@ class LabelSet:
         if not isinstance(raw, list):
             raise LabelSetError(f"label set: 'classes' must be a list, got {type(raw).__name__}")
         classes = _parse_classes(raw)
+        if fmt is None and "unlabeled_color" not in d and "void_color" not in d:
+            # A dataset's own classes list (index PNGs) names no unlabeled colour and
+            # often paints its background black: take a colour no class uses.
+            unlabeled = _free_color({c.color for c in classes})
         unlabeled_color = _check_color(unlabeled, "label set: unlabeled_color")
         if fmt is None and "void_index" in d:
             void = d["void_index"]
@@ -380,6 +384,20 @@ class LabelSet:
             label set. The message starts with the file's path.
         """
         return read_classes_file(path)[0]
+
+
+def _free_color(used: set[Color]) -> Color:
+    """Black, else the first of a few plain colours, else any colour no class uses."""
+    for color in ((0, 0, 0), (255, 255, 255), (64, 64, 64), (255, 0, 255)):
+        if color not in used:
+            return color
+    return next(
+        (r, g, b)
+        for r in range(256)
+        for g in range(256)
+        for b in range(256)
+        if (r, g, b) not in used
+    )
 
 
 def read_classes_file(path: str | os.PathLike[str]) -> tuple[LabelSet, int | None]:

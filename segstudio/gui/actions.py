@@ -124,6 +124,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Mark this image reviewed (again: back to in progress)",
     ),
     _spec("actionLeastConfident", "Go to &least confident image", "Ctrl+L", "&Image"),
+    _spec(
+        "actionModels",
+        "&Models…",
+        "Ctrl+Shift+M",
+        "&Model",
+        "Every model of this project, with its metrics and lineage: choose the active one",
+    ),
     _spec("actionChooseModel", "&Choose model file…", "Ctrl+M", "&Model"),
     _spec("actionPredictImage", "&Predict this image", "Ctrl+P", "&Model"),
     _spec("actionPredictAll", "Predict &all unreviewed", "Ctrl+Shift+P", "&Model"),
@@ -143,6 +150,23 @@ ACTIONS: tuple[ActionSpec, ...] = (
         "Train the model on your corrections, in the background, with the usual recipe",
     ),
     _spec("actionFineTuneDialog", "Fine-tune &with options…", "Ctrl+Shift+T", "&Model"),
+    _spec(
+        "actionLearnAsIPaint",
+        "&Learn as I paint",
+        "Ctrl+Alt+L",
+        "&Model",
+        "Retrain a small head over the SegNet's features after every edit (seconds) and "
+        "re-predict this image and the unreviewed ones; on by default for classes no model knows",
+        True,
+    ),
+    _spec(
+        "actionAutoUseBetter",
+        "Use a new model automatically when it is &better on validation",
+        "Ctrl+Alt+U",
+        "&Model",
+        "Off: a fine-tuned model becomes active only when you click Use",
+        True,
+    ),
     _spec(
         "actionToggleValidation",
         "Use this image for &validation",

@@ -56,6 +56,8 @@ from segstudio.gui.dataset_dialogs import ExportChoice, ExportDialog, ImportChoi
 from segstudio.gui.document import ImageDocument, PredictionLayer, Saver
 from segstudio.gui.image_list import ImageListPanel
 from segstudio.gui.layers_panel import LayersPanel
+from segstudio.gui.live_learning import LiveLearning
+from segstudio.gui.models_dialog import ModelsDialog
 from segstudio.gui.overlay import heat_table, palette_table
 from segstudio.gui.palette_panel import PalettePanel
 from segstudio.gui.training_panel import FineTuneChoice, FineTuneDialog, TrainingPanel
@@ -70,6 +72,7 @@ from segstudio.gui.workers import (
     run_cancellable,
     run_training,
 )
+from segstudio.io.model_registry import ModelKind, ModelSummary, read_summary
 from segstudio.io.project import (
     ImageStatus,
     Project,
@@ -83,6 +86,8 @@ log = logging.getLogger(__name__)
 DEFAULT_FINE_TUNE = {"minutes": 5.0, "batch_size": 4}
 #: The architecture of a new model when the project has no model yet.
 DEFAULT_NEW_ARCH = ("segnet", {"width": 0.5})
+#: The project setting behind Model → Use a new model automatically when it is better.
+AUTO_USE_SETTING = "auto_use_better_model"
 
 #: Save after this many idle seconds following an edit ...
 AUTOSAVE_IDLE_MS = 1500
@@ -190,6 +195,13 @@ class MainWindow(QMainWindow):
         self._auto_again = False  # another image was shown meanwhile
         self._auto_failed: Path | None = None  # the model it failed with: no more tries
         self._trained: Path | None = None
+        self.models_dialog: ModelsDialog | None = None
+        #: Learn as I paint: the live learner's worker, fed after every edit
+        self.live = LiveLearning(self)
+        self.live.predicted.connect(self._prediction_ready)
+        self.live.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        #: A message for the status bar once the first image is shown (opening clears it).
+        self._notice: str | None = None
 
         self.resizeDocks([images_dock], [300], Qt.Orientation.Horizontal)
         self.actions_by_name: dict[str, QAction] = {}
@@ -293,6 +305,7 @@ class MainWindow(QMainWindow):
             "actionMarkReviewed": self.toggle_reviewed,
             "actionLeastConfident": self.go_least_confident,
             "actionChooseModel": self.choose_model,
+            "actionModels": self.show_models,
             "actionPredictImage": self.predict_image,
             "actionPredictAll": self.predict_all,
             "actionCancelJob": self.cancel_job,
@@ -320,6 +333,8 @@ class MainWindow(QMainWindow):
                 lambda on, lay=layer: self.layers_panel.visible[lay].setChecked(on)
             )
         a["actionToggleOutline"].toggled.connect(self.layers_panel.outline[Layer.LABELS].setChecked)
+        a["actionAutoUseBetter"].toggled.connect(self._set_auto_use)
+        a["actionLearnAsIPaint"].toggled.connect(self._set_live)
         self.layers_panel.changed.connect(self._apply_layer)
 
         c = self.canvas
@@ -365,6 +380,8 @@ class MainWindow(QMainWindow):
         self.action("actionLeastConfident").setEnabled(self.project is not None)
         self.action("actionCancelJob").setEnabled(running)
         self.action("actionChooseModel").setEnabled(not running)
+        self.action("actionModels").setEnabled(self.project is not None)
+        self.action("actionAutoUseBetter").setEnabled(self.project is not None)
         for name in (
             "actionFineTune",
             "actionFineTuneDialog",
@@ -402,8 +419,8 @@ class MainWindow(QMainWindow):
         self.palette.set_labelset(self._labelset)
         self._restore_view_settings(project)
         self._refresh_tables()
-        model = project.get_setting("active_model")
-        self._use_model(Path(model) if model else self._default_model(project))
+        self._restore_model(project)
+        self._restore_live(project)
         self.setWindowTitle(f"SegStudio — {project.folder}")
         self.stack.setCurrentWidget(self.canvas)
         records = project.images()
@@ -439,28 +456,108 @@ class MainWindow(QMainWindow):
         self.action("actionLockUnlabeled").setChecked(view.get("lock_unlabeled") is True)
         self.action("actionAutoPredict").setChecked(view.get("auto_predict") is not False)
 
-    def _default_model(self, project: Project) -> Path | None:
-        """The project's newest model, else the bundled one when its classes fit."""
-        newest = self._newest_project_model()
-        if newest is not None:
-            return newest
-        bundled = bundled_model_path()
-        if bundled is None or project.labelset is None:
-            return None
-        from segstudio.model.files import read_model_info
+    def _restore_model(self, project: Project) -> None:
+        """Use the model stored with the project: exactly that one, never a guess.
 
+        A project without a stored choice takes the bundled model when its
+        classes fit, and stores that choice. A stored model whose file has gone
+        leaves the project without a model, and the window says so.
+        """
+        auto = self.action("actionAutoUseBetter")
+        blocked = auto.blockSignals(True)
+        auto.setChecked(project.get_setting(AUTO_USE_SETTING) is True)
+        auto.blockSignals(blocked)
+        choice = project.model_choice()
+        if choice is None:
+            path = self._default_model(project)
+            if path is not None:
+                try:
+                    project.set_active_model(path, bundled=True)
+                except SegStudioError as exc:  # used now; chosen again at the next open
+                    log.warning("could not store the active model: %s", exc)
+            self._use_model(path)
+            return
+        path = project.active_model()
+        if path is not None:
+            self._use_model(path)
+            return
+        where = choice.expected_path(project.models_dir)
+        text = (
+            f"The project's model, {choice.label}, is missing"
+            + (f" ({where})" if where is not None and choice.kind is not ModelKind.BUNDLED else "")
+            + ": no model is active. Choose one in Model → Models… (Ctrl+Shift+M)."
+        )
+        log.warning("%s: %s", project.folder, text)
+        self._use_model(None, missing=choice.label)
+        self._notice = text
+        self.statusBar().showMessage(text, 30000)
+
+    def _restore_live(self, project: Project) -> None:
+        """Learn as I paint as the project left it; on by default when no model fits."""
+        view = project.get_setting("view")
+        stored = view.get("learn_as_i_paint") if isinstance(view, dict) else None
+        on = stored if isinstance(stored, bool) else self.models.path is None
+        act = self.action("actionLearnAsIPaint")
+        blocked = act.blockSignals(True)
+        act.setChecked(on)
+        act.blockSignals(blocked)
+        self._set_live(on)
+
+    def _live_base(self) -> Path | None:
+        """The SegNet the live learner reads: the active model if it is one, else the bundled."""
+        path = self.models.path
+        if path is not None:
+            kind = read_summary(path, ModelKind.FILE).arch
+            if kind in ("segnet", "live"):
+                return path
+        return bundled_model_path()
+
+    def _set_live(self, on: bool) -> None:
+        """Start or stop learning as the user paints."""
+        self.live.stop()
+        if not on or self.project is None:
+            return
+        base = self._live_base()
+        if base is None:
+            self.statusBar().showMessage(
+                "Learn as I paint needs a SegNet to read features from (the bundled model): "
+                "none is installed",
+                10000,
+            )
+            return
+        self.live.start(self.project, base, self._unreviewed_order)
+        if self.doc is not None:
+            self.live.shown(self.doc.name)
+
+    def _unreviewed_order(self) -> list[str]:
+        """Image names in list order (called from the live learner's worker: no widgets)."""
+        project = self.project
+        if project is None:
+            return []
         try:
-            fits = read_model_info(bundled).labelset.same_names(project.labelset)
+            return [r.name for r in project.images() if r.status is not ImageStatus.REVIEWED]
         except SegStudioError:
+            return []
+
+    def _default_model(self, project: Project) -> Path | None:
+        """The bundled model when its classes fit the project's, else None.
+
+        Only the bundled model is ever a default: a project model becomes
+        active when the user chooses it. The header is read without torch.
+        """
+        bundled = bundled_model_path()
+        if bundled is None:
             return None
+        fits = read_summary(bundled, ModelKind.BUNDLED).misfit(project.labelset) is None
         return bundled if fits else None
 
-    def _newest_project_model(self) -> Path | None:
-        assert self.project is not None
-        models = sorted(
-            self.project.models_dir.glob("*.safetensors"), key=lambda p: p.stat().st_mtime
-        )
-        return models[-1] if models else None
+    def _set_auto_use(self, on: bool) -> None:
+        if self.project is None:
+            return
+        try:
+            self.project.set_setting(AUTO_USE_SETTING, on)
+        except SegStudioError as exc:
+            self.statusBar().showMessage(f"Could not store the setting: {exc}", 8000)
 
     def close_folder(self) -> None:
         if self.project is None:
@@ -469,6 +566,8 @@ class MainWindow(QMainWindow):
         self._loading = None
         self._load_timer.stop()
         self._wait_for_auto()
+        self.live.flush()
+        self.live.stop()
         failed = self._flush_saves()
         if failed:
             QMessageBox.critical(
@@ -484,13 +583,17 @@ class MainWindow(QMainWindow):
             "class": self.palette.current(),
             "lock_unlabeled": self.lock_unlabeled,
             "auto_predict": self.action("actionAutoPredict").isChecked(),
+            "learn_as_i_paint": self.action("actionLearnAsIPaint").isChecked(),
         }
         try:
             self.project.set_setting("view", view)
         except SegStudioError as exc:  # a view setting is not worth an error dialog
             log.warning("could not store the view settings: %s", exc)
         self._trained = None
+        self._notice = None
         self.training_panel.use.setVisible(False)
+        if self.models_dialog is not None:
+            self.models_dialog.close()
         self._labelset = None
         self.doc = None
         self.canvas.set_image(None)
@@ -562,9 +665,11 @@ class MainWindow(QMainWindow):
         if self.doc is not None:
             self.doc.editor.changed.disconnect(self._labels_changed)
             self.doc.editor.history_changed.disconnect(self._sync_enabled)
+            self.doc.editor.history_changed.disconnect(self._edited)
         self.doc = doc
         doc.editor.changed.connect(self._labels_changed)
         doc.editor.history_changed.connect(self._sync_enabled)
+        doc.editor.history_changed.connect(self._edited)
         self.canvas.set_image(doc.image.rgb)
         self.canvas.labels_item.set_values(doc.labels)
         self._show_prediction()
@@ -572,9 +677,22 @@ class MainWindow(QMainWindow):
         assert self.project is not None
         self.project.set_setting("last_image", doc.name)
         self.images.select(doc.name, emit=False)
-        self.statusBar().clearMessage()
+        if self._notice is not None:  # said while opening: "Opening …" replaced it
+            self.statusBar().showMessage(self._notice, 30000)
+            self._notice = None
+        else:
+            self.statusBar().clearMessage()
         self._sync_enabled()
-        self._auto_predict()
+        if self.live.running:
+            self.live.shown(doc.name)  # the live learner predicts what it shows
+        else:
+            self._auto_predict()
+
+    def _edited(self, *_args: object) -> None:
+        """An edit (or undo) finished: the live learner takes the labels after a pause."""
+        doc = self.doc
+        if doc is not None and self.live.running and not self._stroking:
+            self.live.edited(doc.name, lambda d=doc: d.labels.copy())
 
     def _auto_predict(self) -> None:
         """Predict the image just shown when it has no prediction yet.
@@ -989,26 +1107,77 @@ class MainWindow(QMainWindow):
         if path:
             self.set_model(Path(path))
 
-    def set_model(self, path: Path) -> None:
+    def set_model(self, path: Path) -> bool:
+        """Make ``path`` the active model and store that choice in the project.
+
+        Returns False (after telling the user) when the file is not a usable model.
+        """
         try:
             from segstudio.model.files import read_model_info  # header only: fast, no weights
 
             info = read_model_info(path)
         except SegStudioError as exc:
             QMessageBox.warning(self, "Choose model", str(exc))
-            return
+            return False
         self._use_model(path)
         if self.project is not None:
-            self.project.set_setting("active_model", str(path))
+            try:
+                self.project.set_active_model(path)
+            except SegStudioError as exc:
+                QMessageBox.warning(self, "Choose model", f"The choice is not stored: {exc}")
         self.statusBar().showMessage(
             f"Model: {path.name} ({info.arch.name}, {info.labelset.num_classes} classes)", 8000
         )
+        return True
 
-    def _use_model(self, path: Path | None) -> None:
+    def _use_model(self, path: Path | None, *, missing: str | None = None) -> None:
+        """Predict with ``path`` from now on (None: no model; ``missing``: the chosen
+        model that has gone, named in the status bar)."""
         self.models.set_model(path)
         self._auto_failed = None
-        self.model_label.setText(f"Model: {path.name if path else 'none'}")
-        self.model_label.setToolTip(str(path) if path else "Model → Choose model file…")
+        if missing is not None:
+            self.model_label.setText(f"Model: {missing} is missing")
+            self.model_label.setToolTip("Model → Models… (Ctrl+Shift+M) chooses another")
+            return
+        name = "none" if path is None else path.name
+        if path is not None and path == bundled_model_path():
+            name += " (bundled)"
+        self.model_label.setText(f"Model: {name}")
+        self.model_label.setToolTip(str(path) if path else "Model → Models… (Ctrl+Shift+M)")
+
+    def show_models(self) -> None:
+        """Model → Models…: the project's models with metrics and lineage; Use picks one."""
+        if self.project is None:
+            return
+        if self.models_dialog is not None:
+            self.models_dialog.deleteLater()
+        dialog = ModelsDialog(self, self.project, self._labelset)
+        dialog.useRequested.connect(self._use_listed_model)
+        self.models_dialog = dialog
+        dialog.open()  # window-modal, without blocking
+
+    def _use_listed_model(self, summary: ModelSummary) -> None:
+        """Make a model of the list active, then offer to re-predict the unreviewed images."""
+        if self.project is None:
+            return
+        if self.job is not None:
+            QMessageBox.information(
+                self, "Models", f"Wait for “{self.job_name}” to finish (or cancel it) first."
+            )
+            return
+        if not self.set_model(summary.path):
+            return
+        unreviewed = [r for r in self.project.images() if r.status is not ImageStatus.REVIEWED]
+        if not unreviewed:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Models",
+            f"{summary.name} is the active model now. Re-predict the {len(unreviewed)} "
+            "unreviewed image(s) with it? Painted pixels and reviewed images stay as they are.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.predict_all()
 
     def _start_job(
         self,
@@ -1104,9 +1273,6 @@ class MainWindow(QMainWindow):
 
     def _job_finished(self) -> None:
         self.statusBar().showMessage(f"{self.job_name} finished", 5000)
-        hook, self.job_finished_hook = self.job_finished_hook, None
-        if hook is not None:
-            hook()
         if self.job_name == "Fine-tune":
             self.training_panel.set_running(False)
         self.job, self.job_name = None, ""
@@ -1114,6 +1280,10 @@ class MainWindow(QMainWindow):
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
         self._sync_enabled()
+        # last: a hook may start the next job
+        hook, self.job_finished_hook = self.job_finished_hook, None
+        if hook is not None:
+            hook()
 
     def cancel_job(self, wait: bool = False) -> None:
         job = self.job
@@ -1257,14 +1427,14 @@ class MainWindow(QMainWindow):
         before = r.before.get("mean_iou") if r.before else None
         after = r.after.get("mean_iou") if r.after else None
         images = (r.after or {}).get("images", "the")
-        if before is not None and after is not None:
+        if before is not None and after is not None and getattr(r, "verdict", ""):
+            text = f"The new model: {r.verdict}."  # better, NOT better, or too few to judge
+        elif before is not None and after is not None:
             verdict = "better" if r.improved else "NOT better"
             text = (
                 f"The new model is {verdict} on {images} validation image(s): "
                 f"mIoU {before:.3f} → {after:.3f}."
             )
-            if not r.improved:
-                text += " The active model stays unless you choose the new one."
         elif after is not None:
             text = f"New model: validation mIoU {after:.3f} (no earlier model to compare with)."
         else:
@@ -1273,7 +1443,16 @@ class MainWindow(QMainWindow):
             text += f" Stopped early: {r.stopped_early}."
         text += f" Stored as {outcome.path.name}."
         self._trained = outcome.path
-        self.training_panel.finish(text, can_use=True)
+        # a new model is never active by itself: the user clicks Use, or has asked
+        # for a better one to be used (Model → Use a new model automatically …)
+        auto = self.action("actionAutoUseBetter").isChecked() and r.improved is True
+        if auto and self.set_model(outcome.path):
+            text += " It is the active model now; the unreviewed images are re-predicted."
+            self.job_finished_hook = self.predict_all  # once the fine-tune has ended
+            self.training_panel.finish(text, can_use=False)
+        else:
+            text += " The active model stays until you click Use."
+            self.training_panel.finish(text, can_use=True)
         self.statusBar().showMessage(text, 15000)
 
     def use_trained_model(self) -> None:

@@ -243,13 +243,21 @@ def run_training(
 
     from segstudio.model.arch import ArchSpec
     from segstudio.model.files import load_model, save_model, with_metadata
+    from segstudio.model.live import base_model
     from segstudio.training.data import from_project
     from segstudio.training.loop import TrainConfig, TrainingCancelled, fine_tune
+    from segstudio.training.recipes import FEW_SHOT
 
     val_names = project.get_setting("validation_images") if choice.validation == "marked" else None
     data = from_project(project, val_names=val_names or None)
-    config = TrainConfig.from_dict(choice.config)
+    if not val_names and len(data.val) < 3 and len(data.train) + len(data.val) >= 6:
+        # few images: hold out more of them, so "better" rests on several images
+        data = from_project(project, val_fraction=0.3)
     init = load_model(active_model) if choice.start_from_active and active_model else None
+    if init is not None and init.info.arch.name == "live":
+        init = base_model(init)  # the live learner's frozen SegNet is what trains deep
+    # from a trained model: the few-shot recipe, where the user chose nothing else
+    config = TrainConfig.from_dict({**FEW_SHOT, **choice.config} if init else choice.config)
     arch = None if init is not None else ArchSpec(choice.arch[0], dict(choice.arch[1]))
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = resume or _training_dir(project) / stamp

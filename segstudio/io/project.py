@@ -11,7 +11,9 @@ A folder of images is a project. Everything SegStudio keeps about it lives in
     labels/             human label maps, ``<image name>.v<N>.png``
     predictions/        model label maps ``<image name>.v<N>.png`` and their
                         per-pixel confidence ``<image name>.conf.png``
-    models/             model files (used by the training layer)
+    models/             model files made by fine-tuning (the model registry:
+                        :meth:`Project.models`; the active model is a stored
+                        choice, see :mod:`segstudio.io.model_registry`)
 
 Label maps are ``uint8`` H x W PNGs holding class ids ``0..N-1`` and 255 for
 unlabeled pixels (see :mod:`segstudio.core.labelset`).
@@ -102,6 +104,13 @@ from segstudio.io.images import (
     natural_key,
     read_label_map,
     write_label_map,
+)
+from segstudio.io.model_registry import (
+    ACTIVE_MODEL_SETTING,
+    ModelChoice,
+    ModelKind,
+    ModelSummary,
+    list_models,
 )
 
 __all__ = [
@@ -675,6 +684,61 @@ class Project:
             self._check_open()
             self._settings["settings"][key] = stored
             self._write_settings()
+
+    # ------------------------------------------------------------------- models
+
+    def models(self) -> list[ModelSummary]:
+        """The project's model files (``.segstudio/models``), oldest first.
+
+        Each is summarised from its header (architecture, classes, lineage,
+        metrics) without reading weights; see :mod:`segstudio.io.model_registry`.
+        """
+        return list_models(self._models_dir)
+
+    def model_choice(self) -> ModelChoice | None:
+        """The stored choice of active model, whether or not its file still exists.
+
+        None when no model was ever chosen for this project.
+        """
+        return ModelChoice.from_setting(self.get_setting(ACTIVE_MODEL_SETTING), self._models_dir)
+
+    def active_model(self) -> Path | None:
+        """The active model's file.
+
+        None when no model is chosen, and also when the chosen file has gone:
+        :meth:`model_choice` then still names it, so the caller can say what is
+        missing. There is never a fallback to another model.
+        """
+        choice = self.model_choice()
+        return None if choice is None else choice.resolve(self._models_dir)
+
+    def set_active_model(
+        self, path: str | os.PathLike[str] | None, *, bundled: bool = False
+    ) -> ModelChoice | None:
+        """Store the model this project uses; the stored choice is returned.
+
+        Parameters
+        ----------
+        path : str, os.PathLike or None
+            The model file. One in :attr:`models_dir` is stored relative to it
+            (a moved project keeps it), the bundled model's file as the bundled
+            model, any other file by its absolute path. None clears the choice.
+        bundled : bool, default False
+            Choose the bundled model (``path`` is then ignored).
+
+        Raises
+        ------
+        ProjectError
+            settings.json cannot be written.
+        """
+        if bundled:
+            choice: ModelChoice | None = ModelChoice(ModelKind.BUNDLED)
+        elif path is None:
+            choice = None
+        else:
+            choice = ModelChoice.for_path(Path(path), self._models_dir)
+        self.set_setting(ACTIVE_MODEL_SETTING, None if choice is None else choice.to_setting())
+        return choice
 
     # ------------------------------------------------------------------- labels
 

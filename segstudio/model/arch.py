@@ -134,6 +134,20 @@ def _unet_depth_ok(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5
 
 
+def _classes_ok(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 255
+
+
+def _hidden_ok(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 2 <= v <= 1024
+
+
+def _live_net(**params: Any) -> nn.Module:
+    from segstudio.model.live import LiveNet  # builds its SegNet base through this registry
+
+    return LiveNet(**params)
+
+
 def _stride_ok(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v in (8, 16)
 
@@ -193,10 +207,27 @@ ARCHITECTURES: dict[str, ArchInfo] = {
     ),
 }
 
+#: Architectures made by a learner rather than chosen for a new model (``model new``,
+#: ``train --arch`` and the fine-tune dialog offer :data:`ARCHITECTURES` only).
+LEARNED_ARCHITECTURES: dict[str, ArchInfo] = {
+    "live": ArchInfo(
+        _live_net,
+        {"base_classes": 11, "base_width": 0.5, "in_channels": 3, "hidden": 64},
+        "the live learner: a frozen SegNet (base_classes, base_width) read at every scale, "
+        "with a per-pixel head of `hidden` ReLUs trained in seconds on the labelled pixels",
+        {
+            "base_classes": _classes_ok,
+            "base_width": _width_ok,
+            "in_channels": _in_ch_ok,
+            "hidden": _hidden_ok,
+        },
+    ),
+}
+
 
 def resolve_spec(spec: ArchSpec) -> ArchSpec:
     """Validate a spec and fill in defaults, so stored specs are explicit."""
-    info = ARCHITECTURES.get(spec.name)
+    info = ARCHITECTURES.get(spec.name) or LEARNED_ARCHITECTURES.get(spec.name)
     if info is None:
         known = ", ".join(sorted(ARCHITECTURES))
         raise ArchitectureError(f"unknown architecture {spec.name!r}; known: {known}")
@@ -218,7 +249,8 @@ def build_model(spec: ArchSpec, num_classes: int) -> nn.Module:
     if not 1 <= num_classes <= 255:
         raise ArchitectureError(f"num_classes must be 1..255, got {num_classes}")
     spec = resolve_spec(spec)
-    return ARCHITECTURES[spec.name].builder(num_classes=num_classes, **spec.params)
+    info = ARCHITECTURES.get(spec.name) or LEARNED_ARCHITECTURES[spec.name]
+    return info.builder(num_classes=num_classes, **spec.params)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -99,10 +99,12 @@ from segstudio.training.data import (
     check_labels,
     median_frequency_weights,
 )
+from segstudio.training.recipes import FEW_SHOT
 
 __all__ = [
     "CHECKPOINT_NAME",
     "DEFAULT_CONFIG",
+    "FEW_SHOT",
     "TrainConfig",
     "TrainProgress",
     "TrainResult",
@@ -119,7 +121,7 @@ _CHECKPOINT_FORMAT = "segstudio.checkpoint"
 _CHECKPOINT_VERSION = 1
 _META_KEY = "segstudio.checkpoint"
 #: Config fields a resumed run may change: they do not change what is learnt.
-_RESUMABLE_CHANGES = frozenset({"device", "checkpoint_every_s"})
+_RESUMABLE_CHANGES = frozenset({"device", "checkpoint_every_s", "verdict_pixels"})
 #: Images whose longer side is above this are validated in tiles (by the Predictor).
 _FULL_IMAGE_MAX = 1024
 #: The crop is never halved below this on out-of-memory errors.
@@ -194,6 +196,23 @@ class TrainConfig:
         Seconds between checkpoints (when a checkpoint folder is given).
     val_every_epochs : int
         Validate after every this many epochs.
+    encoder_lr_factor : float
+        The encoder's learning rate is ``lr`` times this (a trained encoder
+        needs small steps; 1.0 trains all layers alike).
+    freeze_bn : bool
+        Keep every batch norm in eval mode: its statistics stay those of the
+        starting model (small batches of a few images would overwrite them
+        with noise), its scale and shift still learn.
+    keep_best : bool
+        Return the weights that scored best on validation (the starting model
+        included when its head is kept) instead of the final ones: a run that
+        only makes things worse returns the model it started from.
+    patience : int
+        Stop after this many validations in a row without a better score (0:
+        never stop early).
+    verdict_pixels : int
+        Fewer labelled validation pixels than this (or fewer than two images)
+        and "better" would be a coin toss: the result gives no verdict and says so.
 
     Raises
     ------
@@ -218,6 +237,11 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every_s: float = 60.0
     val_every_epochs: int = 1
+    encoder_lr_factor: float = 1.0
+    freeze_bn: bool = False
+    keep_best: bool = False
+    patience: int = 0
+    verdict_pixels: int = 100_000
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.minutes is not None:
@@ -249,6 +273,11 @@ class TrainConfig:
             ("seed", count(self.seed, 0, 2**63 - 1), ">= 0"),
             ("checkpoint_every_s", positive(self.checkpoint_every_s), "> 0"),
             ("val_every_epochs", count(self.val_every_epochs, 1), ">= 1"),
+            ("encoder_lr_factor", positive(self.encoder_lr_factor, 1.0), "in (0, 1]"),
+            ("freeze_bn", isinstance(self.freeze_bn, bool), "true or false"),
+            ("keep_best", isinstance(self.keep_best, bool), "true or false"),
+            ("patience", count(self.patience, 0), ">= 0"),
+            ("verdict_pixels", count(self.verdict_pixels, 0), ">= 0"),
         ]
         problems = [
             f"{name} is {getattr(self, name)!r}, must be {rule}"
@@ -350,6 +379,10 @@ class TrainResult:
         ``after["mean_iou"] > before["mean_iou"]``; None when either is missing.
     stopped_early : str or None
         Why training stopped before its end (a NaN or infinite loss), else None.
+    verdict : str
+        One sentence for the person: better or not, on how many validation
+        images and pixels, which weights were kept, or why no verdict is given
+        (``improved`` is then None).
     """
 
     model: LoadedModel
@@ -357,6 +390,7 @@ class TrainResult:
     after: dict[str, Any] | None
     improved: bool | None
     stopped_early: str | None = None
+    verdict: str = ""
 
 
 # --------------------------------------------------------------------------- loss
@@ -590,6 +624,10 @@ class _State:
     last_metrics: dict[str, Any] | None = None
     before: dict[str, Any] | None = None
     history: list[float] = field(default_factory=list)
+    #: keep_best: the best validation so far (step 0 = the starting model)
+    best_step: int | None = None
+    best_metrics: dict[str, Any] | None = None
+    stale_validations: int = 0
 
 
 class TrainingCancelled(Exception):  # noqa: N818 - a request, not a fault
@@ -671,15 +709,23 @@ class _Run:
 
     def _optimizer(self, network: nn.Module) -> torch.optim.Optimizer:
         cfg = self.config
-        decay, plain = [], []
-        for _, p in network.named_parameters():
+        # (decay, encoder) -> parameters; the group order is fixed, so checkpoints fit
+        buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {
+            (True, False): [], (False, False): [], (True, True): [], (False, True): [],
+        }  # fmt: skip
+        for name, p in network.named_parameters():
             if p.requires_grad:
-                (decay if p.ndim > 1 else plain).append(p)
-        if not decay and not plain:
+                buckets[(p.ndim > 1, name.startswith("encoder."))].append(p)
+        if not any(buckets.values()):
             raise TrainingError("nothing to train: every parameter is frozen")
         groups = [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": plain, "weight_decay": 0.0},
+            {
+                "params": params,
+                "weight_decay": cfg.weight_decay if decay else 0.0,
+                "lr_scale": cfg.encoder_lr_factor if encoder else 1.0,
+            }
+            for (decay, encoder), params in buckets.items()
+            if params
         ]
         if cfg.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9)
@@ -704,6 +750,10 @@ class _Run:
         self.network.train()
         if self.config.freeze_encoder and hasattr(self.network, "encoder"):
             self.network.encoder.eval()
+        if self.config.freeze_bn:
+            for m in self.network.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
 
     # ------------------------------------------------------------------- data
 
@@ -804,7 +854,7 @@ class _Run:
         saved = self._snapshot_buffers()
         lr = self.config.lr * self._lr_factor(self.state.step, self._progress())
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         while True:
             rgb, labels, weights = self._batch(indices, epoch)
             try:
@@ -952,6 +1002,9 @@ class _Run:
             "last_metrics": st.last_metrics,
             "before": st.before,
             "history": st.history[-1000:],
+            "best_step": st.best_step,
+            "best_metrics": st.best_metrics,
+            "stale_validations": st.stale_validations,
             "config": self.config.to_dict(),
             "fingerprint": _fingerprint(self.data),
             "train_images": len(self.data.train),
@@ -977,6 +1030,8 @@ class _Run:
             for k, v in entry.items():
                 if torch.is_tensor(v):
                     tensors[f"optim.{pid}.{k}"] = v.detach().to("cpu").contiguous()
+        for k, v in (self.best_state or {}).items():
+            tensors[f"best.{k}"] = v.contiguous()
         tensors["rng.torch"] = torch.get_rng_state()
         meta = {_META_KEY: json.dumps(self._checkpoint_meta(), allow_nan=False)}
         path = self.checkpoint_dir / CHECKPOINT_NAME
@@ -991,6 +1046,7 @@ class _Run:
         self._check_same_run(meta, path)
         model_state: dict[str, torch.Tensor] = {}
         optim_tensors: dict[int, dict[str, torch.Tensor]] = {}
+        best_state: dict[str, torch.Tensor] = {}
         rng = None
         try:
             with safe_open(str(path), framework="pt", device="cpu") as f:
@@ -1000,6 +1056,8 @@ class _Run:
                     elif key.startswith("optim."):
                         _, pid, name = key.split(".", 2)
                         optim_tensors.setdefault(int(pid), {})[name] = f.get_tensor(key)
+                    elif key.startswith("best."):
+                        best_state[key[len("best.") :]] = f.get_tensor(key)
                     elif key == "rng.torch":
                         rng = f.get_tensor(key)
         except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
@@ -1030,6 +1088,10 @@ class _Run:
         st.last_metrics = meta.get("last_metrics")
         st.before = meta.get("before")
         st.history = list(meta.get("history", []))
+        st.best_step = meta.get("best_step")
+        st.best_metrics = meta.get("best_metrics")
+        st.stale_validations = int(meta.get("stale_validations") or 0)
+        self.best_state = best_state or None
 
     def _check_same_run(self, meta: Mapping[str, Any], path: Path) -> None:
         problems = []
@@ -1039,7 +1101,8 @@ class _Run:
                 f"{meta.get('val_images')} validation images; now {len(self.data.train)} and "
                 f"{len(self.data.val)}, or other images or classes)"
             )
-        saved = meta.get("config", {})
+        # a field the checkpoint's version did not have took its default then
+        saved = {**DEFAULT_CONFIG.to_dict(), **meta.get("config", {})}
         now = self.config.to_dict()
         changed = [
             f"{k} {saved.get(k)!r} -> {now[k]!r}"
@@ -1127,6 +1190,7 @@ class _Run:
                 ) from exc
 
         st = self.state
+        self.best_state: dict[str, torch.Tensor] | None = None
         if self.resume:
             self._load_checkpoint()
             yield self._message(
@@ -1136,6 +1200,7 @@ class _Run:
             )
         elif self.head == "kept" and data.val:
             st.before = yield from self._validate("starting model")
+            self._track_best(st.before)
 
         self.model: nn.Module = network
         if self.env.distributed:
@@ -1159,6 +1224,13 @@ class _Run:
             ):
                 st.last_metrics = yield from self._validate(f"epoch {epochs_done}")
                 st.val_step = st.step
+                self._track_best(st.last_metrics)
+                if cfg.patience and st.stale_validations >= cfg.patience:
+                    yield self._message(
+                        f"validation has not improved for {st.stale_validations} epoch(s): "
+                        "stopping early"
+                    )
+                    break
             if self.total_steps is not None and st.step >= self.total_steps:
                 break
             if cfg.minutes is not None and self._budget_spent():
@@ -1212,9 +1284,37 @@ class _Run:
                 after = yield from self._validate("final model")
         else:
             after = None
+        best = st.best_metrics
+        if (
+            cfg.keep_best
+            and after is not None
+            and best is not None
+            and self.best_state is not None
+            and best["mean_iou"] > after["mean_iou"]
+        ):
+            self.network.load_state_dict(self.best_state)
+            after = best
+            yield self._message(
+                "kept the starting weights: no epoch beat them on validation"
+                if st.best_step == 0
+                else f"kept the weights of step {st.best_step}, the best on validation"
+            )
         # every run of a resumed training counts, not only this one
         duration = self._elapsed() + (self.t0 - started)
         return self._result(after, stopped, duration)
+
+    def _track_best(self, metrics: dict[str, Any] | None) -> None:
+        """keep_best: remember the weights of the best validation so far."""
+        st = self.state
+        if not self.config.keep_best or metrics is None:
+            return
+        if st.best_metrics is None or metrics["mean_iou"] > st.best_metrics["mean_iou"]:
+            st.best_metrics, st.best_step, st.stale_validations = metrics, st.step, 0
+            self.best_state = {
+                k: v.detach().to("cpu", copy=True) for k, v in self.network.state_dict().items()
+            }
+        else:
+            st.stale_validations += 1
 
     def _result(
         self, after: dict[str, Any] | None, stopped: str | None, duration: float
@@ -1228,9 +1328,9 @@ class _Run:
             p.requires_grad_(True)
         network.eval()
         before = st.before if self.head == "kept" else None
-        improved = None
-        if before is not None and after is not None:
-            improved = bool(after["mean_iou"] > before["mean_iou"])
+        improved, verdict = _verdict(
+            before, after, cfg.verdict_pixels, kept_start=cfg.keep_best and st.best_step == 0
+        )
         train_names = [s.name for s in data.train]
         val_names = [s.name for s in data.val]
         parent = None
@@ -1282,7 +1382,39 @@ class _Run:
             after=after,
             improved=improved,
             stopped_early=stopped,
+            verdict=verdict,
         )
+
+
+def _verdict(
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    min_pixels: int,
+    *,
+    kept_start: bool,
+) -> tuple[bool | None, str]:
+    """Whether the new model is better, and the sentence that says so (and on what)."""
+    if after is None:
+        return None, "no validation images: mark some (or hold some out) to measure a run"
+    images, pixels = after.get("images", 0), after.get("num_pixels", 0)
+    on = f"on {images} validation image(s), {pixels:,} labelled pixels"
+    if before is None:
+        return None, f"new head or new model: mIoU {after['mean_iou']:.3f} {on}"
+    if images < 2 or pixels < min_pixels:
+        return None, (
+            f"mIoU {before['mean_iou']:.3f} -> {after['mean_iou']:.3f} {on}: too few to "
+            "judge; label and hold out more images for a verdict"
+        )
+    if kept_start:
+        return False, (
+            f"NOT better {on} (mIoU {before['mean_iou']:.3f}): no epoch beat the starting "
+            "model, so the new version has its weights"
+        )
+    better = after["mean_iou"] > before["mean_iou"]
+    return better, (
+        f"{'better' if better else 'NOT better'} {on}: mIoU "
+        f"{before['mean_iou']:.3f} -> {after['mean_iou']:.3f}"
+    )
 
 
 def _json_safe(value: Any) -> Any:

@@ -73,6 +73,8 @@ def test_fine_tune_while_painting_then_use_the_model(
     assert info.provenance["train_images"] + info.provenance["val_images"] == 4
     assert info.provenance["recipe"]["epochs"] == 3
     assert "mean_iou" in info.metrics
+    assert win.models.path == tiny_model  # never active by itself
+    assert win.project.active_model() == tiny_model
     # one click: make it active and re-predict the unreviewed images
     panel.use.click()
     assert win.models.path == stored[0]

@@ -405,6 +405,22 @@ def test_from_dict_rejects_bad_schema(build, pattern: str) -> None:
         LabelSet.from_dict(build())
 
 
+def test_a_dataset_list_with_a_black_class_gets_a_free_unlabeled_colour() -> None:
+    # Weizmann horse's classes.json: background is black and no void colour is named
+    raw = {
+        "classes": [
+            {"index": 0, "name": "background", "color": [0, 0, 0]},
+            {"index": 1, "name": "horse", "color": [128, 0, 0]},
+        ]
+    }
+    ls = LabelSet.from_dict(raw)
+    assert ls.classes[0].color == (0, 0, 0)
+    assert ls.unlabeled_color not in {c.color for c in ls.classes}
+    # an explicit unlabeled colour is still checked, and a SegStudio file is exact
+    with pytest.raises(LabelSetError, match="unlabeled colour"):
+        LabelSet.from_dict({**raw, "void_color": [0, 0, 0]})
+
+
 def test_from_dict_rejects_void_index_that_is_a_class() -> None:
     d = {
         "name": "x",

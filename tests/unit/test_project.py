@@ -21,6 +21,7 @@ from segstudio.core.errors import ProjectError, SegStudioError
 from segstudio.core.labelset import LabelClass, LabelSet, preset
 from segstudio.io import project as project_module
 from segstudio.io.images import read_label_map, write_label_map
+from segstudio.io.model_registry import ModelKind
 from segstudio.io.project import (
     MAX_RECENT_PROJECTS,
     SCHEMA_VERSION,
@@ -785,3 +786,123 @@ def test_recent_projects_survive_a_damaged_file(tmp_path: Path, config_dir: Path
     assert recent_projects() == []
     add_recent_project(make_folder(tmp_path / "p", []))
     assert recent_projects() == [(tmp_path / "p").resolve()]
+
+
+# --------------------------------------------------------------------------- model registry
+
+
+def write_model(path: Path, *, created: str, classes: LabelSet = OLD, **provenance) -> Path:
+    """A model file as far as the registry reads it: a safetensors header, no tensors."""
+    doc = {
+        "format": "segstudio.model",
+        "version": 1,
+        "arch": {"name": "segnet", "params": {}},
+        "labelset": classes.to_dict(),
+        "provenance": {"created": created, **provenance},
+        "metrics": {"mean_iou": 0.5},
+    }
+    header = json.dumps({"__metadata__": {"segstudio": json.dumps(doc)}}).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(len(header).to_bytes(8, "little") + header)
+    return path
+
+
+def test_active_model_is_stored_and_restored_exactly(folder: Path) -> None:
+    with Project.open(folder) as p:
+        assert p.model_choice() is None and p.active_model() is None  # never guessed
+        old = write_model(p.models_dir / "model-old.safetensors", created="2024-01-01T00:00:00")
+        assert p.active_model() is None  # a model file is not a choice
+        choice = p.set_active_model(old)
+        assert choice.kind is ModelKind.PROJECT and choice.path == "model-old.safetensors"
+        stored = json.loads((p.state_dir / "settings.json").read_text())["settings"]
+        assert stored["active_model"] == {"kind": "project", "path": "model-old.safetensors"}
+        write_model(p.models_dir / "model-new.safetensors", created="2025-01-01T00:00:00")
+    with Project.open(folder) as p:  # a newer model changes nothing
+        assert p.active_model() == p.models_dir / "model-old.safetensors"
+        assert [m.name for m in p.models()] == ["model-old.safetensors", "model-new.safetensors"]
+        p.set_active_model(None)
+        assert p.model_choice() is None and p.active_model() is None
+
+
+def test_a_moved_project_keeps_its_model(folder: Path, tmp_path: Path) -> None:
+    with Project.open(folder) as p:
+        p.set_active_model(write_model(p.models_dir / "m.safetensors", created="2024-01-01"))
+    moved = tmp_path / "elsewhere"
+    folder.rename(moved)
+    with Project.open(moved) as p:
+        assert p.active_model() == moved.resolve() / ".segstudio" / "models" / "m.safetensors"
+
+
+def test_a_missing_active_model_is_reported_not_replaced(folder: Path) -> None:
+    with Project.open(folder) as p:
+        chosen = write_model(p.models_dir / "chosen.safetensors", created="2024-01-01")
+        write_model(p.models_dir / "other.safetensors", created="2025-01-01")
+        p.set_active_model(chosen)
+        chosen.unlink()
+        assert p.active_model() is None  # never "the newest" instead
+        choice = p.model_choice()
+        assert choice is not None and choice.label == "chosen.safetensors"
+        assert choice.expected_path(p.models_dir) == chosen
+
+
+def test_bundled_and_outside_models_are_stored_by_what_they_are(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bundled = write_model(tmp_path / "install" / "bundled.safetensors", created="2023-01-01")
+    outside = write_model(tmp_path / "mine" / "outside.safetensors", created="2023-06-01")
+    monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(bundled))
+    with Project.open(folder) as p:
+        assert p.set_active_model(None, bundled=True).to_setting() == {"kind": "bundled"}
+        assert p.active_model() == bundled
+        assert p.set_active_model(bundled).kind is ModelKind.BUNDLED  # its file, too
+        # a new installation keeps its bundled model elsewhere: the choice follows it
+        upgraded = write_model(tmp_path / "new-install" / "b.safetensors", created="2024-01-01")
+        monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(upgraded))
+        assert p.active_model() == upgraded
+        choice = p.set_active_model(outside)
+        assert choice.to_setting() == {"kind": "file", "path": str(outside.resolve())}
+        assert p.active_model() == outside.resolve()
+        monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(tmp_path / "none.safetensors"))
+        p.set_active_model(None, bundled=True)
+        assert p.active_model() is None and p.model_choice().kind is ModelKind.BUNDLED
+
+
+def test_an_old_plain_path_setting_is_understood(folder: Path, tmp_path: Path) -> None:
+    with Project.open(folder) as p:
+        model = write_model(p.models_dir / "m.safetensors", created="2024-01-01")
+        p.set_setting("active_model", str(model))  # how earlier versions stored it
+        assert p.model_choice().to_setting() == {"kind": "project", "path": "m.safetensors"}
+        assert p.active_model() == model
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    with Project.open(moved) as p:  # the old absolute path is gone; the file moved along
+        assert p.active_model() == p.models_dir / "m.safetensors"
+        p.set_setting("active_model", {"kind": "nonsense"})
+        assert p.model_choice() is None
+
+
+def test_models_lists_the_project_models_oldest_first(folder: Path) -> None:
+    with Project.open(folder) as p:
+        assert p.models() == []
+        write_model(p.models_dir / "b.safetensors", created="2025-01-01T00:00:00+00:00")
+        write_model(
+            p.models_dir / "a.safetensors",
+            created="2024-01-01T00:00:00+00:00",
+            parent={"path": "/x/bundled.safetensors", "mean_iou": 0.4},
+        )
+        (p.models_dir / "broken.safetensors").write_bytes(b"\x00" * 3)
+        (p.models_dir / ".b.safetensors.1234.tmp.safetensors").write_bytes(b"")  # unfinished
+        (p.models_dir / "notes.txt").write_text("not a model")
+        models = {m.name: m for m in p.models()}
+        assert set(models) == {"a.safetensors", "b.safetensors", "broken.safetensors"}
+        assert [m.name for m in p.models()][:2] == ["a.safetensors", "b.safetensors"]
+        a = models["a.safetensors"]
+        assert a.kind is ModelKind.PROJECT and a.arch == "segnet" and a.mean_iou == 0.5
+        assert a.labelset.names == OLD.names and a.parent == Path("/x/bundled.safetensors")
+        assert a.misfit(OLD) is None
+        shouted = LabelSet(
+            "x", tuple(LabelClass(c.name.upper(), (i, 2, 3)) for i, c in enumerate(OLD.classes))
+        )
+        assert a.misfit(shouted) is None  # names compared ignoring case; colours are ours
+        assert a.misfit(NEW) == "3 classes; the project has 2"
+        assert models["broken.safetensors"].error

@@ -5,6 +5,7 @@ reproducibility), the ``segstudio train`` command and a two-process DDP run."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from segstudio.core.errors import TrainingError
 from segstudio.core.labelset import UNLABELED, LabelClass, LabelSet
 from segstudio.io.project import Project
 from segstudio.model.arch import ARCHITECTURES, ArchSpec
-from segstudio.model.files import load_model, new_model
+from segstudio.model.files import LoadedModel, load_model, new_model
 from segstudio.training import loop
 from segstudio.training.augment import augment
 from segstudio.training.data import (
@@ -109,6 +110,7 @@ def _config(**kw: Any) -> TrainConfig:
         "lr": 1e-2,
         "warmup_steps": 3,
         "precision": "fp32",
+        "verdict_pixels": 1000,  # toy images: a verdict on few pixels
         "device": "cpu",
     }
     return TrainConfig(**{**base, **kw})
@@ -517,6 +519,59 @@ def test_fine_tune_from_a_model_reports_before_and_after(data: TrainingData) -> 
     assert second.improved is (second.after["mean_iou"] > second.before["mean_iou"])
     parent = second.model.info.provenance["parent"]
     assert parent["provenance"]["kind"] == "trained" and "train_names" not in parent["provenance"]
+
+
+@pytest.fixture(scope="module")
+def trained(data: TrainingData) -> LoadedModel:
+    """A model trained on the toy task (what a project fine-tunes from)."""
+    _, result = _drive(fine_tune(data, arch=TINY, config=_config(epochs=6)))
+    assert result is not None
+    return result.model
+
+
+def test_few_shot_fine_tune_never_lowers_the_validation_score(
+    data: TrainingData, trained: LoadedModel
+) -> None:
+    few = TrainingData(data.train[:3], data.val, data.labelset, data.source)
+    # even a recipe far too hot for a trained model cannot make it worse on validation
+    for lr in (5e-4, 1.0):
+        config = _config(**{**loop.FEW_SHOT, "lr": lr, "epochs": 4, "batch_size": 2})
+        _, result = _drive(fine_tune(few, init=trained, config=config))
+        assert result is not None and result.before is not None and result.after is not None
+        assert result.after["mean_iou"] >= result.before["mean_iou"]
+        assert result.verdict and "validation image(s)" in result.verdict
+
+
+def test_keep_best_returns_the_starting_weights_when_nothing_beats_them(
+    data: TrainingData, trained: LoadedModel
+) -> None:
+    config = _config(epochs=2, lr=5.0, keep_best=True, freeze_bn=True, warmup_steps=0)
+    reports, result = _drive(fine_tune(data, init=trained, config=config))
+    assert result is not None and result.improved is False
+    assert "no epoch beat the starting model" in result.verdict
+    assert any("kept the starting weights" in r.message for r in reports)
+    for key, value in trained.network.state_dict().items():
+        torch.testing.assert_close(result.model.network.state_dict()[key], value)
+
+
+def test_freeze_bn_keeps_the_statistics_and_patience_stops_early(
+    data: TrainingData, trained: LoadedModel
+) -> None:
+    config = _config(epochs=30, lr=5.0, freeze_bn=True, keep_best=True, patience=2)
+    reports, result = _drive(fine_tune(data, init=trained, config=config))
+    assert result is not None
+    assert any("stopping early" in r.message for r in reports)
+    assert result.model.info.provenance["steps"] < 30 * math.ceil(len(data.train) / 3)
+    for key, value in trained.network.state_dict().items():
+        if key.endswith(("running_mean", "running_var")):
+            torch.testing.assert_close(result.model.network.state_dict()[key], value)
+
+
+def test_no_verdict_on_too_few_validation_pixels(data: TrainingData, trained: LoadedModel) -> None:
+    config = _config(epochs=1, verdict_pixels=10**9)
+    _, result = _drive(fine_tune(data, init=trained, config=config))
+    assert result is not None and result.improved is None
+    assert "too few to judge" in result.verdict
 
 
 def test_same_seed_same_losses(data: TrainingData) -> None:

@@ -1,0 +1,328 @@
+"""The simulated annotator: how much work the model loop saves a labeller.
+
+It walks a folder of images with ground truth in a fixed order, as a person
+would. Before each image the current model predicts it; the simulated user
+corrects every wrong pixel; the image becomes a reviewed label; the learner
+updates. Per image it records the effort:
+
+- ``effort``: the share of the labelled pixels the user had to change
+  (1.0 = painting the whole image by hand);
+- ``strokes``: connected regions of wrong pixels of one true class with at
+  least ``--min-stroke`` pixels (each needs a stroke or a fill; smaller
+  specks are counted as pixels only), against the regions a hand labeller
+  would paint.
+
+It reports the cumulative effort against labelling by hand and against the
+starting model without learning, the wall time of every update, and a
+hold-out score: after ``--holdout-after`` images, each learner predicts every
+image it has not seen (the other 290 horses; the rest of the drive).
+
+Learners, all fed the same labelled pixels:
+
+- ``static``: the starting model, never updated (the bundled model for
+  CamVid classes; none for new classes, i.e. labelling by hand);
+- ``live``: SegStudio's live learner (:mod:`segstudio.training.live`),
+  refitted after every image on the bundled SegNet's features;
+- ``forest``: the ilastik-style baseline (:mod:`ilastik_baseline`), a random
+  forest on multiscale filter features, refitted after every image.
+
+Datasets: ``horse`` (../shared/data/weizmann_horse, a new domain: its
+classes are unknown to every shipped model) and ``camvid`` (CamVid val as the
+sequence it is: 101 consecutive frames of one drive, from the bundled model).
+
+Figures must hold on CPUs without AVX-512 or AMX; to measure as such a CPU
+on one that has them, run with ``ONEDNN_MAX_CPU_ISA=AVX2
+ATEN_CPU_CAPABILITY=avx2`` (the JSON records the ISA torch used). Prints one
+JSON object:
+
+``python benchmarks/bench_loop.py --dataset horse --images 50 --out horse.json``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_bundled import cpu_name
+from ilastik_baseline import ForestLearner
+
+from segstudio.core.bundled import bundled_model_path
+from segstudio.core.labelset import UNLABELED, LabelSet, read_classes_file
+from segstudio.io.images import list_images, read_image, read_label_map
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATASETS = {
+    "horse": ("weizmann_horse", "images", "labels"),
+    "camvid": ("camvid", "val", "valannot"),
+}
+
+
+def load_sequence(
+    name: str, root: Path | None
+) -> tuple[LabelSet, list[tuple[str, Path, Path]], int | None]:
+    folder, images, labels = DATASETS[name]
+    root = root or SHARED / folder
+    labelset, void = read_classes_file(root / "classes.json")
+    pairs = []
+    for path in list_images(root / images):  # natural order: the drive's frame order
+        lab = root / labels / (path.stem + ".png")
+        if lab.is_file():
+            pairs.append((path.stem, path, lab))
+    if not pairs:
+        raise SystemExit(f"no image/label pairs under {root}")
+    return labelset, pairs, void
+
+
+def read_pair(img: Path, lab: Path, void: int | None) -> tuple[np.ndarray, np.ndarray]:
+    rgb = read_image(img).rgb
+    gt = read_label_map(lab)
+    if void is not None:
+        gt = np.where(gt == void, UNLABELED, gt).astype(np.uint8)
+    return rgb, gt
+
+
+def effort(pred: np.ndarray | None, gt: np.ndarray, num_classes: int, min_stroke: int) -> dict:
+    """Pixels and strokes the simulated user spends to turn ``pred`` into ``gt``."""
+    import cv2
+
+    labelled = gt < num_classes
+    wrong = labelled if pred is None else labelled & (pred != gt)
+    strokes = hand = 0
+    for c in np.unique(gt[labelled]):
+        for mask, counter in ((wrong & (gt == c), "s"), (gt == c, "h")):
+            _, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+            k = int((stats[1:, cv2.CC_STAT_AREA] >= min_stroke).sum())
+            if counter == "s":
+                strokes += k
+            else:
+                hand += k
+    return {
+        "labelled": int(labelled.sum()),
+        "wrong": int(wrong.sum()),
+        "strokes": strokes,
+        "hand_strokes": hand,
+    }
+
+
+class Learner:
+    """What the simulated annotator asks of a learner."""
+
+    name = ""
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def learn(self, name: str, rgb: np.ndarray, gt: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class Static(Learner):
+    name = "static"
+
+    def __init__(self, labelset: LabelSet) -> None:
+        from segstudio.model.files import load_model
+        from segstudio.model.predictor import Predictor
+
+        self.predictor = None
+        path = bundled_model_path()
+        if path is not None:
+            model = load_model(path)
+            if model.info.labelset.same_names(labelset):
+                self.predictor = Predictor(model)
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray | None:
+        return None if self.predictor is None else self.predictor.predict(rgb).labels
+
+    def learn(self, name: str, rgb: np.ndarray, gt: np.ndarray) -> None:
+        return None
+
+
+class Live(Learner):
+    name = "live"
+
+    def __init__(self, labelset: LabelSet) -> None:
+        from segstudio.model.files import load_model
+        from segstudio.training.live import LiveLearner
+
+        path = bundled_model_path()
+        if path is None:
+            raise SystemExit("the live learner needs the bundled model (resources/)")
+        self.learner = LiveLearner(load_model(path), labelset)
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray | None:
+        return self.learner.predict(rgb).labels if self.learner.ready else None
+
+    def learn(self, name: str, rgb: np.ndarray, gt: np.ndarray) -> None:
+        self.learner.add_image(name, rgb, gt)
+        self.learner.fit()
+
+
+class Forest(Learner):
+    name = "forest"
+
+    def __init__(self, labelset: LabelSet) -> None:
+        self.forest = ForestLearner(labelset.num_classes)
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray | None:
+        return self.forest.predict(rgb)
+
+    def learn(self, name: str, rgb: np.ndarray, gt: np.ndarray) -> None:
+        self.forest.add(name, rgb, gt)
+        self.forest.fit()
+
+
+LEARNERS: dict[str, Callable[[LabelSet], Learner]] = {
+    "static": Static,
+    "live": Live,
+    "forest": Forest,
+}
+
+
+def holdout_scores(learner: Learner, pairs, void, num_classes: int) -> dict:
+    from segstudio.core.metrics import ConfusionMatrix
+
+    cm = ConfusionMatrix(num_classes)
+    times, pixels = [], []
+    for _, img, lab in pairs:
+        rgb, gt = read_pair(img, lab, void)
+        t0 = time.perf_counter()
+        pred = learner.predict(rgb)
+        times.append(time.perf_counter() - t0)
+        pixels.append(rgb.shape[0] * rgb.shape[1])
+        cm.update(np.zeros_like(gt) if pred is None else pred, gt)
+    m = cm.compute().to_dict()
+    return {
+        "images": len(pairs),
+        "mean_iou": m["mean_iou"],
+        "per_class_iou": m["per_class_iou"],
+        "pixel_accuracy": m["pixel_accuracy"],
+        "predict_s_median": statistics.median(times) if times else None,
+        "megapixels_median": statistics.median(pixels) / 1e6 if pixels else None,
+    }
+
+
+def cumulative(records: list[dict], n: int) -> dict:
+    part = records[:n]
+    wrong = sum(r["wrong"] for r in part)
+    labelled = sum(r["labelled"] for r in part)
+    strokes = sum(r["strokes"] for r in part)
+    hand = sum(r["hand_strokes"] for r in part)
+    return {
+        "images": len(part),
+        "pixel_effort_vs_hand": wrong / labelled if labelled else None,
+        "strokes": strokes,
+        "stroke_effort_vs_hand": strokes / hand if hand else None,
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    import torch
+
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    labelset, pairs, void = load_sequence(args.dataset, args.data)
+    loop = pairs[: args.images] if args.images else pairs
+    out: dict = {
+        "benchmark": "bench_loop",
+        "dataset": args.dataset,
+        "classes": list(labelset.names),
+        "images_in_loop": len(loop),
+        "images_in_dataset": len(pairs),
+        "min_stroke_px": args.min_stroke,
+        "cpu": cpu_name(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+        "threads": torch.get_num_threads(),
+        "learners": {},
+    }
+    for key in args.learners:
+        learner = LEARNERS[key](labelset)
+        records: list[dict] = []
+        updates: list[float] = []
+        holdout = None
+        t_start = time.perf_counter()
+        for i, (name, img, lab) in enumerate(loop, 1):
+            rgb, gt = read_pair(img, lab, void)
+            pred = learner.predict(rgb)
+            rec = effort(pred, gt, labelset.num_classes, args.min_stroke)
+            rec["name"] = name
+            t0 = time.perf_counter()
+            learner.learn(name, rgb, gt)
+            rec["update_s"] = round(time.perf_counter() - t0, 3)
+            if key != "static":
+                updates.append(rec["update_s"])
+            records.append(rec)
+            print(
+                f"[{key}] {i}/{len(loop)} {name}: "
+                f"effort {rec['wrong'] / max(1, rec['labelled']):.3f} "
+                f"strokes {rec['strokes']} update {rec['update_s']:.2f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+            if i == args.holdout_after and args.holdout_after and key != "static":
+                rest = pairs[i:]
+                if args.holdout_max:
+                    rest = rest[: args.holdout_max]
+                holdout = holdout_scores(learner, rest, void, labelset.num_classes)
+                print(f"[{key}] hold-out after {i}: {holdout['per_class_iou']}", file=sys.stderr)
+        if key == "static" and args.holdout_after:
+            rest = pairs[args.holdout_after :]
+            if args.holdout_max:
+                rest = rest[: args.holdout_max]
+            holdout = holdout_scores(learner, rest, void, labelset.num_classes)
+        marks = sorted({n for n in (10, 25, 50, 100, len(records)) if n <= len(records)})
+        out["learners"][key] = {
+            "cumulative": {str(n): cumulative(records, n) for n in marks},
+            "per_image_effort": [round(r["wrong"] / max(1, r["labelled"]), 4) for r in records],
+            "per_image_strokes": [r["strokes"] for r in records],
+            "update_s": {
+                "median": statistics.median(updates) if updates else None,
+                "max": max(updates) if updates else None,
+                "all": [r["update_s"] for r in records],
+            },
+            f"holdout_after_{args.holdout_after}": holdout,
+            "wall_s": round(time.perf_counter() - t_start, 1),
+        }
+    learners = out["learners"]
+    if "static" in learners:
+        base = learners["static"]["cumulative"][str(len(loop))]["pixel_effort_vs_hand"]
+        for rep in learners.values():
+            own = rep["cumulative"][str(len(loop))]["pixel_effort_vs_hand"]
+            rep["pixel_effort_vs_static"] = own / base if base else None
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", choices=sorted(DATASETS), default="horse")
+    p.add_argument("--data", type=Path, help="the dataset folder (default ../shared/data/...)")
+    p.add_argument("--images", type=int, default=50, help="images in the loop (0: all)")
+    p.add_argument("--learners", type=lambda s: s.split(","), default=["static", "live", "forest"])
+    p.add_argument("--holdout-after", type=int, default=10)
+    p.add_argument("--holdout-max", type=int, default=0, help="cap the hold-out images (0: all)")
+    p.add_argument("--min-stroke", type=int, default=20)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--out", type=Path, help="also write the JSON here")
+    args = p.parse_args(argv)
+    unknown = set(args.learners) - set(LEARNERS)
+    if unknown:
+        p.error(f"unknown learner(s) {sorted(unknown)}; known: {sorted(LEARNERS)}")
+    result = run(args)
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

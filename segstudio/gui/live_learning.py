@@ -1,0 +1,276 @@
+"""Learn as I paint: the live learner in a worker of its own, fed after every edit.
+
+The window tells this controller what the user did (an edit finished on an
+image, an image was shown); one worker thread does the rest, in order:
+
+1. on start, it reads every labelled image of the project into the learner
+   (:class:`~segstudio.training.live.LiveLearner`) and fits it;
+2. after an edit (the latest labels of that image, taken on the GUI thread
+   after a short pause, so a quick series of strokes is one update) it
+   resamples that image, refits the head (a few seconds on a laptop CPU),
+   predicts the image on screen and stores the prediction;
+3. then, while nothing newer waits, it re-predicts the images nobody
+   reviewed, in list order from the one on screen.
+
+Predictions go to the project like any other (never onto painted pixels or
+reviewed images) and to the window through :attr:`LiveLearning.predicted`.
+The learner's model is stored as ``.segstudio/models/live.safetensors`` now
+and then, so the model list shows it and the CLI can use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+from superqt.utils import create_worker
+
+from segstudio.core.errors import SegStudioError
+from segstudio.io.images import read_image
+from segstudio.io.project import ImageStatus, Project
+
+log = logging.getLogger(__name__)
+
+#: Pause after an edit before the learner takes it (a series of strokes is one update).
+SETTLE_MS = 600
+#: Unreviewed images re-predicted in the background after each update.
+BACKGROUND_IMAGES = 8
+#: Seconds between two saves of the live model file.
+SAVE_EVERY_S = 30.0
+LIVE_MODEL_NAME = "live.safetensors"
+
+
+class _Queue:
+    """What the worker has still to do; the GUI thread adds, the worker takes."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.edits: dict[str, np.ndarray] = {}  # image -> its latest labels
+        self.shown: str | None = None
+        self.shown_new = False
+        self.stopped = False
+
+    def take(self, timeout: float) -> tuple[dict[str, np.ndarray], str | None, bool]:
+        with self.cond:
+            if not self.edits and not self.shown_new and not self.stopped:
+                self.cond.wait(timeout)
+            edits, self.edits = self.edits, {}
+            shown_new, self.shown_new = self.shown_new, False
+            return edits, self.shown, shown_new
+
+    def busy(self) -> bool:
+        with self.cond:
+            return bool(self.edits) or self.shown_new or self.stopped
+
+
+def _serve(
+    project: Project, base_path: Path, queue: _Queue, order: Callable[[], list[str]]
+) -> Iterator[tuple[str, Any]]:
+    """The worker: yields ("status", text) and ("predicted", (name, labels, conf))."""
+    from segstudio.model.files import load_model, save_model
+    from segstudio.training.live import LiveLearner
+
+    labelset = project.labelset_or_default()
+    learner = LiveLearner(load_model(base_path), labelset)
+    last_save = 0.0
+    # every labelled image of the project
+    records = [
+        r for r in project.images() if r.status in (ImageStatus.IN_PROGRESS, ImageStatus.REVIEWED)
+    ]
+    for i, rec in enumerate(records, 1):
+        if queue.busy() and queue.stopped:
+            return
+        try:
+            labels = project.load_labels(rec.name)
+            if labels is not None:
+                learner.add_image(rec.name, read_image(project.image_path(rec.name)).rgb, labels)
+        except SegStudioError as exc:
+            log.warning("live learner: %s skipped: %s", rec.name, exc)
+        yield "status", f"Learn as I paint: reading labelled image {i}/{len(records)}"
+    fitted_for: set[str] = set()  # images predicted by the current head
+    if learner.images:
+        report = learner.fit(cancelled=lambda: queue.stopped)
+        yield "status", _fitted(report)
+    while not queue.stopped:
+        edits, shown, shown_new = queue.take(timeout=0.5)
+        if queue.stopped:
+            break
+        if edits:
+            for name, labels in edits.items():
+                try:
+                    rgb = read_image(project.image_path(name)).rgb
+                    learner.add_image(name, rgb, labels)
+                except SegStudioError as exc:
+                    log.warning("live learner: %s skipped: %s", name, exc)
+            if not learner.images:
+                continue
+            report = learner.fit(cancelled=lambda: queue.stopped)
+            fitted_for.clear()
+            yield "status", _fitted(report)
+            if time.monotonic() - last_save > SAVE_EVERY_S:
+                try:
+                    save_model(
+                        project.models_dir / LIVE_MODEL_NAME,
+                        learner.model(project=str(project.folder)),
+                    )
+                    last_save = time.monotonic()
+                except (SegStudioError, OSError) as exc:
+                    log.warning("live learner: model not saved: %s", exc)
+        if not learner.ready:
+            continue
+        todo = [shown] if shown and (edits or shown_new or shown not in fitted_for) else []
+        names = order()
+        if shown in names:  # the unreviewed images after the one on screen, then before it
+            k = names.index(shown)
+            names = names[k + 1 :] + names[:k]
+        todo += [n for n in names if n not in fitted_for][:BACKGROUND_IMAGES]
+        for name in todo:
+            if name != shown and queue.busy():
+                break  # something newer to learn or show: that first
+            try:
+                if project.record(name).status is ImageStatus.REVIEWED:
+                    fitted_for.add(name)
+                    continue
+                pred = learner.predict(read_image(project.image_path(name)).rgb)
+                conf = np.clip(np.rint(pred.confidence.astype(np.float32) * 255), 0, 255)
+                conf = conf.astype(np.uint8)
+                project.save_prediction(name, pred.labels, conf, model="live learner")
+            except SegStudioError as exc:
+                log.warning("live learner: %s not predicted: %s", name, exc)
+                fitted_for.add(name)
+                continue
+            fitted_for.add(name)
+            yield "predicted", (name, pred.labels, conf)
+    if learner.fitted:
+        try:
+            save_model(
+                project.models_dir / LIVE_MODEL_NAME, learner.model(project=str(project.folder))
+            )
+        except (SegStudioError, OSError) as exc:
+            log.warning("live learner: model not saved: %s", exc)
+
+
+def _fitted(report: Any) -> str:
+    return (
+        f"Learnt from {report.images} image(s), {report.samples:,} pixels, "
+        f"in {report.seconds:.1f} s"
+    )
+
+
+class LiveLearning(QObject):
+    """The window's side of "Learn as I paint".
+
+    Signals
+    -------
+    predicted(tuple)
+        ``(name, labels, confidence)`` of an image the live learner predicted
+        (already stored in the project).
+    status(str)
+        A line for the status bar.
+    """
+
+    predicted = Signal(object)
+    status = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._queue: _Queue | None = None
+        self._worker: Any = None
+        self._pending: tuple[str, Callable[[], np.ndarray]] | None = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(SETTLE_MS)
+        self._timer.timeout.connect(self._hand_over)
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def start(self, project: Project, base: Path, order: Callable[[], list[str]]) -> None:
+        """Start learning in ``project`` from the SegNet ``base`` (a model file)."""
+        self.stop()
+        queue = _Queue()
+        worker = create_worker(
+            _serve, project, base, queue, order, _start_thread=False, _ignore_errors=True
+        )
+        worker.yielded.connect(self._report)
+        worker.errored.connect(self._failed)
+        worker.finished.connect(lambda w=worker: self._finished(w))
+        self._queue, self._worker = queue, worker
+        worker.start()
+
+    def stop(self, wait_s: float = 10.0) -> None:
+        """Stop the worker (it saves the live model) and wait for it."""
+        self._timer.stop()
+        self._pending = None
+        queue, worker = self._queue, self._worker
+        if queue is None or worker is None:
+            return
+        with queue.cond:
+            queue.stopped = True
+            queue.cond.notify_all()
+        worker.quit()
+        deadline = time.monotonic() + wait_s
+        while self._worker is worker and time.monotonic() < deadline:
+            from PySide6.QtCore import QCoreApplication
+
+            QCoreApplication.processEvents()
+            time.sleep(0.005)
+        self._queue = self._worker = None
+
+    def edited(self, name: str, labels: Callable[[], np.ndarray]) -> None:
+        """An edit finished on ``name``; ``labels()`` copies its labels when the pause is over."""
+        if self._queue is None:
+            return
+        if self._pending is not None and self._pending[0] != name:
+            self._hand_over()  # another image's edit: hand that one over first
+        self._pending = (name, labels)
+        self._timer.start()
+
+    def shown(self, name: str) -> None:
+        """The window shows ``name``: predict it when the learner can."""
+        self.flush()
+        if self._queue is None:
+            return
+        with self._queue.cond:
+            self._queue.shown = name
+            self._queue.shown_new = True
+            self._queue.cond.notify_all()
+
+    def flush(self) -> None:
+        """Hand a waiting edit over now (before the image changes)."""
+        if self._pending is not None:
+            self._timer.stop()
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None or self._queue is None:
+            return
+        name, labels = pending
+        with self._queue.cond:
+            self._queue.edits[name] = labels()
+            self._queue.cond.notify_all()
+
+    def _report(self, item: tuple[str, Any]) -> None:
+        kind, value = item
+        if kind == "predicted":
+            self.predicted.emit(value)
+        else:
+            self.status.emit(value)
+
+    def _failed(self, exc: BaseException) -> None:
+        msg = str(exc) if isinstance(exc, SegStudioError) else f"{type(exc).__name__}: {exc}"
+        log.warning("live learner stopped: %s", msg)
+        self.status.emit(f"Learn as I paint stopped: {msg}")
+
+    def _finished(self, worker: Any) -> None:
+        if self._worker is worker:
+            self._worker = None
+            self._queue = None

@@ -1,0 +1,534 @@
+"""The live learner: retrains in seconds on every labelled pixel of a project.
+
+ilastik and QuPath answer each stroke with a new pixel classifier; this does
+the same with a deep network's features. A frozen SegNet (the bundled model,
+or a SegNet the project made) is read at every scale
+(:class:`~segstudio.model.live.LiveNet`), and a small head, one hidden layer
+of ReLUs, learns the project's classes from the labelled pixels:
+
+- **Samples**: for each labelled image (scribbles count, 255 is ignored) up to
+  ``per_image`` labelled pixels, stratified by class so a thin class is never
+  left out, each weighted by how many pixels of its class it stands for. Only
+  their feature vectors are kept (float16), so retraining on every image of
+  the project touches no image file and runs no network.
+- **Fit**: Adam on the standardised features, warm-started from the last fit
+  (the weights are kept in raw-feature units, so a new standardisation
+  changes nothing), a fixed number of minibatches: a few seconds on a laptop
+  CPU. Classes the base network knows by name start from its own scores, so
+  the head learns corrections rather than starting over.
+- **Model**: :meth:`LiveLearner.model` folds the standardisation into the
+  first layer and returns an ordinary model file's content (architecture
+  ``live``), which ``predict``, ``eval`` and the window load like any other.
+
+The learner is plain Python and torch, used from a worker thread (the window)
+or a command (``segstudio train --quick``); nothing here starts a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from segstudio.core.errors import TrainingError
+from segstudio.core.labelset import UNLABELED, LabelSet
+from segstudio.core.metrics import ConfusionMatrix
+from segstudio.model.arch import ArchSpec
+from segstudio.model.files import LoadedModel, ModelInfo, default_provenance
+from segstudio.model.live import LiveNet, gather_taps
+from segstudio.model.predictor import Prediction, Predictor, fold_batchnorm
+from segstudio.training.data import TrainingData, check_labels
+
+__all__ = ["FitReport", "LiveConfig", "LiveLearner", "quick_train"]
+
+log = logging.getLogger(__name__)
+
+#: Images larger than this (either side) have their features read in tiles.
+_TILE = 1024
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """The live learner's recipe.
+
+    Attributes
+    ----------
+    hidden : int
+        Hidden units of the head.
+    per_image : int
+        Labelled pixels sampled per image.
+    min_per_class : int
+        Pixels sampled of every class present in an image (when it has them).
+    max_samples : int
+        Samples kept in all; beyond it every image keeps an equal share.
+    steps, warm_steps : int
+        Minibatches of the first fit, and of every later (warm-started) one.
+    batch : int
+        Samples per minibatch.
+    lr, weight_decay : float
+        Adam's step size; L2 penalty on the head's weights.
+    seed : int
+        Seeds sampling and initialisation.
+    """
+
+    hidden: int = 64
+    per_image: int = 4000
+    min_per_class: int = 200
+    max_samples: int = 160_000
+    steps: int = 400
+    warm_steps: int = 200
+    batch: int = 2048
+    lr: float = 3e-3
+    weight_decay: float = 1e-3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        ints = ("hidden", "per_image", "min_per_class", "max_samples", "steps", "batch")
+        bad = [n for n in ints if not isinstance(getattr(self, n), int) or getattr(self, n) < 1]
+        if not isinstance(self.warm_steps, int) or self.warm_steps < 0:
+            bad.append("warm_steps")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            bad.append("lr")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            bad.append("weight_decay")
+        if bad:
+            raise TrainingError(f"bad live-learner setting(s): {', '.join(bad)}")
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """One fit of the head: how long it took and on how much."""
+
+    seconds: float
+    samples: int
+    images: int
+    loss: float
+
+
+@dataclass
+class _Samples:
+    feats: torch.Tensor  # (N, D) float16
+    scores: torch.Tensor  # (N, Cb) float16
+    labels: torch.Tensor  # (N,) int64
+    weights: torch.Tensor  # (N,) float32
+
+
+def _class_map(base: LabelSet, target: LabelSet) -> torch.Tensor:
+    """``(C, Cb)``: 1 where a project class has a base class's name (any case)."""
+    index = {n.casefold(): i for i, n in enumerate(base.names)}
+    m = torch.zeros(target.num_classes, base.num_classes)
+    for c, name in enumerate(target.names):
+        if name.casefold() in index:
+            m[c, index[name.casefold()]] = 1.0
+    return m
+
+
+def _stratified(
+    labels: np.ndarray,
+    num_classes: int,
+    per_image: int,
+    min_per_class: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns and weights of a class-stratified sample of the labelled pixels."""
+    flat = labels.reshape(-1)
+    counts = np.bincount(flat[flat < num_classes], minlength=num_classes)
+    total = int(counts.sum())
+    if total == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0, np.float32)
+    rows: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    budget = min(per_image, total)
+    for c in np.nonzero(counts)[0]:
+        idx = np.flatnonzero(flat == c)
+        k = min(len(idx), max(min_per_class, round(budget * len(idx) / total)))
+        take = rng.choice(idx, k, replace=False)
+        rows.append(take)
+        # together the image's samples weigh `budget`, each class by its share of pixels
+        weights.append(np.full(k, budget * len(idx) / total / k, np.float32))
+    order = np.concatenate(rows)
+    w = np.concatenate(weights)
+    perm = rng.permutation(len(order))  # so any prefix is a fair sample
+    width = labels.shape[1]
+    return order[perm] // width, order[perm] % width, w[perm]
+
+
+class LiveLearner:
+    """A head over a frozen SegNet, refitted on every labelled pixel in seconds.
+
+    Parameters
+    ----------
+    base : LoadedModel
+        A SegNet (architecture ``segnet``): the bundled model or one of the project's.
+        A ``live`` model continues where it left off (its head is kept).
+    labelset : LabelSet
+        The project's classes.
+    config : LiveConfig
+    device : str
+        Where the features and the fit run (``"cpu"`` is the default: the head is
+        small and the window's GPU, if any, belongs to the fine-tune).
+
+    Raises
+    ------
+    TrainingError
+        The base model is not a SegNet.
+    """
+
+    def __init__(
+        self,
+        base: LoadedModel,
+        labelset: LabelSet,
+        config: LiveConfig | None = None,
+        *,
+        device: str = "cpu",
+    ) -> None:
+        self.config = config or LiveConfig()
+        self.labelset = labelset
+        self.device = torch.device(device)
+        self._rng = np.random.default_rng(self.config.seed)
+        self._samples: dict[str, _Samples] = {}
+        self._fits = 0
+        self._predictor: Predictor | None = None
+        info = base.info
+        previous: LiveNet | None = None
+        if info.arch.name == "live":
+            previous = base.network  # type: ignore[assignment]
+            base_net = previous.base  # type: ignore[union-attr]
+            base_labels = info.provenance.get("base_classes")
+            base_ls = LabelSet.from_dict(base_labels) if isinstance(base_labels, Mapping) else None
+            params = info.arch.params
+            base_classes, width = params["base_classes"], params["base_width"]
+            self.parent = dict(info.provenance.get("parent", {}))
+        elif info.arch.name == "segnet":
+            base_net = base.network
+            base_ls = info.labelset
+            base_classes, width = info.labelset.num_classes, info.arch.params["width"]
+            self.parent = {
+                "path": str(base.path) if base.path else None,
+                "arch": info.arch.to_dict(),
+                "classes": list(info.labelset.names),
+            }
+        else:
+            raise TrainingError(
+                f"the live learner reads a SegNet's features; this model is a "
+                f"{info.arch.name!r}: use the bundled model or a SegNet"
+            )
+        self.base_labelset = base_ls
+        channels = int(info.arch.params.get("in_channels", 3))
+        self.spec = ArchSpec(
+            "live",
+            {
+                "base_classes": base_classes,
+                "base_width": width,
+                "in_channels": channels,
+                "hidden": self.config.hidden,
+            },
+        )
+        self.normalization = info.normalization
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            net = LiveNet(labelset.num_classes, base_classes, width, channels, self.config.hidden)
+        net.base.load_state_dict(base_net.state_dict())
+        if previous is not None and previous.out.out_channels == labelset.num_classes:
+            net.load_state_dict(previous.state_dict())
+            self._fits = 1
+        elif base_ls is not None:
+            with torch.no_grad():
+                net.from_base.weight.copy_(_class_map(base_ls, labelset)[..., None, None])
+        self.net = net.eval()
+        self._prior = net.from_base.weight.detach().clone()
+        # the frozen feature extractor: batch norms folded, as the predictor does
+        self._extractor = fold_batchnorm(_copy_base(net)).eval().to(self.device)
+        mean = torch.tensor(self.normalization.mean, dtype=torch.float32)
+        std = torch.tensor(self.normalization.std, dtype=torch.float32)
+        self._scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1).to(self.device)
+        self._shift = (-mean / std).view(1, -1, 1, 1).to(self.device)
+
+    # ------------------------------------------------------------------ samples
+
+    @property
+    def images(self) -> list[str]:
+        """Names of the images the learner has samples of."""
+        return list(self._samples)
+
+    @property
+    def sample_count(self) -> int:
+        return sum(len(s.labels) for s in self._samples.values())
+
+    @property
+    def fitted(self) -> bool:
+        return self._fits > 0
+
+    @property
+    def ready(self) -> bool:
+        """Whether it predicts anything yet: fitted, or the base network knows some classes."""
+        return self.fitted or bool(self._prior.abs().sum() > 0)
+
+    @torch.inference_mode()
+    def _features_at(
+        self, rgb: np.ndarray, ys: np.ndarray, xs: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        h, w = rgb.shape[:2]
+        dim = self.net.feature_dim
+        feats = torch.empty(len(ys), dim, dtype=torch.float16)
+        scores = torch.empty(len(ys), self.net.from_base.in_channels, dtype=torch.float16)
+        align = self.net.alignment
+        step = _TILE - _TILE // 4  # tiles overlap: a sample is read away from a tile's edge
+        for y0 in range(0, max(h - _TILE // 4, 1), step) if h > _TILE else [0]:
+            for x0 in range(0, max(w - _TILE // 4, 1), step) if w > _TILE else [0]:
+                y0a, x0a = y0 // align * align, x0 // align * align
+                y1, x1 = min(y0a + _TILE, h), min(x0a + _TILE, w)
+                # the samples whose nearest tile centre is this one
+                inside = (ys >= y0a) & (ys < y1) & (xs >= x0a) & (xs < x1)
+                if h > _TILE:
+                    inside &= (ys >= (y0a + _TILE // 8 if y0a else 0)) & (
+                        (ys < y1 - _TILE // 8) | (y1 == h)
+                    )
+                if w > _TILE:
+                    inside &= (xs >= (x0a + _TILE // 8 if x0a else 0)) & (
+                        (xs < x1 - _TILE // 8) | (x1 == w)
+                    )
+                idx = np.flatnonzero(inside)
+                if len(idx) == 0:
+                    continue
+                crop = np.ascontiguousarray(rgb[y0a:y1, x0a:x1])
+                x = torch.from_numpy(crop).to(self.device).permute(2, 0, 1)[None].float()
+                x = x * self._scale + self._shift
+                tf, sc = self._extractor.taps(x)
+                ty = torch.from_numpy(ys[idx] - y0a).to(self.device)
+                tx = torch.from_numpy(xs[idx] - x0a).to(self.device)
+                f, s = gather_taps(tf, sc, ty, tx)
+                feats[idx] = f.cpu().half()
+                scores[idx] = s.cpu().half()
+        return feats, scores
+
+    def add_image(self, name: str, rgb: np.ndarray, labels: np.ndarray) -> int:
+        """Take (or replace) the labelled pixels of one image; returns how many were sampled.
+
+        An image with no labelled pixel is dropped from the samples.
+        """
+        if labels.shape != rgb.shape[:2]:
+            raise TrainingError(f"{name}: labels and image differ in size")
+        labels = np.where(labels < self.labelset.num_classes, labels, UNLABELED).astype(np.uint8)
+        c = self.config
+        ys, xs, w = _stratified(
+            labels, self.labelset.num_classes, c.per_image, c.min_per_class, self._rng
+        )
+        if len(ys) == 0:
+            self._samples.pop(name, None)
+            return 0
+        feats, scores = self._features_at(rgb, ys, xs)
+        self._samples[name] = _Samples(
+            feats, scores, torch.from_numpy(labels[ys, xs].astype(np.int64)), torch.from_numpy(w)
+        )
+        return len(ys)
+
+    def remove_image(self, name: str) -> None:
+        self._samples.pop(name, None)
+
+    def _training_set(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        share = max(1, self.config.max_samples // max(1, len(self._samples)))
+        parts = []
+        for s in self._samples.values():
+            k = min(share, len(s.labels))
+            scale = len(s.labels) / k  # the kept prefix stands for the whole sample
+            parts.append((s.feats[:k], s.scores[:k], s.labels[:k], s.weights[:k] * scale))
+        feats = torch.cat([p[0] for p in parts])
+        scores = torch.cat([p[1] for p in parts])
+        labels = torch.cat([p[2] for p in parts])
+        weights = torch.cat([p[3] for p in parts])
+        return feats, scores, labels, weights / weights.mean()
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, *, cancelled: Any = None) -> FitReport:
+        """Retrain the head on every sample (warm-started from the last fit).
+
+        ``cancelled``, a callable, is polled between minibatches; the head keeps
+        its previous weights when it answers True.
+
+        Raises
+        ------
+        TrainingError
+            No labelled pixel yet.
+        """
+        if not self._samples:
+            raise TrainingError("no labelled pixels yet: paint some, then learn")
+        t0 = time.perf_counter()
+        c = self.config
+        feats, scores, labels, weights = self._training_set()
+        x32 = feats.float()
+        mu = x32.mean(0)
+        sd = x32.std(0).clamp_min(1e-3)
+        del x32
+        net = self.net
+        dim, hidden = net.feature_dim, c.hidden
+        # the first layer in raw-feature units: W (H, D), b (H)
+        w_raw = torch.cat([p.weight.detach().view(hidden, -1) for p in net.project], 1)
+        b_raw = net.project[0].bias.detach().clone()
+        gen = torch.Generator().manual_seed(c.seed + self._fits)
+        w1 = torch.nn.Parameter(w_raw * sd)  # standardised units
+        b1 = torch.nn.Parameter(b_raw + w_raw @ mu)
+        if not self.fitted:
+            with torch.no_grad():
+                torch.nn.init.kaiming_uniform_(w1, a=math.sqrt(5), generator=gen)
+                b1.zero_()
+        w2 = torch.nn.Parameter(net.out.weight.detach().view(-1, hidden).clone())
+        b2 = torch.nn.Parameter(net.out.bias.detach().clone())
+        lmap = torch.nn.Parameter(net.from_base.weight.detach().view(w2.shape[0], -1).clone())
+        prior = self._prior.view_as(lmap)
+        params = [w1, b1, w2, b2, lmap]
+        opt = torch.optim.Adam(params, lr=c.lr)
+        steps = c.steps if not self.fitted else max(1, c.warm_steps)
+        n = len(labels)
+        loss_sum, loss_n = 0.0, 0
+        for step in range(steps):
+            if cancelled is not None and cancelled():
+                return FitReport(time.perf_counter() - t0, n, len(self._samples), math.nan)
+            idx = torch.randint(0, n, (min(c.batch, n),), generator=gen)
+            x = (feats[idx].float() - mu) / sd
+            z = F.relu(x @ w1.T + b1) @ w2.T + b2 + scores[idx].float() @ lmap.T
+            ce = F.cross_entropy(z, labels[idx], reduction="none")
+            loss = (ce * weights[idx]).mean()
+            reg = c.weight_decay * (w1.square().sum() + w2.square().sum()) / dim
+            reg = reg + c.weight_decay * (lmap - prior).square().sum()
+            opt.zero_grad(set_to_none=True)
+            (loss + reg).backward()
+            opt.step()
+            if step >= steps // 2:
+                loss_sum += loss.item()
+                loss_n += 1
+        with torch.no_grad():
+            w_new = w1.detach() / sd  # back to raw units
+            b_new = b1.detach() - w_new @ mu
+            start = 0
+            for k, proj in enumerate(net.project):
+                width = proj.in_channels
+                proj.weight.copy_(w_new[:, start : start + width].view_as(proj.weight))
+                start += width
+                if k == 0:
+                    proj.bias.copy_(b_new)
+            net.out.weight.copy_(w2.detach().view_as(net.out.weight))
+            net.out.bias.copy_(b2.detach())
+            net.from_base.weight.copy_(lmap.detach().view_as(net.from_base.weight))
+        self._fits += 1
+        self._predictor = None
+        report = FitReport(
+            time.perf_counter() - t0, n, len(self._samples), loss_sum / max(1, loss_n)
+        )
+        log.info(
+            "live learner: fit %d on %d samples of %d images in %.2f s",
+            self._fits,
+            n,
+            report.images,
+            report.seconds,
+        )
+        return report
+
+    # ------------------------------------------------------------------ use
+
+    def model(self, **provenance: Any) -> LoadedModel:
+        """The learner as a model (a copy): save it, predict with it, evaluate it."""
+        prov = default_provenance(
+            kind="live",
+            parent=self.parent,
+            images=len(self._samples),
+            samples=self.sample_count,
+            recipe={k: getattr(self.config, k) for k in self.config.__dataclass_fields__},
+            **({"base_classes": self.base_labelset.to_dict()} if self.base_labelset else {}),
+            **provenance,
+        )
+        info = ModelInfo(self.spec, self.labelset, self.normalization, prov)
+        return LoadedModel(info, _copy_live(self.net))
+
+    def predictor(self) -> Predictor:
+        """A predictor of the current head (rebuilt after each fit)."""
+        if self._predictor is None:
+            self._predictor = Predictor(self.model(), device=str(self.device), precision="fp32")
+        return self._predictor
+
+    def predict(self, rgb: np.ndarray) -> Prediction:
+        """The current head's prediction of one image.
+
+        Raises
+        ------
+        TrainingError
+            Nothing learnt yet.
+        """
+        if not self.ready:
+            raise TrainingError("nothing learnt yet: label some pixels first")
+        return self.predictor().predict(rgb)
+
+
+def _copy_base(net: LiveNet) -> LiveNet:
+    import copy
+
+    return copy.deepcopy(net)
+
+
+def _copy_live(net: LiveNet) -> LiveNet:
+    import copy
+
+    return copy.deepcopy(net).eval()
+
+
+@dataclass(frozen=True)
+class QuickProgress:
+    """A report of :func:`quick_train`: ``done`` of ``total`` images read, then the fit."""
+
+    kind: str  # "image", "fit", "validation"
+    done: int
+    total: int
+    message: str = ""
+
+
+def quick_train(
+    data: TrainingData,
+    base: LoadedModel,
+    config: LiveConfig | None = None,
+    *,
+    device: str = "cpu",
+) -> Generator[QuickProgress, None, tuple[LoadedModel, dict[str, Any] | None]]:
+    """Train only the live learner on a dataset; yields progress, returns ``(model, val metrics)``.
+
+    The metrics are those of the validation images (None without any).
+    """
+    learner = LiveLearner(base, data.labelset, config, device=device)
+    total = len(data.train)
+    for i, sample in enumerate(data.train, 1):
+        rgb, labels, _ = sample.load()
+        check_labels(sample, labels, data.labelset.num_classes)
+        learner.add_image(sample.name, rgb, labels)
+        yield QuickProgress("image", i, total, sample.name)
+    if not learner.images:
+        raise TrainingError("no labelled pixels in the training images")
+    report = learner.fit()
+    yield QuickProgress(
+        "fit", total, total, f"fitted on {report.samples} pixels in {report.seconds:.1f} s"
+    )
+    metrics = None
+    if data.val:
+        cm = ConfusionMatrix(data.labelset.num_classes)
+        for j, sample in enumerate(data.val, 1):
+            rgb, labels, _ = sample.load()
+            cm.update(learner.predict(rgb).labels, labels)
+            yield QuickProgress("validation", j, len(data.val), sample.name)
+        metrics = cm.compute().to_dict()
+        metrics["images"] = len(data.val)
+    model = learner.model(
+        train_names=[s.name for s in data.train][:1000],
+        val_names=[s.name for s in data.val][:1000],
+    )
+    if metrics is not None:
+        from dataclasses import replace
+
+        model.info = replace(model.info, metrics=metrics)
+    return model, metrics

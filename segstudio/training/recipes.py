@@ -1,0 +1,20 @@
+"""Named training recipes, as plain values (no torch: the window reads them at start-up)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: A fine-tune of a trained model on the few images of a labelling project:
+#: small steps for the trained encoder, batch-norm statistics kept (batches of a
+#: few images would overwrite them with noise), validation after every epoch,
+#: the best weights kept (so a run never ends worse than it started, on the
+#: validation images) and an early stop once validation stops improving.
+FEW_SHOT: dict[str, Any] = {
+    "lr": 5e-4,
+    "encoder_lr_factor": 0.1,
+    "freeze_bn": True,
+    "keep_best": True,
+    "patience": 6,
+    "warmup_steps": 5,
+    "weight_decay": 1e-4,
+}

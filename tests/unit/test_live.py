@@ -1,0 +1,152 @@
+"""The live learner: a head over a frozen SegNet, refitted in seconds on labelled pixels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segstudio.cli import main
+from segstudio.core.errors import TrainingError
+from segstudio.core.labelset import UNLABELED, LabelClass, LabelSet
+from segstudio.model.arch import ArchSpec
+from segstudio.model.files import load_model, new_model, save_model
+from segstudio.model.live import gather_taps
+from segstudio.model.predictor import Predictor
+from segstudio.training.live import LiveConfig, LiveLearner
+
+TWO = LabelSet("two", (LabelClass("smooth", (200, 30, 30)), LabelClass("rough", (30, 30, 200))))
+ROAD = LabelSet("road", (LabelClass("Sky", (1, 1, 1)), LabelClass("Road", (2, 2, 2))))
+FAST = LiveConfig(steps=150, warm_steps=60, per_image=3000, min_per_class=100)
+
+
+def _base(labelset: LabelSet = TWO, seed: int = 0):
+    return new_model(ArchSpec("segnet", {"width": 0.125}), labelset, seed=seed)
+
+
+def _textures(seed: int, h: int = 96, w: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Left: smooth grey; right: fine random noise of the same mean. A random boundary."""
+    rng = np.random.default_rng(seed)
+    cut = int(rng.integers(w // 3, 2 * w // 3))
+    img = np.full((h, w, 3), 128, np.uint8)
+    noise = rng.choice([40, 216], size=(h, w - cut, 1)).astype(np.uint8)
+    img[:, cut:] = noise
+    gt = np.zeros((h, w), np.uint8)
+    gt[:, cut:] = 1
+    return img, gt
+
+
+def _scribbles(gt: np.ndarray) -> np.ndarray:
+    """Two short horizontal strokes per class, far from the boundary; the rest unlabeled."""
+    labels = np.full(gt.shape, UNLABELED, np.uint8)
+    cols = [np.flatnonzero(gt[0] == c) for c in (0, 1)]
+    for c, xs in enumerate(cols):
+        mid = xs[len(xs) // 2]
+        for row in (20, 70):
+            labels[row : row + 3, mid - 8 : mid + 8] = c
+    return labels
+
+
+def test_separates_two_textures_from_a_few_scribbles() -> None:
+    learner = LiveLearner(_base(ROAD), TWO, FAST)
+    assert not learner.ready  # no class in common with the base: nothing to predict yet
+    img, gt = _textures(0)
+    scribbles = _scribbles(gt)
+    assert (scribbles != UNLABELED).mean() < 0.05
+    assert learner.add_image("a", img, scribbles) == int((scribbles != UNLABELED).sum())
+    report = learner.fit()
+    assert report.samples > 0 and report.images == 1
+    for seed in (1, 2, 3):  # images it never saw
+        test, truth = _textures(seed)
+        pred = learner.predict(test).labels
+        inner = np.ones_like(truth, bool)
+        edge = np.flatnonzero(np.diff(truth[0].astype(int)))[0]
+        inner[:, max(0, edge - 4) : edge + 5] = False  # the boundary's own pixels aside
+        assert (pred[inner] == truth[inner]).mean() > 0.95
+
+
+def test_head_on_gathered_pixels_equals_the_dense_forward_pass() -> None:
+    learner = LiveLearner(_base(), TWO, FAST)
+    img, gt = _textures(4, 70, 90)  # not a multiple of the pooling grid
+    learner.add_image("a", img, gt)
+    learner.fit()
+    net = learner.net
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() * learner._scale + learner._shift
+    with torch.no_grad():
+        dense = net(x)[0]
+        feats, scores = net.taps(x)
+        ys = torch.arange(70).repeat_interleave(90)
+        xs = torch.arange(90).repeat(70)
+        f, s = gather_taps(feats, scores, ys, xs)
+        w1 = torch.cat([p.weight.flatten(1) for p in net.project], 1)
+        z = torch.relu(f @ w1.T + net.project[0].bias) @ net.out.weight.flatten(1).T
+        z = z + net.out.bias + s @ net.from_base.weight.flatten(1).T
+    torch.testing.assert_close(z.T.reshape(2, 70, 90), dense, atol=1e-4, rtol=1e-4)
+
+
+def test_starts_as_the_base_model_when_the_classes_are_the_same() -> None:
+    base = _base()
+    learner = LiveLearner(base, TWO, FAST)
+    assert learner.ready and not learner.fitted
+    img, _ = _textures(5)
+    expected = Predictor(base, precision="fp32").predict(img).labels
+    np.testing.assert_array_equal(learner.predict(img).labels, expected)
+
+
+def test_an_image_relabelled_replaces_its_samples_and_an_empty_one_is_dropped() -> None:
+    learner = LiveLearner(_base(), TWO, FAST)
+    img, gt = _textures(6)
+    learner.add_image("a", img, gt)
+    assert learner.images == ["a"]
+    assert learner.add_image("a", img, np.full_like(gt, UNLABELED)) == 0
+    assert learner.images == []
+    with pytest.raises(TrainingError, match="no labelled pixels"):
+        learner.fit()
+
+
+def test_model_file_round_trip_and_continues_learning(tmp_path) -> None:
+    learner = LiveLearner(_base(), TWO, FAST)
+    img, gt = _textures(7)
+    learner.add_image("a", img, gt)
+    learner.fit()
+    path = save_model(tmp_path / "live.safetensors", learner.model())
+    loaded = load_model(path)
+    assert loaded.info.arch.name == "live"
+    assert loaded.info.provenance["kind"] == "live"
+    np.testing.assert_array_equal(
+        Predictor(loaded, precision="fp32").predict(img).labels, learner.predict(img).labels
+    )
+    again = LiveLearner(loaded, TWO, FAST)  # a live model keeps its head
+    assert again.fitted
+    np.testing.assert_array_equal(again.predict(img).labels, learner.predict(img).labels)
+
+
+def test_refuses_a_base_that_is_not_a_segnet() -> None:
+    other = new_model(ArchSpec("unet", {"width": 0.125, "depth": 2}), TWO)
+    with pytest.raises(TrainingError, match="SegNet"):
+        LiveLearner(other, TWO)
+
+
+def test_train_quick_cli_writes_a_model_predict_loads(tmp_path, capsys) -> None:
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "labels").mkdir()
+    (data / "classes.json").write_text(TWO.to_json())
+    for i in range(4):
+        img, gt = _textures(10 + i)
+        Image.fromarray(img).save(data / "images" / f"t{i}.png")
+        Image.fromarray(gt).save(data / "labels" / f"t{i}.png")
+    base = save_model(tmp_path / "base.safetensors", _base())
+    out = tmp_path / "quick.safetensors"
+    args = ["train", str(data), "--quick", "--init", str(base), "--out", str(out)]
+    assert main([*args, "--val-fraction", "0.25"]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote" in printed and "mean IoU" in printed
+    assert load_model(out).info.arch.name == "live"
+    masks = tmp_path / "masks"
+    assert main(["predict", str(data / "images"), "--model", str(out), "--out", str(masks)]) == 0
+    pred = np.asarray(Image.open(masks / "t0.png"))
+    truth = np.asarray(Image.open(data / "labels" / "t0.png"))
+    assert (pred == truth).mean() > 0.9
+    assert main([*args, "--epochs", "3"]) == 2  # a deep-training flag is refused
