@@ -211,6 +211,18 @@ def holdout_scores(learner: Learner, pairs, void, num_classes: int) -> dict:
     }
 
 
+def latency(learner: Learner, rgb: np.ndarray, repeat: int = 11) -> float | None:
+    """Median seconds of one prediction of ``rgb`` (after one warm-up call)."""
+    if learner.predict(rgb) is None:
+        return None
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        learner.predict(rgb)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def cumulative(records: list[dict], n: int) -> dict:
     part = records[:n]
     wrong = sum(r["wrong"] for r in part)
@@ -292,6 +304,12 @@ def run(args: argparse.Namespace) -> dict:
             f"holdout_after_{args.holdout_after}": holdout,
             "wall_s": round(time.perf_counter() - t_start, 1),
         }
+        import cv2
+
+        probe = cv2.resize(read_pair(*loop[-1][1:], void)[0], (500, 400))
+        out["learners"][key]["predict_500x400_s_median"] = latency(learner, probe)
+        if args.out:  # what is done so far, in case a later learner is interrupted
+            args.out.write_text(json.dumps(out, indent=1) + "\n")
     learners = out["learners"]
     if "static" in learners:
         base = learners["static"]["cumulative"][str(len(loop))]["pixel_effort_vs_hand"]

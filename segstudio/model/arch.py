@@ -142,6 +142,14 @@ def _hidden_ok(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and 2 <= v <= 1024
 
 
+def _strides_ok(v: Any) -> bool:
+    return (
+        isinstance(v, list | tuple)
+        and len(v) <= 8
+        and all(isinstance(s, int) and not isinstance(s, bool) and 2 <= s <= 256 for s in v)
+    )
+
+
 def _live_net(**params: Any) -> nn.Module:
     from segstudio.model.live import LiveNet  # builds its SegNet base through this registry
 
@@ -212,14 +220,24 @@ ARCHITECTURES: dict[str, ArchInfo] = {
 LEARNED_ARCHITECTURES: dict[str, ArchInfo] = {
     "live": ArchInfo(
         _live_net,
-        {"base_classes": 11, "base_width": 0.5, "in_channels": 3, "hidden": 64},
+        {
+            "base_classes": 11,
+            "base_width": 0.5,
+            "in_channels": 3,
+            "hidden": 64,
+            "colour_strides": [4, 16, 64],
+            "decoder": True,
+        },
         "the live learner: a frozen SegNet (base_classes, base_width) read at every scale, "
-        "with a per-pixel head of `hidden` ReLUs trained in seconds on the labelled pixels",
+        "and its input averaged at `colour_strides`, with a per-pixel head of `hidden` ReLUs "
+        "trained in seconds on the labelled pixels",
         {
             "base_classes": _classes_ok,
             "base_width": _width_ok,
             "in_channels": _in_ch_ok,
             "hidden": _hidden_ok,
+            "colour_strides": _strides_ok,
+            "decoder": lambda v: isinstance(v, bool),
         },
     ),
 }

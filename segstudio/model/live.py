@@ -34,8 +34,8 @@ from segstudio.core.labelset import LabelSet, LabelSetError
 from segstudio.model.arch import ArchSpec, build_model
 from segstudio.model.files import LoadedModel, ModelInfo
 
-#: Downsampling factor of each tap: the input, encoder stages 1..5, decoder's last.
-TAP_STRIDES: tuple[int, ...] = (1, 1, 2, 4, 8, 16, 1)
+#: Downsampling factor of each network tap: the input, encoder stages 1..5, decoder's last.
+NET_STRIDES: tuple[int, ...] = (1, 1, 2, 4, 8, 16, 1)
 
 
 class LiveNet(nn.Module):
@@ -53,6 +53,13 @@ class LiveNet(nn.Module):
         Input channels.
     hidden : int
         Units of the head's hidden layer.
+    colour_strides : tuple of int
+        The input averaged over cells of these sizes is a tap too (the colour
+        around a pixel at several scales, as ilastik's smoothed channels).
+    decoder : bool
+        Read the decoder too (its last features and the class scores). A
+        project whose classes the base does not know can do without: the
+        encoder alone costs less than half the time.
     """
 
     def __init__(
@@ -62,14 +69,22 @@ class LiveNet(nn.Module):
         base_width: float = 0.5,
         in_channels: int = 3,
         hidden: int = 64,
+        colour_strides: tuple[int, ...] = (4, 16, 64),
+        decoder: bool = True,
     ) -> None:
         super().__init__()
+        self.colour_strides = tuple(int(s) for s in colour_strides)
+        self.decoder = bool(decoder)
+        net_strides = NET_STRIDES if self.decoder else NET_STRIDES[:-1]
+        self.strides = net_strides + self.colour_strides
         self.base = build_model(
             ArchSpec("segnet", {"width": base_width, "in_channels": in_channels}), base_classes
         )
         widths = [in_channels]
         widths += [stage[-2].num_features for stage in self.base.encoder]  # type: ignore[index]
-        widths.append(self.base.classifier.in_channels)
+        if self.decoder:
+            widths.append(self.base.classifier.in_channels)
+        widths += [in_channels] * len(self.colour_strides)
         self.tap_channels: tuple[int, ...] = tuple(widths)
         self.project = nn.ModuleList(
             nn.Conv2d(c, hidden, 1, bias=(k == 0)) for k, c in enumerate(self.tap_channels)
@@ -84,7 +99,7 @@ class LiveNet(nn.Module):
 
     @property
     def alignment(self) -> int:
-        return self.base.alignment
+        return max(self.base.alignment, *self.colour_strides, 1)
 
     @property
     def feature_dim(self) -> int:
@@ -95,8 +110,9 @@ class LiveNet(nn.Module):
         self.base.eval()  # frozen: its batch norms keep their statistics
         return self
 
-    def taps(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """The base network's features at every scale, and its class scores."""
+    def taps(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """The base network's features at every scale, and its class scores (None
+        without the decoder)."""
         base = self.base
         feats = [x]
         skips = []
@@ -107,26 +123,38 @@ class LiveNet(nn.Module):
             size = h.shape[-2:]
             h, indices = base.pool(h)
             skips.append((indices, size))
+        colour = [F.avg_pool2d(x, s, s, ceil_mode=True) for s in self.colour_strides]
+        if not self.decoder:
+            return feats + colour, None
         h = base.middle(h)
         for stage, (indices, size) in zip(base.decoder, reversed(skips), strict=True):
             h = F.max_unpool2d(h, indices, 2, 2, output_size=size)
             h = stage(h)
         feats.append(h)
-        return feats, base.classifier(h)
+        return feats + colour, base.classifier(h)
 
     def head(
-        self, feats: Sequence[torch.Tensor], scores: torch.Tensor, size: tuple[int, int]
+        self, feats: Sequence[torch.Tensor], scores: torch.Tensor | None, size: tuple[int, int]
     ) -> torch.Tensor:
-        """Class logits at ``size`` from the taps (each projected at its own scale)."""
-        hidden = None
-        for proj, f, stride in zip(self.project, feats, TAP_STRIDES, strict=True):
+        """Class logits at ``size`` from the taps.
+
+        Each tap is projected at its own scale, the projections of one scale are
+        summed, and each sum is upsampled once (all of it linear, so the same as
+        projecting the upsampled taps, at a fraction of the cost).
+        """
+        by_stride: dict[int, torch.Tensor] = {}
+        for proj, f, stride in zip(self.project, feats, self.strides, strict=True):
             z = proj(f)
+            by_stride[stride] = z if stride not in by_stride else by_stride[stride] + z
+        hidden: torch.Tensor | None = None
+        for stride, z in by_stride.items():
             if stride > 1:
                 z = F.interpolate(z, scale_factor=stride, mode="bilinear", align_corners=False)
             z = z[..., : size[0], : size[1]]
-            hidden = z if hidden is None else hidden + z
+            hidden = z if hidden is None else hidden.add_(z)
         assert hidden is not None
-        return self.out(F.relu(hidden)) + self.from_base(scores)
+        logits = self.out(F.relu_(hidden))
+        return logits if scores is None else logits + self.from_base(scores)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats, scores = self.taps(x)
@@ -134,7 +162,11 @@ class LiveNet(nn.Module):
 
 
 def gather_taps(
-    feats: Sequence[torch.Tensor], scores: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor
+    feats: Sequence[torch.Tensor],
+    scores: torch.Tensor | None,
+    ys: torch.Tensor,
+    xs: torch.Tensor,
+    strides: Sequence[int],
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The tap features and base scores of single pixels, as :meth:`LiveNet.head` sees them.
 
@@ -144,6 +176,8 @@ def gather_taps(
         What :meth:`LiveNet.taps` returned for one image (batch of 1).
     ys, xs
         Pixel rows and columns, ``(N,)`` integer tensors.
+    strides
+        Each tap's downsampling factor (:attr:`LiveNet.strides`).
 
     Returns
     -------
@@ -153,13 +187,15 @@ def gather_taps(
     predicts what the dense forward pass predicts.
     """
     out = []
-    for f, stride in zip(feats, TAP_STRIDES, strict=True):
+    for f, stride in zip(feats, strides, strict=True):
         h, w = f.shape[-2:]
         gy = (ys.float() + 0.5) / stride / h * 2 - 1
         gx = (xs.float() + 0.5) / stride / w * 2 - 1
         grid = torch.stack([gx, gy], -1).view(1, 1, -1, 2).to(f.dtype)
         s = F.grid_sample(f, grid, mode="bilinear", padding_mode="border", align_corners=False)
         out.append(s[0, :, 0].T)
+    if scores is None:
+        return torch.cat(out, 1).float(), torch.zeros(len(ys), 0)
     picked = scores[0][:, ys, xs].T
     return torch.cat(out, 1).float(), picked.float()
 

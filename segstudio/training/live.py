@@ -62,6 +62,11 @@ class LiveConfig:
     ----------
     hidden : int
         Hidden units of the head.
+    decoder : bool or None
+        Read the base's decoder too; None: when the base knows some of the
+        project's classes (its scores are then where the head starts from).
+    colour_strides : tuple of int
+        Cell sizes at which the averaged input colour is a feature too.
     per_image : int
         Labelled pixels sampled per image.
     min_per_class : int
@@ -79,6 +84,8 @@ class LiveConfig:
     """
 
     hidden: int = 64
+    decoder: bool | None = None
+    colour_strides: tuple[int, ...] = (4, 16, 64)
     per_image: int = 4000
     min_per_class: int = 200
     max_samples: int = 160_000
@@ -86,7 +93,7 @@ class LiveConfig:
     warm_steps: int = 200
     batch: int = 2048
     lr: float = 3e-3
-    weight_decay: float = 1e-3
+    weight_decay: float = 1e-1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -199,18 +206,25 @@ class LiveLearner:
         self._predictor: Predictor | None = None
         info = base.info
         previous: LiveNet | None = None
-        if info.arch.name == "live":
+        c = self.config
+        if info.arch.name == "live":  # continue a live model: its base, and its head if it fits
             previous = base.network  # type: ignore[assignment]
             base_net = previous.base  # type: ignore[union-attr]
             base_labels = info.provenance.get("base_classes")
             base_ls = LabelSet.from_dict(base_labels) if isinstance(base_labels, Mapping) else None
-            params = info.arch.params
-            base_classes, width = params["base_classes"], params["base_width"]
+            params = dict(info.arch.params)
             self.parent = dict(info.provenance.get("parent", {}))
         elif info.arch.name == "segnet":
             base_net = base.network
             base_ls = info.labelset
-            base_classes, width = info.labelset.num_classes, info.arch.params["width"]
+            params = {
+                "base_classes": info.labelset.num_classes,
+                "base_width": info.arch.params["width"],
+                "in_channels": int(info.arch.params.get("in_channels", 3)),
+                "hidden": c.hidden,
+                "colour_strides": list(c.colour_strides),
+                "decoder": True,
+            }
             self.parent = {
                 "path": str(base.path) if base.path else None,
                 "arch": info.arch.to_dict(),
@@ -221,28 +235,38 @@ class LiveLearner:
                 f"the live learner reads a SegNet's features; this model is a "
                 f"{info.arch.name!r}: use the bundled model or a SegNet"
             )
-        self.base_labelset = base_ls
-        channels = int(info.arch.params.get("in_channels", 3))
-        self.spec = ArchSpec(
-            "live",
-            {
-                "base_classes": base_classes,
-                "base_width": width,
-                "in_channels": channels,
-                "hidden": self.config.hidden,
-            },
+        prior = (
+            _class_map(base_ls, labelset)
+            if base_ls is not None
+            else torch.zeros(labelset.num_classes, params["base_classes"])
         )
+        keep_head = previous is not None and previous.out.out_channels == labelset.num_classes
+        if not keep_head:
+            # the decoder (its features and class scores) is read only when the base
+            # knows some of the project's classes; otherwise the encoder is enough
+            params["decoder"] = bool(prior.abs().sum() > 0) if c.decoder is None else c.decoder
+            params["hidden"] = c.hidden
+        self.base_labelset = base_ls
+        self.spec = ArchSpec("live", params)
         self.normalization = info.normalization
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
-            net = LiveNet(labelset.num_classes, base_classes, width, channels, self.config.hidden)
+            torch.manual_seed(c.seed)
+            net = LiveNet(
+                labelset.num_classes,
+                params["base_classes"],
+                params["base_width"],
+                params["in_channels"],
+                params["hidden"],
+                tuple(params["colour_strides"]),
+                params["decoder"],
+            )
         net.base.load_state_dict(base_net.state_dict())
-        if previous is not None and previous.out.out_channels == labelset.num_classes:
-            net.load_state_dict(previous.state_dict())
+        if keep_head:
+            net.load_state_dict(previous.state_dict())  # type: ignore[union-attr]
             self._fits = 1
-        elif base_ls is not None:
+        else:
             with torch.no_grad():
-                net.from_base.weight.copy_(_class_map(base_ls, labelset)[..., None, None])
+                net.from_base.weight.copy_(prior[..., None, None])
         self.net = net.eval()
         self._prior = net.from_base.weight.detach().clone()
         # the frozen feature extractor: batch norms folded, as the predictor does
@@ -270,7 +294,7 @@ class LiveLearner:
     @property
     def ready(self) -> bool:
         """Whether it predicts anything yet: fitted, or the base network knows some classes."""
-        return self.fitted or bool(self._prior.abs().sum() > 0)
+        return self.fitted or (self.net.decoder and bool(self._prior.abs().sum() > 0))
 
     @torch.inference_mode()
     def _features_at(
@@ -279,7 +303,8 @@ class LiveLearner:
         h, w = rgb.shape[:2]
         dim = self.net.feature_dim
         feats = torch.empty(len(ys), dim, dtype=torch.float16)
-        scores = torch.empty(len(ys), self.net.from_base.in_channels, dtype=torch.float16)
+        width = self.net.from_base.in_channels if self.net.decoder else 0
+        scores = torch.empty(len(ys), width, dtype=torch.float16)
         align = self.net.alignment
         step = _TILE - _TILE // 4  # tiles overlap: a sample is read away from a tile's edge
         for y0 in range(0, max(h - _TILE // 4, 1), step) if h > _TILE else [0]:
@@ -305,7 +330,7 @@ class LiveLearner:
                 tf, sc = self._extractor.taps(x)
                 ty = torch.from_numpy(ys[idx] - y0a).to(self.device)
                 tx = torch.from_numpy(xs[idx] - x0a).to(self.device)
-                f, s = gather_taps(tf, sc, ty, tx)
+                f, s = gather_taps(tf, sc, ty, tx, self.net.strides)
                 feats[idx] = f.cpu().half()
                 scores[idx] = s.cpu().half()
         return feats, scores
@@ -395,7 +420,9 @@ class LiveLearner:
                 return FitReport(time.perf_counter() - t0, n, len(self._samples), math.nan)
             idx = torch.randint(0, n, (min(c.batch, n),), generator=gen)
             x = (feats[idx].float() - mu) / sd
-            z = F.relu(x @ w1.T + b1) @ w2.T + b2 + scores[idx].float() @ lmap.T
+            z = F.relu(x @ w1.T + b1) @ w2.T + b2
+            if net.decoder:
+                z = z + scores[idx].float() @ lmap.T
             ce = F.cross_entropy(z, labels[idx], reduction="none")
             loss = (ce * weights[idx]).mean()
             reg = c.weight_decay * (w1.square().sum() + w2.square().sum()) / dim

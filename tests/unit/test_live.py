@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -66,8 +68,10 @@ def test_separates_two_textures_from_a_few_scribbles() -> None:
         assert (pred[inner] == truth[inner]).mean() > 0.95
 
 
-def test_head_on_gathered_pixels_equals_the_dense_forward_pass() -> None:
-    learner = LiveLearner(_base(), TWO, FAST)
+@pytest.mark.parametrize("decoder", [True, False])
+def test_head_on_gathered_pixels_equals_the_dense_forward_pass(decoder: bool) -> None:
+    learner = LiveLearner(_base(), TWO, dataclasses.replace(FAST, decoder=decoder))
+    assert learner.net.decoder is decoder
     img, gt = _textures(4, 70, 90)  # not a multiple of the pooling grid
     learner.add_image("a", img, gt)
     learner.fit()
@@ -78,10 +82,12 @@ def test_head_on_gathered_pixels_equals_the_dense_forward_pass() -> None:
         feats, scores = net.taps(x)
         ys = torch.arange(70).repeat_interleave(90)
         xs = torch.arange(90).repeat(70)
-        f, s = gather_taps(feats, scores, ys, xs)
+        f, s = gather_taps(feats, scores, ys, xs, net.strides)
         w1 = torch.cat([p.weight.flatten(1) for p in net.project], 1)
         z = torch.relu(f @ w1.T + net.project[0].bias) @ net.out.weight.flatten(1).T
-        z = z + net.out.bias + s @ net.from_base.weight.flatten(1).T
+        z = z + net.out.bias
+        if decoder:
+            z = z + s @ net.from_base.weight.flatten(1).T
     torch.testing.assert_close(z.T.reshape(2, 70, 90), dense, atol=1e-4, rtol=1e-4)
 
 
