@@ -270,6 +270,9 @@ class MainWindow(QMainWindow):
         self.zoom_label = QLabel()
         self.model_label = QLabel("Model: none")
         self.model_label.setObjectName("activeModel")
+        self.live_label = QLabel()
+        self.live_label.setObjectName("liveLearning")
+        self.live_label.setToolTip("Model → Learn as I paint (Ctrl+Alt+L)")
         self.progress = QProgressBar()
         self.progress.setObjectName("jobProgress")
         self.progress.setMaximumWidth(220)
@@ -281,6 +284,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.pos_label, 1)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
+        bar.addPermanentWidget(self.live_label)
         bar.addPermanentWidget(self.model_label)
         bar.addPermanentWidget(self.zoom_label)
 
@@ -515,6 +519,7 @@ class MainWindow(QMainWindow):
     def _set_live(self, on: bool) -> None:
         """Start or stop learning as the user paints."""
         self.live.stop()
+        self.live_label.setText("")
         if not on or self.project is None:
             return
         base = self._live_base()
@@ -526,6 +531,7 @@ class MainWindow(QMainWindow):
             )
             return
         self.live.start(self.project, base, self._unreviewed_order)
+        self.live_label.setText("Learning as you paint")
         if self.doc is not None:
             self.live.shown(self.doc.name)
 

@@ -354,18 +354,28 @@ class LiveLearner:
         self._samples[name] = _Samples(
             feats, scores, torch.from_numpy(labels[ys, xs].astype(np.int64)), torch.from_numpy(w)
         )
+        self._trim()
         return len(ys)
+
+    def _trim(self) -> None:
+        """Keep at most ``max_samples`` in memory: every image an equal share (a prefix of
+        its shuffled sample, weighted up to stand for all of it)."""
+        share = max(1, self.config.max_samples // max(1, len(self._samples)))
+        for name, s in list(self._samples.items()):
+            n = len(s.labels)
+            if n > share:
+                self._samples[name] = _Samples(
+                    s.feats[:share].clone(),
+                    s.scores[:share].clone(),
+                    s.labels[:share].clone(),
+                    s.weights[:share] * (n / share),
+                )
 
     def remove_image(self, name: str) -> None:
         self._samples.pop(name, None)
 
     def _training_set(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        share = max(1, self.config.max_samples // max(1, len(self._samples)))
-        parts = []
-        for s in self._samples.values():
-            k = min(share, len(s.labels))
-            scale = len(s.labels) / k  # the kept prefix stands for the whole sample
-            parts.append((s.feats[:k], s.scores[:k], s.labels[:k], s.weights[:k] * scale))
+        parts = [(s.feats, s.scores, s.labels, s.weights) for s in self._samples.values()]
         feats = torch.cat([p[0] for p in parts])
         scores = torch.cat([p[1] for p in parts])
         labels = torch.cat([p[2] for p in parts])

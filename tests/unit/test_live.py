@@ -156,3 +156,17 @@ def test_train_quick_cli_writes_a_model_predict_loads(tmp_path, capsys) -> None:
     truth = np.asarray(Image.open(data / "labels" / "t0.png"))
     assert (pred == truth).mean() > 0.9
     assert main([*args, "--epochs", "3"]) == 2  # a deep-training flag is refused
+
+
+def test_memory_stays_bounded_as_images_are_added() -> None:
+    config = dataclasses.replace(FAST, per_image=500, min_per_class=10, max_samples=1200)
+    learner = LiveLearner(_base(), TWO, config)
+    for i in range(6):
+        img, gt = _textures(20 + i, 48, 64)
+        learner.add_image(f"t{i}", img, gt)
+    assert learner.images == [f"t{i}" for i in range(6)]
+    assert learner.sample_count <= 1200
+    # every image still weighs what its labelled pixels sampled stand for
+    weights = [float(s.weights.sum()) for s in learner._samples.values()]
+    assert max(weights) == pytest.approx(min(weights), rel=0.05)
+    learner.fit()
