@@ -24,7 +24,10 @@ Learners, all fed the same labelled pixels:
 - ``live``: SegStudio's live learner (:mod:`segstudio.training.live`),
   refitted after every image on the bundled SegNet's features;
 - ``forest``: the ilastik-style baseline (:mod:`ilastik_baseline`), a random
-  forest on multiscale filter features, refitted after every image.
+  forest on multiscale filter features, refitted after every image;
+- ``finetune``: the deep fine-tune on demand, every ``--finetune-every``
+  images (the window's one click: few-shot recipe, ``--finetune-minutes``),
+  taken when its verdict is "better".
 
 Datasets: ``horse`` (../shared/data/weizmann_horse, a new domain: its
 classes are unknown to every shipped model) and ``camvid`` (CamVid val as the
@@ -181,10 +184,68 @@ class Forest(Learner):
         self.forest.fit()
 
 
+class FineTune(Learner):
+    """The deep fine-tune on demand: every ``every`` images, one click of Fine-tune.
+
+    It trains the model in use (the bundled model, or its encoder with a new
+    head for other classes) on every image labelled so far with the window's
+    recipe (few-shot, the time budget of ``--finetune-minutes``, 30 % held
+    out); the simulated user takes the new model when the run says it is
+    better on validation, as a person reading the verdict would, and keeps
+    the old one otherwise.
+    """
+
+    name = "finetune"
+
+    def __init__(self, labelset: LabelSet, every: int = 10, minutes: float = 2.0) -> None:
+        from segstudio.model.files import load_model
+        from segstudio.model.predictor import Predictor
+
+        self.labelset, self.every, self.minutes = labelset, every, minutes
+        path = bundled_model_path()
+        if path is None:
+            raise SystemExit("the fine-tune learner starts from the bundled model (resources/)")
+        self.model = load_model(path)
+        fits = self.model.info.labelset.same_names(labelset)
+        self.predictor = Predictor(self.model) if fits else None
+        self.samples: list = []
+        self.verdicts: list[str] = []
+        self._make_predictor = Predictor
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray | None:
+        return None if self.predictor is None else self.predictor.predict(rgb).labels
+
+    def learn(self, name: str, rgb: np.ndarray, gt: np.ndarray, path: Path | None = None) -> None:
+        from segstudio.training.data import Sample, TrainingData, hash_split
+        from segstudio.training.loop import TrainConfig, fine_tune
+        from segstudio.training.recipes import FEW_SHOT
+
+        assert path is not None
+        self.samples.append(Sample(name, path, labels=gt))
+        if len(self.samples) % self.every:
+            return
+        val_names = hash_split([s.name for s in self.samples], 0.3)
+        train = tuple(s for s in self.samples if s.name not in val_names)
+        val = tuple(s for s in self.samples if s.name in val_names)
+        data = TrainingData(train, val, self.labelset, "bench_loop")
+        gen = fine_tune(data, init=self.model, config=TrainConfig(minutes=self.minutes, **FEW_SHOT))
+        try:
+            while True:
+                next(gen)
+        except StopIteration as stop:
+            result = stop.value
+        self.verdicts.append(f"after {len(self.samples)}: {result.verdict}")
+        print(f"[finetune] {self.verdicts[-1]}", file=sys.stderr, flush=True)
+        if result.improved or self.predictor is None:  # better, or nothing to keep
+            self.model = result.model
+            self.predictor = self._make_predictor(result.model)
+
+
 LEARNERS: dict[str, Callable[[LabelSet], Learner]] = {
     "static": Static,
     "live": Live,
     "forest": Forest,
+    "finetune": FineTune,
 }
 
 
@@ -257,7 +318,11 @@ def run(args: argparse.Namespace) -> dict:
         "learners": {},
     }
     for key in args.learners:
-        learner = LEARNERS[key](labelset)
+        learner = (
+            FineTune(labelset, args.finetune_every, args.finetune_minutes)
+            if key == "finetune"
+            else LEARNERS[key](labelset)
+        )
         records: list[dict] = []
         updates: list[float] = []
         holdout = None
@@ -268,7 +333,10 @@ def run(args: argparse.Namespace) -> dict:
             rec = effort(pred, gt, labelset.num_classes, args.min_stroke)
             rec["name"] = name
             t0 = time.perf_counter()
-            learner.learn(name, rgb, gt)
+            if isinstance(learner, FineTune):
+                learner.learn(name, rgb, gt, path=img)
+            else:
+                learner.learn(name, rgb, gt)
             rec["update_s"] = round(time.perf_counter() - t0, 3)
             if key != "static":
                 updates.append(rec["update_s"])
@@ -304,6 +372,8 @@ def run(args: argparse.Namespace) -> dict:
             f"holdout_after_{args.holdout_after}": holdout,
             "wall_s": round(time.perf_counter() - t_start, 1),
         }
+        if isinstance(learner, FineTune):
+            out["learners"][key]["verdicts"] = learner.verdicts
         import cv2
 
         probe = cv2.resize(read_pair(*loop[-1][1:], void)[0], (500, 400))
@@ -328,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--holdout-after", type=int, default=10)
     p.add_argument("--holdout-max", type=int, default=0, help="cap the hold-out images (0: all)")
     p.add_argument("--min-stroke", type=int, default=20)
+    p.add_argument("--finetune-every", type=int, default=10, help="images between fine-tunes")
+    p.add_argument("--finetune-minutes", type=float, default=2.0, help="budget of each fine-tune")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", type=Path, help="also write the JSON here")
     args = p.parse_args(argv)

@@ -466,6 +466,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     out, ckpt, config = _train_args(args)
     labelset = _labelset_arg(args.classes) if args.classes else None
     init = load_model(args.init) if args.init else None
+    if init is not None and init.info.arch.name == "live":
+        from segstudio.model.live import base_model
+
+        init = base_model(init)  # deep training trains the live model's SegNet
     arch = None
     if init is None:
         params: dict[str, Any] = {} if args.width is None else {"width": args.width}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -77,8 +78,18 @@ def select_device(requested: str | None = "auto") -> torch.device:
     return dev
 
 
+#: oneDNN instruction-set caps (``ONEDNN_MAX_CPU_ISA``) below which bf16 is emulated.
+_NO_BF16_ISAS = frozenset(
+    {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+)
+
+
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX)."""
+    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX) and oneDNN may
+    use it (``ONEDNN_MAX_CPU_ISA`` set to an older instruction set rules it out, as
+    on a CPU without those units)."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper() in _NO_BF16_ISAS:
+        return False
     cpu = getattr(torch, "cpu", None)
     try:
         return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())

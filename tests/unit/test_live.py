@@ -170,3 +170,19 @@ def test_memory_stays_bounded_as_images_are_added() -> None:
     weights = [float(s.weights.sum()) for s in learner._samples.values()]
     assert max(weights) == pytest.approx(min(weights), rel=0.05)
     learner.fit()
+
+
+def test_base_model_of_a_live_model_is_the_segnet_it_read(tmp_path) -> None:
+    from segstudio.model.live import base_model
+
+    base = _base(ROAD)
+    learner = LiveLearner(base, TWO, FAST)
+    img, gt = _textures(30)
+    learner.add_image("a", img, gt)
+    learner.fit()
+    loaded = load_model(save_model(tmp_path / "live.safetensors", learner.model()))
+    segnet = base_model(loaded)
+    assert segnet.info.arch.name == "segnet"
+    assert list(segnet.info.labelset.names) == list(ROAD.names)
+    for key, value in base.network.state_dict().items():
+        torch.testing.assert_close(segnet.network.state_dict()[key], value)

@@ -184,3 +184,11 @@ def test_device_selection() -> None:
     assert resolve_precision(torch.device("cpu"), "fp32") == torch.float32
     with pytest.raises(DeviceError, match="fp16"):
         resolve_precision(torch.device("cpu"), "fp16")
+
+
+def test_an_isa_cap_without_bf16_units_means_fp32(monkeypatch) -> None:
+    from segstudio.model.predictor import cpu_has_native_bf16, resolve_precision
+
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # as on an AVX2-only CPU
+    assert cpu_has_native_bf16() is False
+    assert resolve_precision(torch.device("cpu"), "auto") == torch.float32
