@@ -127,7 +127,7 @@ class ModelsDialog(QDialog):
         layout.addWidget(self.table)
         layout.addWidget(self.status)
         layout.addWidget(buttons)
-        self.resize(980, 360)
+        self.resize(1240, 380)  # fits a 1366-wide screen with the notes readable
 
         self._worker = create_worker(
             gather_models, project, _start_thread=False, _ignore_errors=True

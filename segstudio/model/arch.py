@@ -227,6 +227,7 @@ LEARNED_ARCHITECTURES: dict[str, ArchInfo] = {
             "hidden": 64,
             "colour_strides": [4, 16, 64],
             "decoder": True,
+            "smooth": 1,
         },
         "the live learner: a frozen SegNet (base_classes, base_width) read at every scale, "
         "and its input averaged at `colour_strides`, with a per-pixel head of `hidden` ReLUs "
@@ -238,6 +239,9 @@ LEARNED_ARCHITECTURES: dict[str, ArchInfo] = {
             "hidden": _hidden_ok,
             "colour_strides": _strides_ok,
             "decoder": lambda v: isinstance(v, bool),
+            "smooth": lambda v: (
+                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 31 and v % 2 == 1
+            ),
         },
     ),
 }

@@ -60,6 +60,9 @@ class LiveNet(nn.Module):
         Read the decoder too (its last features and the class scores). A
         project whose classes the base does not know can do without: the
         encoder alone costs less than half the time.
+    smooth : int
+        Side of a box filter over the logits (1: none). Without the decoder the
+        coarse features leave specks that each cost the labeller a stroke.
     """
 
     def __init__(
@@ -71,8 +74,10 @@ class LiveNet(nn.Module):
         hidden: int = 64,
         colour_strides: tuple[int, ...] = (4, 16, 64),
         decoder: bool = True,
+        smooth: int = 1,
     ) -> None:
         super().__init__()
+        self.smooth = int(smooth)
         self.colour_strides = tuple(int(s) for s in colour_strides)
         self.decoder = bool(decoder)
         net_strides = NET_STRIDES if self.decoder else NET_STRIDES[:-1]
@@ -158,7 +163,11 @@ class LiveNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats, scores = self.taps(x)
-        return self.head(feats, scores, (x.shape[-2], x.shape[-1]))
+        logits = self.head(feats, scores, (x.shape[-2], x.shape[-1]))
+        if self.smooth > 1:
+            k = self.smooth
+            logits = F.avg_pool2d(logits, k, 1, k // 2, count_include_pad=False)
+        return logits
 
 
 def gather_taps(

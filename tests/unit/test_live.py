@@ -70,7 +70,7 @@ def test_separates_two_textures_from_a_few_scribbles() -> None:
 
 @pytest.mark.parametrize("decoder", [True, False])
 def test_head_on_gathered_pixels_equals_the_dense_forward_pass(decoder: bool) -> None:
-    learner = LiveLearner(_base(), TWO, dataclasses.replace(FAST, decoder=decoder))
+    learner = LiveLearner(_base(), TWO, dataclasses.replace(FAST, decoder=decoder, smooth=1))
     assert learner.net.decoder is decoder
     img, gt = _textures(4, 70, 90)  # not a multiple of the pooling grid
     learner.add_image("a", img, gt)
@@ -186,3 +186,19 @@ def test_base_model_of_a_live_model_is_the_segnet_it_read(tmp_path) -> None:
     assert list(segnet.info.labelset.names) == list(ROAD.names)
     for key, value in base.network.state_dict().items():
         torch.testing.assert_close(segnet.network.state_dict()[key], value)
+
+
+def test_without_the_decoder_the_logits_are_smoothed() -> None:
+    learner = LiveLearner(_base(ROAD), TWO, FAST)  # no class in common: encoder only
+    assert not learner.net.decoder and learner.net.smooth == FAST.smooth > 1
+    img, gt = _textures(31)
+    learner.add_image("a", img, gt)
+    learner.fit()
+    net = learner.net
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].float() * learner._scale + learner._shift
+    with torch.no_grad():
+        feats, scores = net.taps(x)
+        raw = net.head(feats, scores, img.shape[:2])
+        k = net.smooth
+        expected = torch.nn.functional.avg_pool2d(raw, k, 1, k // 2, count_include_pad=False)
+        torch.testing.assert_close(net(x), expected)
