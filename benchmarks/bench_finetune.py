@@ -49,8 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=SHARED)
     p.add_argument("--frames", type=int, default=10)
     p.add_argument("--minutes", type=float, default=5.0)
-    p.add_argument("--recipes", type=lambda s: s.split(","), default=list(RECIPES))
+    p.add_argument(
+        "--recipes", type=lambda s: [r for r in s.split(",") if r], default=list(RECIPES)
+    )
     p.add_argument("--test-max", type=int, default=0, help="cap the later frames scored (0: all)")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="another recipe to compare, e.g. hot='{\"lr\": 1e-3}' (on top of few-shot)",
+    )
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
 
@@ -104,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"bundled model on {len(test)} later frames: mIoU {out['before']:.4f}", file=sys.stderr
         )
-        for name in args.recipes:
-            recipe = FEW_SHOT if RECIPES[name] else {}
+        variants = {}
+        for v in args.variant:
+            vname, _, text = v.partition("=")
+            variants[vname] = {**FEW_SHOT, **json.loads(text)}
+        for name in [*args.recipes, *variants]:
+            recipe = variants.get(name, FEW_SHOT if RECIPES.get(name) else {})
             config = TrainConfig(minutes=args.minutes, **recipe)
             t0 = time.perf_counter()
             gen = fine_tune(labelled, init=init, config=config)

@@ -68,9 +68,14 @@ def crop_size(crop: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def _geometry(
-    shape: tuple[int, int], out: tuple[int, int], rng: np.random.Generator, cfg: AugmentConfig
+    shape: tuple[int, int],
+    out: tuple[int, int],
+    rng: np.random.Generator,
+    cfg: AugmentConfig,
+    focus: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """The 2x3 matrix from source pixels to crop pixels for one random draw."""
+    """The 2x3 matrix from source pixels to crop pixels for one random draw; with
+    ``focus`` (a source pixel ``(y, x)``) the crop is placed so that it holds it."""
     h, w = shape
     ch, cw = out
     lo, hi = cfg.scale
@@ -88,6 +93,12 @@ def _geometry(
     # rotate and scale about the image centre (OpenCV: positive angle = counter-clockwise)
     rot = np.vstack([cv2.getRotationMatrix2D((w / 2.0, h / 2.0), angle, s), [0.0, 0.0, 1.0]])
     m = rot @ m
+    if focus is not None:
+        # the crop offsets that keep the focus pixel inside, a random one of them
+        fx, fy, _ = m @ np.array([focus[1] + 0.5, focus[0] + 0.5, 1.0])
+        fy, fx = fy + sh / 2.0 - h / 2.0, fx + sw / 2.0 - w / 2.0
+        oy = rng.uniform(fy - ch + 1.0, fy) if ch > 1 else fy
+        ox = rng.uniform(fx - cw + 1.0, fx) if cw > 1 else fx
     # the scaled image's top-left corner to (0, 0), then the crop offset
     shift = np.array([[1.0, 0.0, sw / 2.0 - w / 2.0 - ox], [0.0, 1.0, sh / 2.0 - h / 2.0 - oy]])
     return shift @ m
@@ -124,6 +135,7 @@ def augment(
     rng: np.random.Generator,
     crop: int | tuple[int, int],
     config: AugmentConfig = DEFAULT,
+    focus: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Randomly scale, rotate, flip, crop and recolour one training sample.
 
@@ -143,6 +155,9 @@ def augment(
         the weights 0.
     config : AugmentConfig
         Strengths and probabilities.
+    focus : tuple of float, optional
+        A source pixel ``(y, x)`` the crop must hold (class-balanced crops: a
+        pixel of a rare class).
 
     Returns
     -------
@@ -150,7 +165,7 @@ def augment(
         ``(rgb, labels, weights)`` of the crop's size (weights None if None given).
     """
     ch, cw = crop_size(crop)
-    m = _geometry(labels.shape[:2], (ch, cw), rng, config)[:2]
+    m = _geometry(labels.shape[:2], (ch, cw), rng, config, focus)[:2]
     out_rgb = cv2.warpAffine(
         rgb, m, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
     )

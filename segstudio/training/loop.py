@@ -213,6 +213,10 @@ class TrainConfig:
     verdict_pixels : int
         Fewer labelled validation pixels than this (or fewer than two images)
         and "better" would be a coin toss: the result gives no verdict and says so.
+    balanced_crops : bool
+        Centre every other crop near a pixel of a class drawn uniformly from the
+        classes of the image, so thin, rare classes (poles, signs) are seen as
+        often as the road.
 
     Raises
     ------
@@ -242,6 +246,7 @@ class TrainConfig:
     keep_best: bool = False
     patience: int = 0
     verdict_pixels: int = 100_000
+    balanced_crops: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.minutes is not None:
@@ -278,6 +283,7 @@ class TrainConfig:
             ("keep_best", isinstance(self.keep_best, bool), "true or false"),
             ("patience", count(self.patience, 0), ">= 0"),
             ("verdict_pixels", count(self.verdict_pixels, 0), ">= 0"),
+            ("balanced_crops", isinstance(self.balanced_crops, bool), "true or false"),
         ]
         problems = [
             f"{name} is {getattr(self, name)!r}, must be {rule}"
@@ -776,7 +782,10 @@ class _Run:
             rng = np.random.default_rng([self.config.seed, epoch, idx, self.env.rank])
             if any_weights and weights is None:
                 weights = np.ones(labels.shape, np.float32)
-            a_rgb, a_lab, a_w = augment(rgb, labels, weights, rng, (ch, cw))
+            focus = (
+                _rare_pixel(labels, self.num_classes, rng) if self.config.balanced_crops else None
+            )
+            a_rgb, a_lab, a_w = augment(rgb, labels, weights, rng, (ch, cw), focus=focus)
             rgbs.append(a_rgb)
             labs.append(a_lab)
             wts.append(a_w)
@@ -1384,6 +1393,21 @@ class _Run:
             stopped_early=stopped,
             verdict=verdict,
         )
+
+
+def _rare_pixel(
+    labels: np.ndarray, num_classes: int, rng: np.random.Generator
+) -> tuple[float, float] | None:
+    """Half the time None (a crop anywhere); else a random pixel of a class drawn
+    uniformly from the image's classes."""
+    if rng.random() < 0.5:
+        return None
+    present = np.flatnonzero(np.bincount(labels.reshape(-1), minlength=256)[:num_classes])
+    if len(present) == 0:
+        return None
+    ys, xs = np.nonzero(labels == rng.choice(present))
+    k = int(rng.integers(len(ys)))
+    return float(ys[k]), float(xs[k])
 
 
 def _verdict(

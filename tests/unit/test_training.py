@@ -313,6 +313,21 @@ def test_median_frequency_weights() -> None:
     np.testing.assert_allclose(w, [med / f0, med / f1, 1.0], rtol=1e-6)
 
 
+def test_augment_with_a_focus_keeps_that_pixel_in_the_crop() -> None:
+    labels = np.zeros((300, 400), np.uint8)
+    labels[250:254, 10:14] = 1  # a small, rare object in a corner
+    rgb = np.zeros((300, 400, 3), np.uint8)
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        _, out, _ = augment(rgb, labels, None, rng, 64, focus=(251.0, 11.0))
+        assert (out == 1).any(), seed
+
+
+def test_balanced_crops_train(data: TrainingData) -> None:
+    _, result = _drive(fine_tune(data, arch=TINY, config=_config(balanced_crops=True)))
+    assert result is not None and result.model.info.provenance["recipe"]["balanced_crops"]
+
+
 def test_augment_is_seeded_and_keeps_labels_aligned() -> None:
     rng = np.random.default_rng(0)
     rgb, labels = _shape_image(rng)
