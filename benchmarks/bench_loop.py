@@ -210,7 +210,6 @@ class FineTune(Learner):
         self.predictor = Predictor(self.model) if fits else None
         self.samples: list = []
         self.verdicts: list[str] = []
-        self._make_predictor = Predictor
 
     def predict(self, rgb: np.ndarray) -> np.ndarray | None:
         return None if self.predictor is None else self.predictor.predict(rgb).labels
@@ -238,7 +237,9 @@ class FineTune(Learner):
         print(f"[finetune] {self.verdicts[-1]}", file=sys.stderr, flush=True)
         if result.improved or self.predictor is None:  # better, or nothing to keep
             self.model = result.model
-            self.predictor = self._make_predictor(result.model)
+            from segstudio.model.predictor import Predictor
+
+            self.predictor = Predictor(result.model)
 
 
 LEARNERS: dict[str, Callable[[LabelSet], Learner]] = {

@@ -31,8 +31,10 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from superqt.utils import create_worker
 
+from segstudio.core.bundled import bundled_model_path
 from segstudio.core.errors import SegStudioError
 from segstudio.io.images import read_image
+from segstudio.io.model_registry import ModelKind, read_summary
 from segstudio.io.project import ImageStatus, Project
 
 log = logging.getLogger(__name__)
@@ -69,69 +71,79 @@ class _Queue:
             return bool(self.edits) or self.shown_new or self.stopped
 
 
-def _serve(
-    project: Project, base_path: Path, queue: _Queue, order: Callable[[], list[str]]
-) -> Iterator[tuple[str, Any]]:
+def _unreviewed(project: Project, shown: str | None) -> list[str]:
+    """Images nobody reviewed, in list order from the one after ``shown``, around to it."""
+    names = [r.name for r in project.images() if r.status is not ImageStatus.REVIEWED]
+    if shown in names:
+        k = names.index(shown)
+        names = names[k + 1 :] + names[:k]
+    return names
+
+
+def _serve(project: Project, base_path: Path, queue: _Queue) -> Iterator[tuple[str, Any]]:
     """The worker: yields ("status", text) and ("predicted", (name, labels, conf))."""
     from segstudio.model.files import load_model, save_model
     from segstudio.training.live import LiveLearner
 
-    labelset = project.labelset_or_default()
-    learner = LiveLearner(load_model(base_path), labelset)
-    last_save = 0.0
-    # every labelled image of the project
-    records = [
-        r for r in project.images() if r.status in (ImageStatus.IN_PROGRESS, ImageStatus.REVIEWED)
-    ]
-    for i, rec in enumerate(records, 1):
-        if queue.busy() and queue.stopped:
-            return
+    learner = LiveLearner(load_model(base_path), project.labelset_or_default())
+
+    def save() -> None:
         try:
-            labels = project.load_labels(rec.name)
+            save_model(
+                project.models_dir / LIVE_MODEL_NAME, learner.model(project=str(project.folder))
+            )
+        except (SegStudioError, OSError) as exc:
+            log.warning("live learner: model not saved: %s", exc)
+
+    def learn(name: str, labels: np.ndarray | None = None) -> None:
+        """Take an image's labels (read from the project when not given)."""
+        try:
+            labels = project.load_labels(name) if labels is None else labels
             if labels is not None:
-                learner.add_image(rec.name, read_image(project.image_path(rec.name)).rgb, labels)
+                learner.add_image(name, read_image(project.image_path(name)).rgb, labels)
         except SegStudioError as exc:
-            log.warning("live learner: %s skipped: %s", rec.name, exc)
+            log.warning("live learner: %s skipped: %s", name, exc)
+
+    labelled = (ImageStatus.IN_PROGRESS, ImageStatus.REVIEWED)
+    records = [r for r in project.images() if r.status in labelled]
+    for i, rec in enumerate(records, 1):  # every labelled image of the project
+        if queue.stopped:
+            return
+        learn(rec.name)
         yield "status", f"Learn as I paint: reading labelled image {i}/{len(records)}"
-    fitted_for: set[str] = set()  # images predicted by the current head
     if learner.images:
-        report = learner.fit(cancelled=lambda: queue.stopped)
-        yield "status", _fitted(report)
+        yield "status", _fitted(learner.fit(cancelled=lambda: queue.stopped))
+    fitted_for: set[str] = set()  # images predicted by the current head
+    background = True  # some unreviewed images may still lack the current head's prediction
+    last_save = 0.0
     while not queue.stopped:
-        edits, shown, shown_new = queue.take(timeout=0.5)
+        # idle: sleep until told; with background work left: only look
+        edits, shown, shown_new = queue.take(timeout=0.0 if background else 5.0)
         if queue.stopped:
             break
         if edits:
             for name, labels in edits.items():
-                try:
-                    rgb = read_image(project.image_path(name)).rgb
-                    learner.add_image(name, rgb, labels)
-                except SegStudioError as exc:
-                    log.warning("live learner: %s skipped: %s", name, exc)
+                learn(name, labels)
             if not learner.images:
                 continue
-            report = learner.fit(cancelled=lambda: queue.stopped)
+            yield "status", _fitted(learner.fit(cancelled=lambda: queue.stopped))
             fitted_for.clear()
-            yield "status", _fitted(report)
+            background = True
             if time.monotonic() - last_save > SAVE_EVERY_S:
-                try:
-                    save_model(
-                        project.models_dir / LIVE_MODEL_NAME,
-                        learner.model(project=str(project.folder)),
-                    )
-                    last_save = time.monotonic()
-                except (SegStudioError, OSError) as exc:
-                    log.warning("live learner: model not saved: %s", exc)
+                save()
+                last_save = time.monotonic()
+        background = background or shown_new
         if not learner.ready:
+            background = False
             continue
         todo = [shown] if shown and (edits or shown_new or shown not in fitted_for) else []
-        names = order()
-        if shown in names:  # the unreviewed images after the one on screen, then before it
-            k = names.index(shown)
-            names = names[k + 1 :] + names[:k]
-        todo += [n for n in names if n not in fitted_for][:BACKGROUND_IMAGES]
+        if background:
+            rest = [n for n in _unreviewed(project, shown) if n not in fitted_for]
+            background = len(rest) > BACKGROUND_IMAGES
+            todo += rest[:BACKGROUND_IMAGES]
         for name in todo:
             if name != shown and queue.busy():
+                background = True
                 break  # something newer to learn or show: that first
             try:
                 if project.record(name).status is ImageStatus.REVIEWED:
@@ -148,12 +160,18 @@ def _serve(
             fitted_for.add(name)
             yield "predicted", (name, pred.labels, conf)
     if learner.fitted:
-        try:
-            save_model(
-                project.models_dir / LIVE_MODEL_NAME, learner.model(project=str(project.folder))
-            )
-        except (SegStudioError, OSError) as exc:
-            log.warning("live learner: model not saved: %s", exc)
+        save()
+
+
+def live_base(active: Path | None) -> Path | None:
+    """The SegNet the live learner reads: the active model when it is a SegNet (or a
+    live model, which goes on learning), else the bundled model; None without either.
+
+    Reads the model file's header only (no torch), so the GUI thread may call it.
+    """
+    if active is not None and read_summary(active, ModelKind.FILE).arch in ("segnet", "live"):
+        return active
+    return bundled_model_path()
 
 
 def _fitted(report: Any) -> str:
@@ -192,12 +210,12 @@ class LiveLearning(QObject):
     def running(self) -> bool:
         return self._worker is not None
 
-    def start(self, project: Project, base: Path, order: Callable[[], list[str]]) -> None:
+    def start(self, project: Project, base: Path) -> None:
         """Start learning in ``project`` from the SegNet ``base`` (a model file)."""
         self.stop()
         queue = _Queue()
         worker = create_worker(
-            _serve, project, base, queue, order, _start_thread=False, _ignore_errors=True
+            _serve, project, base, queue, _start_thread=False, _ignore_errors=True
         )
         worker.yielded.connect(self._report)
         worker.errored.connect(self._failed)

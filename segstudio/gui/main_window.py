@@ -56,7 +56,7 @@ from segstudio.gui.dataset_dialogs import ExportChoice, ExportDialog, ImportChoi
 from segstudio.gui.document import ImageDocument, PredictionLayer, Saver
 from segstudio.gui.image_list import ImageListPanel
 from segstudio.gui.layers_panel import LayersPanel
-from segstudio.gui.live_learning import LiveLearning
+from segstudio.gui.live_learning import LiveLearning, live_base
 from segstudio.gui.models_dialog import ModelsDialog
 from segstudio.gui.overlay import heat_table, palette_table
 from segstudio.gui.palette_panel import PalettePanel
@@ -507,22 +507,13 @@ class MainWindow(QMainWindow):
         act.blockSignals(blocked)
         self._set_live(on)
 
-    def _live_base(self) -> Path | None:
-        """The SegNet the live learner reads: the active model if it is one, else the bundled."""
-        path = self.models.path
-        if path is not None:
-            kind = read_summary(path, ModelKind.FILE).arch
-            if kind in ("segnet", "live"):
-                return path
-        return bundled_model_path()
-
     def _set_live(self, on: bool) -> None:
         """Start or stop learning as the user paints."""
         self.live.stop()
         self.live_label.setText("")
         if not on or self.project is None:
             return
-        base = self._live_base()
+        base = live_base(self.models.path)
         if base is None:
             self.statusBar().showMessage(
                 "Learn as I paint needs a SegNet to read features from (the bundled model): "
@@ -530,20 +521,10 @@ class MainWindow(QMainWindow):
                 10000,
             )
             return
-        self.live.start(self.project, base, self._unreviewed_order)
+        self.live.start(self.project, base)
         self.live_label.setText("Learning as you paint")
         if self.doc is not None:
             self.live.shown(self.doc.name)
-
-    def _unreviewed_order(self) -> list[str]:
-        """Image names in list order (called from the live learner's worker: no widgets)."""
-        project = self.project
-        if project is None:
-            return []
-        try:
-            return [r.name for r in project.images() if r.status is not ImageStatus.REVIEWED]
-        except SegStudioError:
-            return []
 
     def _default_model(self, project: Project) -> Path | None:
         """The bundled model when its classes fit the project's, else None.
@@ -1430,21 +1411,7 @@ class MainWindow(QMainWindow):
             self.training_panel.finish("Cancelled: no model was stored.", can_use=False)
             return
         r = outcome.result
-        before = r.before.get("mean_iou") if r.before else None
-        after = r.after.get("mean_iou") if r.after else None
-        images = (r.after or {}).get("images", "the")
-        if before is not None and after is not None and getattr(r, "verdict", ""):
-            text = f"The new model: {r.verdict}."  # better, NOT better, or too few to judge
-        elif before is not None and after is not None:
-            verdict = "better" if r.improved else "NOT better"
-            text = (
-                f"The new model is {verdict} on {images} validation image(s): "
-                f"mIoU {before:.3f} → {after:.3f}."
-            )
-        elif after is not None:
-            text = f"New model: validation mIoU {after:.3f} (no earlier model to compare with)."
-        else:
-            text = "Trained without validation images: mark some (V) to measure the next run."
+        text = f"The new model: {r.verdict}."  # better, NOT better, or why no verdict
         if r.stopped_early:
             text += f" Stopped early: {r.stopped_early}."
         text += f" Stored as {outcome.path.name}."

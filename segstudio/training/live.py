@@ -26,11 +26,12 @@ or a command (``segstudio train --quick``); nothing here starts a thread.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -277,7 +278,8 @@ class LiveLearner:
         self.net = net.eval()
         self._prior = net.from_base.weight.detach().clone()
         # the frozen feature extractor: batch norms folded, as the predictor does
-        self._extractor = fold_batchnorm(_copy_base(net)).eval().to(self.device)
+        # (a copy: folding is in place, and the saved model keeps its batch norms)
+        self._extractor = fold_batchnorm(copy.deepcopy(net)).eval().to(self.device)
         mean = torch.tensor(self.normalization.mean, dtype=torch.float32)
         std = torch.tensor(self.normalization.std, dtype=torch.float32)
         self._scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1).to(self.device)
@@ -491,7 +493,7 @@ class LiveLearner:
             **provenance,
         )
         info = ModelInfo(self.spec, self.labelset, self.normalization, prov)
-        return LoadedModel(info, _copy_live(self.net))
+        return LoadedModel(info, copy.deepcopy(self.net).eval())
 
     def predictor(self) -> Predictor:
         """A predictor of the current head (rebuilt after each fit)."""
@@ -510,18 +512,6 @@ class LiveLearner:
         if not self.ready:
             raise TrainingError("nothing learnt yet: label some pixels first")
         return self.predictor().predict(rgb)
-
-
-def _copy_base(net: LiveNet) -> LiveNet:
-    import copy
-
-    return copy.deepcopy(net)
-
-
-def _copy_live(net: LiveNet) -> LiveNet:
-    import copy
-
-    return copy.deepcopy(net).eval()
 
 
 @dataclass(frozen=True)
@@ -572,7 +562,5 @@ def quick_train(
         val_names=[s.name for s in data.val][:1000],
     )
     if metrics is not None:
-        from dataclasses import replace
-
         model.info = replace(model.info, metrics=metrics)
     return model, metrics

@@ -120,8 +120,13 @@ def _fake_training(improved: bool | None):
         parent = {"path": str(active_model), "mean_iou": 0.5}
         _model(path, provenance={"parent": parent}, metrics={"mean_iou": 0.6})
         after = {"mean_iou": 0.6 if improved else 0.4, "images": 1}
+        verdict = {True: "better", False: "NOT better", None: "too few to judge"}[improved]
         result = SimpleNamespace(
-            before={"mean_iou": 0.5}, after=after, improved=improved, stopped_early=None
+            before={"mean_iou": 0.5},
+            after=after,
+            improved=improved,
+            stopped_early=None,
+            verdict=f"{verdict} on 1 validation image(s)",
         )
         return TrainingOutcome(path, result)
         yield  # a generator, as run_training is
