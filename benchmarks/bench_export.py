@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from segstudio.core.jobs import drive
 from segstudio.core.labelset import preset
-from segstudio.io.datasets import FORMATS, ExportOptions, export_dataset, run_to_end
+from segstudio.io.datasets import FORMATS, ExportOptions, export_dataset
 from segstudio.io.project import Project
 
 W, H = 480, 360
@@ -70,7 +71,7 @@ def main() -> None:
         results: dict[str, dict[str, float]] = {}
         for fmt in FORMATS:
             t0 = time.perf_counter()
-            run_to_end(export_dataset(project, root / f"out_{fmt}", ExportOptions(format=fmt)))
+            drive(export_dataset(project, root / f"out_{fmt}", ExportOptions(format=fmt)))
             s = time.perf_counter() - t0
             results[fmt] = {
                 "seconds": round(s, 3),

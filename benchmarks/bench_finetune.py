@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_bundled import cpu_name
 
 from segstudio.core.bundled import bundled_model_path
+from segstudio.core.jobs import drive
 from segstudio.io.images import list_images
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
@@ -66,8 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from segstudio.model.files import load_model
+    from segstudio.training.config import TrainConfig
     from segstudio.training.data import from_folder
-    from segstudio.training.loop import TrainConfig, evaluate, fine_tune
+    from segstudio.training.evaluate import evaluate
+    from segstudio.training.events import TrainProgress
+    from segstudio.training.loop import fine_tune
     from segstudio.training.recipes import FEW_SHOT
 
     bundled = bundled_model_path()
@@ -122,13 +126,11 @@ def main(argv: list[str] | None = None) -> int:
             config = TrainConfig(minutes=args.minutes, **recipe)
             t0 = time.perf_counter()
             gen = fine_tune(labelled, init=init, config=config)
-            try:
-                while True:
-                    report = next(gen)
-                    if report.kind in ("message",) or report.metrics is not None:
-                        print(f"[{name}] {report.message}", file=sys.stderr, flush=True)
-            except StopIteration as stop:
-                result = stop.value
+            def show(report: TrainProgress, name: str = name) -> None:
+                if report.kind == "message" or report.metrics is not None:
+                    print(f"[{name}] {report.message}", file=sys.stderr, flush=True)
+
+            result = drive(gen, show)
             train_s = time.perf_counter() - t0
             after = evaluate(result.model, test)["mean_iou"]
             out["recipes"][name] = {

@@ -60,6 +60,7 @@ from bench_bundled import cpu_name
 from ilastik_baseline import ForestLearner
 
 from segstudio.core.bundled import bundled_model_path
+from segstudio.core.jobs import drive
 from segstudio.core.labelset import UNLABELED, LabelSet, read_classes_file
 from segstudio.io.images import list_images, read_image, read_label_map
 
@@ -215,8 +216,9 @@ class FineTune(Learner):
         return None if self.predictor is None else self.predictor.predict(rgb).labels
 
     def learn(self, name: str, rgb: np.ndarray, gt: np.ndarray, path: Path | None = None) -> None:
+        from segstudio.training.config import TrainConfig
         from segstudio.training.data import Sample, TrainingData, hash_split
-        from segstudio.training.loop import TrainConfig, fine_tune
+        from segstudio.training.loop import fine_tune
         from segstudio.training.recipes import FEW_SHOT
 
         assert path is not None
@@ -228,11 +230,7 @@ class FineTune(Learner):
         val = tuple(s for s in self.samples if s.name in val_names)
         data = TrainingData(train, val, self.labelset, "bench_loop")
         gen = fine_tune(data, init=self.model, config=TrainConfig(minutes=self.minutes, **FEW_SHOT))
-        try:
-            while True:
-                next(gen)
-        except StopIteration as stop:
-            result = stop.value
+        result = drive(gen)
         self.verdicts.append(f"after {len(self.samples)}: {result.verdict}")
         print(f"[finetune] {self.verdicts[-1]}", file=sys.stderr, flush=True)
         if result.improved or self.predictor is None:  # better, or nothing to keep

@@ -33,9 +33,9 @@ from PySide6.QtWidgets import QApplication
 
 from segstudio.core.labelset import LabelSet
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.workers import predict_one, warm_up_torch
 from segstudio.model.arch import ArchSpec
 from segstudio.model.files import new_model, save_model
+from segstudio.session.models import predict_one, warm_up_torch
 
 REPO = Path(__file__).resolve().parents[1]
 INTERVAL_MS = 5
@@ -120,7 +120,7 @@ def main() -> None:
     win.open_folder(folder)
     while win.doc is None:
         app.processEvents()
-    win.set_model(model)
+    win.prediction.set_model(model)
     monitor = Monitor()
 
     # -- SegStudio: predict all in the worker, while painting ---------------------------
@@ -132,7 +132,7 @@ def main() -> None:
         monitor.start()
         painter.start()
         win.action("actionPredictAll").trigger()
-        while win.job is not None:
+        while win.jobs.running:
             app.processEvents()
             time.sleep(0.001)
         painter.stop()

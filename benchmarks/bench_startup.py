@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--folder", type=Path, help="default: --count CamVid-sized images, made here")
     ap.add_argument("--count", type=int, default=10_000, help="images in the made folder")
+    ap.add_argument(
+        "--new-project",
+        action="store_true",
+        help="remove the folder's .segstudio before every launch: each run opens a new project",
+    )
     args = ap.parse_args()
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
     env["SEGSTUDIO_CONFIG_DIR"] = tempfile.mkdtemp()
@@ -67,9 +73,11 @@ def main() -> None:
             Image.fromarray(np.full((360, 480, 3), 128, np.uint8)).save(first)
             for i in range(1, args.count):  # same bytes, distinct names: the list is what counts
                 (folder / f"img{i:05d}.png").write_bytes(first.read_bytes())
-        ours = [
-            _launch([sys.executable, "-m", "segstudio", str(folder)], env) for _ in range(args.runs)
-        ]
+        ours = []
+        for _ in range(args.runs):
+            if args.new_project:
+                shutil.rmtree(folder / ".segstudio", ignore_errors=True)
+            ours.append(_launch([sys.executable, "-m", "segstudio", str(folder)], env))
         base = [_launch([sys.executable, "-c", MINIMAL], env) for _ in range(args.runs)]
     torch_s = []
     for _ in range(3):
@@ -84,6 +92,7 @@ def main() -> None:
             {
                 "benchmark": "startup",
                 "runs": args.runs,
+                "new_project_each_run": args.new_project,
                 "images_in_folder": len(os.listdir(folder)) if args.folder else args.count,
                 "window_shown_s": {
                     "median": round(statistics.median(shown), 3),

@@ -33,8 +33,9 @@ from segstudio.core.labelset import preset
 from segstudio.model.arch import ArchSpec, build_model
 from segstudio.model.files import IMAGENET_MEAN, IMAGENET_STD
 from segstudio.model.predictor import cpu_has_native_bf16
+from segstudio.training.config import TrainConfig
 from segstudio.training.data import Sample, TrainingData
-from segstudio.training.loop import TrainConfig, fine_tune
+from segstudio.training.loop import fine_tune
 
 CONFIGS = {
     "segnet": ArchSpec("segnet"),

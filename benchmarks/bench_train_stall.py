@@ -32,10 +32,10 @@ from PySide6.QtWidgets import QApplication
 
 from segstudio.core.labelset import UNLABELED, LabelSet
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.training_panel import FineTuneChoice
-from segstudio.gui.workers import warm_up_torch
 from segstudio.io.images import read_label_map
 from segstudio.io.project import Project
+from segstudio.session.models import warm_up_torch
+from segstudio.session.training import FineTuneRequest, NewArch, StartFrom
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_predict_stall import Monitor, Painter
@@ -49,13 +49,12 @@ def cancel_latency(app: QApplication, win: MainWindow, runs: int) -> dict[str, f
     rng = np.random.default_rng(0)
     times = []
     for _ in range(runs):
-        choice = FineTuneChoice(
-            config={"minutes": 10.0, "batch_size": 4},
-            start_from_active=False,
-            arch=("segnet", {}),
-            validation="auto",
+        request = FineTuneRequest(
+            options={"minutes": 10.0, "batch_size": 4},
+            start=StartFrom.NEW,
+            arch=NewArch("segnet", {}),
         )
-        win.fine_tune(choice)
+        win.training.fine_tune(request)
         while len(win.training_panel._loss[0]) < 1:  # inside the second step now
             app.processEvents()
             time.sleep(0.001)
@@ -65,7 +64,7 @@ def cancel_latency(app: QApplication, win: MainWindow, runs: int) -> dict[str, f
             time.sleep(0.001)
         t0 = time.perf_counter()
         win.training_panel.cancel.click()
-        while win.job is not None:
+        while win.jobs.running:
             app.processEvents()
             time.sleep(0.001)
         times.append(time.perf_counter() - t0)
@@ -101,19 +100,18 @@ def main() -> None:
         app.processEvents()
     batch = 4
     epochs = max(1, round(args.steps * batch / max(1, int(args.images * 0.85))))
-    choice = FineTuneChoice(
-        config={"epochs": epochs, "batch_size": batch},
-        start_from_active=False,
-        arch=("segnet", {"width": 0.5}),
-        validation="auto",
+    request = FineTuneRequest(
+        options={"epochs": epochs, "batch_size": batch},
+        start=StartFrom.NEW,
+        arch=NewArch("segnet", {"width": 0.5}),
     )
     monitor = Monitor()
     painter = Painter(win)
     t0 = time.perf_counter()
     monitor.start()
     painter.start()
-    win.fine_tune(choice)
-    while win.job is not None:
+    win.training.fine_tune(request)
+    while win.jobs.running:
         app.processEvents()
         time.sleep(0.001)
     painter.stop()
@@ -124,14 +122,15 @@ def main() -> None:
 
     # baseline: the same training, stepped on the GUI thread
     from segstudio.model.arch import ArchSpec
+    from segstudio.training.config import TrainConfig
     from segstudio.training.data import from_project
-    from segstudio.training.loop import TrainConfig, fine_tune
+    from segstudio.training.loop import fine_tune
 
     data = from_project(win.project)
     gen = fine_tune(
         data,
         arch=ArchSpec("segnet", {"width": 0.5}),
-        config=TrainConfig.from_dict(choice.config),
+        config=TrainConfig.from_dict(dict(request.options)),
     )
     done = {"flag": False, "steps": 0}
 

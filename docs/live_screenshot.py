@@ -97,7 +97,7 @@ def main() -> None:
                 for points in strokes(truth, cls, n):
                     drag(points)
                     app.processEvents()
-            win.save_now()
+            win.editing.save_now()
         third = photos[2].name
         win.images.select(third)
         wait(lambda: win.doc is not None and win.doc.name == third)

@@ -71,7 +71,7 @@ def main() -> None:
             QTimer.singleShot(600, grab)
 
     def wait_for_prediction() -> None:
-        if win.job is not None or win.doc is None or win.doc.prediction is None:
+        if win.jobs.running or win.doc is None or win.doc.prediction is None:
             QTimer.singleShot(200, wait_for_prediction)
             return
         win.statusBar().showMessage("")

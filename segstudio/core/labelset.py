@@ -259,8 +259,8 @@ class LabelSet:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> LabelSet:
-        """Build a label set from a parsed JSON object.
+    def from_dict(cls, d: object) -> LabelSet:
+        """Build a label set from a parsed JSON object (anything else raises LabelSetError).
 
         Two layouts are read: the SegStudio format (``"format":
         "segstudio.labelset"``, see :meth:`to_dict`), and a plain ``classes``
@@ -473,17 +473,17 @@ def _parse_classes(raw: list[Any]) -> tuple[LabelClass, ...]:
         except LabelSetError as e:
             raise LabelSetError(f"{where}: {e}") from e
 
-    indices = [index for index, _ in entries]
-    given = [index for index in indices if index is not None]
-    if not given:
+    indexed = [(index, c) for index, c in entries if index is not None]
+    if not indexed:
         return tuple(c for _, c in entries)
-    if len(given) != len(indices):
+    if len(indexed) != len(entries):
         raise LabelSetError("label set: either every class has an 'index' or none has")
+    given = [index for index, _ in indexed]
     if sorted(given) != list(range(len(given))):
         raise LabelSetError(
             f"label set: class indices must be 0..{len(given) - 1}, each once; got {given}"
         )
-    return tuple(c for _, c in sorted(entries, key=lambda e: e[0]))
+    return tuple(c for _, c in sorted(indexed, key=lambda e: e[0]))
 
 
 # ---------------------------------------------------------------------- presets

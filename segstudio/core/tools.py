@@ -27,7 +27,7 @@ from typing import Final
 import cv2
 import numpy as np
 
-from segstudio.core.edit import Rect
+from segstudio.core.geometry import Rect
 
 __all__ = [
     "GRABCUT_MIN_SIZE",

@@ -9,7 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtGui import QKeySequence
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QHeaderView,
+    QMainWindow,
+    QMenu,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segstudio.gui.canvas import Tool
 
 
 @dataclass(frozen=True)
@@ -186,3 +199,81 @@ MENUS = ("&File", "&Edit", "&Tools", "&View", "&Image", "&Model", "&Help")
 def shortcut_text(spec: ActionSpec) -> str:
     native = QKeySequence.SequenceFormat.NativeText
     return ", ".join(QKeySequence(k).toString(native) for k in spec.shortcuts)
+
+
+#: The tool actions (one of them is checked) and the canvas tool each picks.
+TOOL_ACTIONS = {
+    "actionToolBrush": Tool.BRUSH,
+    "actionToolEraser": Tool.ERASER,
+    "actionToolFill": Tool.FILL,
+    "actionToolPolygon": Tool.POLYGON,
+    "actionToolGrabCut": Tool.GRABCUT,
+    "actionToolEyedropper": Tool.EYEDROPPER,
+    "actionToolAccept": Tool.ACCEPT,
+    "actionToolPan": Tool.PAN,
+}
+
+
+def install_actions(window: QMainWindow) -> tuple[dict[str, QAction], QMenu]:
+    """Create every action of :data:`ACTIONS` on ``window``, in its menu and (tools,
+    undo, predict) on the toolbar; returns the actions by name and the Open Recent menu.
+
+    The actions are added to the window too, so their shortcuts work with the
+    menus hidden.
+    """
+    menus = {title: window.menuBar().addMenu(title) for title in MENUS}
+    tools = QActionGroup(window)
+    actions: dict[str, QAction] = {}
+    recent = QMenu()
+    for spec in ACTIONS:
+        action = QAction(spec.text, window)
+        action.setObjectName(spec.name)
+        action.setShortcuts([QKeySequence(k) for k in spec.shortcuts])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setToolTip(f"{spec.tip or spec.text.replace('&', '')} ({shortcut_text(spec)})")
+        action.setStatusTip(spec.tip)
+        action.setCheckable(spec.checkable)
+        if spec.name in TOOL_ACTIONS:
+            tools.addAction(action)
+        menus[spec.menu].addAction(action)
+        if spec.name == "actionCloseFolder":
+            recent = menus[spec.menu].addMenu("Open &Recent")
+        window.addAction(action)
+        actions[spec.name] = action
+    actions["actionToolBrush"].setChecked(True)
+    for name in ("actionToggleLabels", "actionTogglePrediction", "actionAutoPredict"):
+        actions[name].setChecked(True)
+    toolbar = window.addToolBar("Tools")
+    toolbar.setObjectName("toolsToolbar")
+    for name in (*TOOL_ACTIONS, "actionLockUnlabeled"):
+        toolbar.addAction(actions[name])
+    toolbar.addSeparator()
+    for name in ("actionUndo", "actionRedo", "actionPredictImage", "actionPredictAll"):
+        toolbar.addAction(actions[name])
+    toolbar.addAction(actions["actionMarkReviewed"])
+    return actions, recent
+
+
+def shortcuts_dialog(parent: QWidget) -> QDialog:
+    """Help → Keyboard shortcuts: every action's shortcut and objectName, and the mouse."""
+    dialog = QDialog(parent)
+    dialog.setObjectName("shortcutsDialog")
+    dialog.setWindowTitle("Keyboard shortcuts")
+    table = QTableWidget(len(ACTIONS) + 3, 3, dialog)
+    table.setObjectName("shortcutsTable")
+    table.setHorizontalHeaderLabels(["Action", "Shortcut", "objectName"])
+    rows = [(s.text.replace("&", ""), shortcut_text(s), s.name) for s in ACTIONS]
+    rows += [
+        ("Pan (hold and drag)", "Space / middle button", "canvas"),
+        ("Zoom", "Mouse wheel", "canvas"),
+        ("Close polygon / cancel", "Enter, double-click / Esc", "canvas"),
+    ]
+    for r, row in enumerate(rows):
+        for c, text in enumerate(row):
+            table.setItem(r, c, QTableWidgetItem(text))
+    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    layout = QVBoxLayout(dialog)
+    layout.addWidget(table)
+    dialog.resize(640, 720)
+    return dialog

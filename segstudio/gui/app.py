@@ -53,14 +53,14 @@ def run(folder: Path | None = None, argv: list[str] | None = None) -> int:
     """Open the main window (and ``folder`` as a project, once the window shows)."""
     problem = display_problem() if QApplication.instance() is None else None
     if problem is not None:
-        print(f"segstudio: error: {problem}", file=sys.stderr)
+        print(f"segstudio: error: {problem}", file=sys.stderr)  # noqa: T201 - no window to tell
         return 2
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("SegStudio")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("SegStudio")
     from segstudio.gui.main_window import MainWindow
-    from segstudio.gui.workers import warm_up_torch
+    from segstudio.session.models import warm_up_torch
 
     window = MainWindow()
     window.show()
@@ -74,7 +74,7 @@ def run(folder: Path | None = None, argv: list[str] | None = None) -> int:
             marks["folder_open"] = time.time()
         if probe:
             marks["torch_imported"] = float("torch" in sys.modules)
-            print(json.dumps(marks), file=sys.stderr, flush=True)
+            print(json.dumps(marks), file=sys.stderr, flush=True)  # noqa: T201 - the probe's output
             QTimer.singleShot(int(float(probe) * 1000), window.close)
         else:
             warm_up_torch()

@@ -169,6 +169,36 @@ class Canvas(QGraphicsView):
     def image_size(self) -> tuple[int, int]:
         return self._size
 
+    def set_labels(self, labels: np.ndarray | None) -> None:
+        """Draw ``labels`` (held by reference: report edits with :meth:`update_labels`)."""
+        self.labels_item.set_values(labels)
+
+    def update_labels(self, y0: int, x0: int, y1: int, x1: int) -> None:
+        """Repaint the labels in a changed rectangle."""
+        self.labels_item.update_rect(y0, x0, y1, x1)
+
+    def set_prediction(self, labels: np.ndarray | None, confidence: np.ndarray | None) -> None:
+        self.prediction_item.set_values(labels)
+        self.confidence_item.set_values(confidence)
+
+    def set_tables(
+        self, labels: np.ndarray, prediction: np.ndarray, confidence: np.ndarray
+    ) -> None:
+        """The colour tables of the three map layers (opacity and hidden classes live there)."""
+        self.labels_item.set_table(labels)
+        self.prediction_item.set_table(prediction)
+        self.confidence_item.set_table(confidence)
+
+    def style_layer(self, layer: Layer, visible: bool, opacity: float, outline: bool) -> None:
+        """Show or hide a layer; the image's opacity, the mask layers' outline view
+        (the map layers' opacity is in their colour table)."""
+        item = self.layers[layer]
+        item.setVisible(visible)
+        if layer is Layer.IMAGE:
+            item.setOpacity(opacity)
+        elif layer in (Layer.LABELS, Layer.PREDICTION):
+            item.set_outline(outline)
+
     def set_tool(self, tool: Tool) -> None:
         self.cancel_gesture()
         self.tool = tool

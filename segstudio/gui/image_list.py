@@ -226,6 +226,18 @@ class ImageListPanel(QWidget):
         if keep is not None:
             self.select(keep, emit=False)
 
+    def set_source(self, path_of: Callable[[str], Path] | None) -> None:
+        """Where the image files are, for thumbnails (None: no project)."""
+        self.model.set_source(path_of)
+
+    def set_marked(self, names: set[str]) -> None:
+        """Images held out for validation (shown as such)."""
+        self.model.set_marked(names)
+
+    def show_all(self) -> None:
+        """Clear the status filter."""
+        self.filter.setCurrentIndex(0)
+
     def update_record(self, record: ImageRecord) -> None:
         for i, r in enumerate(self._all):
             if r.name == record.name:

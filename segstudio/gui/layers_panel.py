@@ -98,3 +98,11 @@ class LayersPanel(QWidget):
 
     def toggle(self, layer: Layer) -> None:
         self.visible[layer].toggle()
+
+    def set_visible(self, layer: Layer, on: bool) -> None:
+        self.visible[layer].setChecked(on)
+
+    def set_outline(self, layer: Layer, on: bool) -> None:
+        """Outline only (a mask layer); other layers have no outline view."""
+        if layer in self.outline:
+            self.outline[layer].setChecked(on)

@@ -33,6 +33,7 @@ from superqt.utils import create_worker
 
 from segstudio.core.bundled import bundled_model_path
 from segstudio.core.errors import SegStudioError
+from segstudio.gui.jobs import wait_for
 from segstudio.io.images import read_image
 from segstudio.io.model_registry import ModelKind, read_summary
 from segstudio.io.project import ImageStatus, Project
@@ -234,12 +235,7 @@ class LiveLearning(QObject):
             queue.stopped = True
             queue.cond.notify_all()
         worker.quit()
-        deadline = time.monotonic() + wait_s
-        while self._worker is worker and time.monotonic() < deadline:
-            from PySide6.QtCore import QCoreApplication
-
-            QCoreApplication.processEvents()
-            time.sleep(0.005)
+        wait_for(worker.finished, lambda: self._worker is not worker, wait_s)
         self._queue = self._worker = None
 
     def edited(self, name: str, labels: Callable[[], np.ndarray]) -> None:

@@ -9,7 +9,6 @@ new model active.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pyqtgraph as pg
@@ -31,6 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segstudio.session.training import FineTuneRequest, NewArch, StartFrom, Validation
+
 #: Architectures offered for a new model: (label, arch name, params).
 NEW_ARCHS: tuple[tuple[str, str, dict[str, float]], ...] = (
     ("SegNet (VGG16-BN)", "segnet", {}),
@@ -45,16 +46,6 @@ NEW_ARCHS: tuple[tuple[str, str, dict[str, float]], ...] = (
     ("DeepLab, quarter width", "deeplab", {"width": 0.25}),
     ("PSPNet (dilated VGG16-BN), half width", "pspnet", {"width": 0.5}),
 )
-
-
-@dataclass(frozen=True)
-class FineTuneChoice:
-    """What the user chose in the dialog."""
-
-    config: dict[str, Any]  # TrainConfig fields
-    start_from_active: bool  # fine-tune the active model, or start a new one
-    arch: tuple[str, dict[str, float]]  # used when not starting from the active model
-    validation: str  # "auto" or "marked"
 
 
 class FineTuneDialog(QDialog):
@@ -99,9 +90,11 @@ class FineTuneDialog(QDialog):
         self.freeze.setObjectName("fineTuneFreeze")
         self.validation = QComboBox()
         self.validation.setObjectName("fineTuneValidation")
-        self.validation.addItem("An automatic 15 % of the labelled images", "auto")
+        self.validation.addItem("An automatic 15 % of the labelled images", Validation.AUTO.value)
         if marked_val:
-            self.validation.addItem(f"The {marked_val} image(s) marked for validation", "marked")
+            self.validation.addItem(
+                f"The {marked_val} image(s) marked for validation", Validation.MARKED.value
+            )
             self.validation.setCurrentIndex(1)
         form.addRow("Start from", self.start)
         form.addRow("New model", self.arch)
@@ -126,21 +119,23 @@ class FineTuneDialog(QDialog):
     def _sync(self) -> None:
         self.arch.setEnabled(not self.start.currentData())
 
-    def choice(self) -> FineTuneChoice:
-        config: dict[str, Any] = {
+    def request(self) -> FineTuneRequest:
+        """The fine-tune the dialog describes."""
+        options: dict[str, float | int | bool | str] = {
             "lr": self.lr.value(),
             "batch_size": self.batch.value(),
             "freeze_encoder": self.freeze.isChecked(),
         }
         if self.limit.currentText() == "Minutes":
-            config["minutes"] = self.amount.value()
+            options["minutes"] = self.amount.value()
         else:
-            config["epochs"] = max(1, round(self.amount.value()))
-        return FineTuneChoice(
-            config=config,
-            start_from_active=bool(self.start.currentData()),
-            arch=self.arch.currentData(),
-            validation=self.validation.currentData(),
+            options["epochs"] = max(1, round(self.amount.value()))
+        name, params = self.arch.currentData()
+        return FineTuneRequest(
+            options=options,
+            start=StartFrom.ACTIVE if self.start.currentData() else StartFrom.NEW,
+            arch=NewArch(name, dict(params)),
+            validation=Validation(self.validation.currentData()),
         )
 
 
@@ -253,6 +248,10 @@ class TrainingPanel(QWidget):
             item = QTableWidgetItem("–" if iou is None else f"{iou:.3f}")
             item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.table.setItem(i, 1, item)
+
+    def hide_use(self) -> None:
+        """No trained model to offer (the project closed)."""
+        self.use.setVisible(False)
 
     def finish(self, text: str, *, can_use: bool) -> None:
         self.set_running(False)

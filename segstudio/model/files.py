@@ -143,7 +143,7 @@ def default_provenance(**extra: Any) -> dict[str, Any]:
 
     try:
         user = getpass.getuser()
-    except Exception:  # getpass raises a platform-dependent error without a user
+    except Exception:  # noqa: BLE001 - getpass raises a platform-dependent error without a user
         user = "unknown"
     return {
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
@@ -203,31 +203,56 @@ def save_model(path: str | Path, model: LoadedModel, *, half: bool = False) -> P
     return path
 
 
-def _open_header(path: Path) -> tuple[ModelInfo, dict[str, tuple[tuple[int, ...], str]]]:
+#: A safetensors file's tensors: name -> (shape, dtype name), read from its header.
+TensorShapes = dict[str, tuple[tuple[int, ...], str]]
+
+
+def read_header(path: str | Path, key: str, *, what: str = "model") -> tuple[Any, TensorShapes]:
+    """The JSON document under metadata ``key`` of a safetensors file, and its tensors'
+    shapes and dtypes, without reading any weights (model files and training checkpoints).
+
+    Returns
+    -------
+    tuple
+        ``(document or None when the file has no such key, shapes)``.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, a folder, empty, not a readable safetensors file,
+        or its ``key`` is not valid JSON; ``what`` names the file in the message.
+    """
+    path = Path(path)
     if not path.exists():
-        raise ModelFileError(f"{path}: model file not found")
+        raise ModelFileError(f"{path}: {what} file not found")
     if path.is_dir():
-        raise ModelFileError(f"{path}: is a folder, not a model file")
+        raise ModelFileError(f"{path}: is a folder, not a {what} file")
     if path.stat().st_size == 0:
-        raise ModelFileError(f"{path}: model file is empty")
+        raise ModelFileError(f"{path}: {what} file is empty")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
             shapes = {}
-            for key in f.keys():  # noqa: SIM118 - safe_open is not a Mapping
-                sl = f.get_slice(key)
-                shapes[key] = (tuple(sl.get_shape()), sl.get_dtype())
+            for name in f.keys():  # noqa: SIM118 - safe_open is not a Mapping
+                sl = f.get_slice(name)
+                shapes[name] = (tuple(sl.get_shape()), sl.get_dtype())
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelFileError(
-            f"{path}: not a readable model file (corrupt, truncated or not safetensors: {exc})"
+            f"{path}: not a readable {what} file (corrupt, truncated or not safetensors: {exc})"
         ) from exc
-    raw = meta.get(METADATA_KEY)
+    raw = meta.get(key)
     if raw is None:
-        raise ModelFileError(f"{path}: a safetensors file, but not a SegStudio model (no metadata)")
+        return None, shapes
     try:
-        data = json.loads(raw)
+        return json.loads(raw), shapes
     except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path}: model metadata is not valid JSON ({exc})") from exc
+        raise ModelFileError(f"{path}: {what} metadata is not valid JSON ({exc})") from exc
+
+
+def _open_header(path: Path) -> tuple[ModelInfo, TensorShapes]:
+    data, shapes = read_header(path, METADATA_KEY)
+    if data is None:
+        raise ModelFileError(f"{path}: a safetensors file, but not a SegStudio model (no metadata)")
     try:
         info = ModelInfo.from_dict(data)
     except ModelFileError as exc:

@@ -222,7 +222,7 @@ def base_model(live: LoadedModel) -> LoadedModel:
     net: LiveNet = live.network  # type: ignore[assignment]
     raw = live.info.provenance.get("base_classes")
     try:
-        labelset = LabelSet.from_dict(raw)  # type: ignore[arg-type]
+        labelset = LabelSet.from_dict(raw)
     except (LabelSetError, TypeError, AttributeError) as exc:
         raise ModelFileError("this live model does not record its base network's classes") from exc
     params = live.info.arch.params

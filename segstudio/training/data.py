@@ -34,7 +34,14 @@ import numpy as np
 from segstudio.core.convert import remap_void
 from segstudio.core.errors import LabelSetError, SegStudioError, TrainingError
 from segstudio.core.labelset import UNLABELED, LabelSet, read_void_index
-from segstudio.io.images import list_images, read_image, read_label_map
+from segstudio.io.datasets.layouts import (
+    classes_file,
+    folder_pairs,
+    match_stems,
+    split_lists,
+    stem_clash,
+)
+from segstudio.io.images import read_image, read_label_map
 
 if TYPE_CHECKING:
     from segstudio.io.project import Project
@@ -355,35 +362,29 @@ def _corrected_weights(
 
 def _pair(images_dir: Path, labels_dir: Path, void: int | None) -> list[Sample]:
     """Samples for the images of ``images_dir`` and the same-stem label maps in ``labels_dir``."""
-    images = list_images(images_dir)
-    labels = list_images(labels_dir)
-    if not images:
+    match = match_stems(images_dir, labels_dir)
+    if not match.images:
         raise TrainingError(f"{images_dir}: no images in this folder")
-    by_stem: dict[str, Path] = {}
-    for kind, files in (("images", images), ("label maps", labels)):
-        stems: dict[str, Path] = {}
-        for p in files:
-            if p.stem in stems:
-                raise TrainingError(
-                    f"{p.parent}: {kind} {stems[p.stem].name} and {p.name} have the same stem"
-                )
-            stems[p.stem] = p
-        if kind == "label maps":
-            by_stem = stems
-    missing = [p.name for p in images if p.stem not in by_stem]
+    for kind, files in (("images", match.images), ("label maps", match.labels)):
+        clash = stem_clash(files)
+        if clash is not None:
+            first, second = clash
+            raise TrainingError(
+                f"{second.parent}: {kind} {first.name} and {second.name} have the same stem"
+            )
+    missing = [p.name for p in match.unlabeled]
     if missing:
         raise TrainingError(
             f"{len(missing)} image(s) in {images_dir} have no label map of the same name in "
             f"{labels_dir}: {_listed(missing)}"
         )
-    image_stems = {p.stem for p in images}
-    orphans = [p.name for p in labels if p.stem not in image_stems]
+    orphans = [p.name for p in match.orphans]
     if orphans:
         raise TrainingError(
             f"{len(orphans)} label map(s) in {labels_dir} have no image in {images_dir}: "
             f"{_listed(orphans)}"
         )
-    return [Sample(p.name, p, label_path=by_stem[p.stem], void=void) for p in images]
+    return [Sample(p.name, p, label_path=label, void=void) for p, label in match.pairs]
 
 
 def from_folder(
@@ -418,18 +419,16 @@ def from_folder(
     if not root.is_dir():
         raise TrainingError(f"{root}: no such folder")
 
-    def has(*names: str) -> bool:
-        return all((root / n).is_dir() for n in names)
-
-    camvid = has("train", "trainannot")
-    if not camvid and not has("images", "labels"):
+    found = {pair.split: pair for pair in folder_pairs(root)}
+    camvid, flat = found.get("train"), found.get(None)
+    if camvid is None and flat is None:
         raise TrainingError(
             f"{root}: not a dataset folder: expected train/ + trainannot/ (and val/ + valannot/), "
             "or images/ + labels/, or a SegStudio project (.segstudio/)"
         )
-    classes_json = root / "classes.json"
+    classes_json = classes_file(root)
     if labelset is None:
-        if not classes_json.is_file():
+        if classes_json is None:
             raise TrainingError(
                 f"{root}: no classes.json; add one (SegStudio or CamVid format) naming the "
                 "classes of the label maps, or give the classes"
@@ -438,7 +437,7 @@ def from_folder(
             labelset = LabelSet.load(classes_json)
         except LabelSetError as exc:
             raise TrainingError(str(exc)) from exc
-    if void is None and classes_json.is_file():
+    if void is None and classes_json is not None:
         try:  # leniently: the classes may come from elsewhere (--classes)
             void = read_void_index(classes_json)
         except LabelSetError as exc:
@@ -451,15 +450,17 @@ def from_folder(
             "void must be no class id"
         )
 
-    if camvid:
-        train = _pair(root / "train", root / "trainannot", void)
-        if has("val", "valannot"):
-            val = _pair(root / "val", root / "valannot", void)
+    if camvid is not None:
+        train = _pair(camvid.images, camvid.labels, void)
+        val_folders = found.get("val")
+        if val_folders is not None:
+            val = _pair(val_folders.images, val_folders.labels, void)
             return TrainingData(tuple(train), tuple(val), labelset, str(root))
         samples = train
     else:
-        samples = _pair(root / "images", root / "labels", void)
-        listed = _split_lists(root)
+        assert flat is not None
+        samples = _pair(flat.images, flat.labels, void)
+        listed = split_lists(root)
         if listed is not None:  # an exported dataset's own split: never train on val/test
             train_names, val_names = listed
             by_stem = {Path(smp.name).stem: smp for smp in samples}
@@ -469,24 +470,6 @@ def from_folder(
                 return TrainingData(train_l, val_l, labelset, str(root))
     train_t, val_t = _split(samples, val_fraction, seed, None)
     return TrainingData(train_t, val_t, labelset, str(root))
-
-
-def _split_lists(root: Path) -> tuple[list[str], list[str]] | None:
-    """``train.txt`` and ``val.txt`` (one stem per line) of an exported dataset, if any.
-
-    Images listed in ``test.txt`` (or in no list) are left out of training.
-    """
-    if not (root / "train.txt").is_file():
-        return None
-
-    def stems(name: str) -> list[str]:
-        path = root / name
-        if not path.is_file():
-            return []
-        lines = path.read_text(encoding="utf-8").split()
-        return [Path(line).stem for line in lines if line.strip()]
-
-    return stems("train.txt"), stems("val.txt")
 
 
 def load_source(

@@ -1,17 +1,59 @@
-"""GUI fixtures: a small project folder, an isolated config folder, and the window."""
+"""GUI fixtures: a small project folder, an isolated config folder, the window, and a
+check that no worker thread outlives the window."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt, QThreadPool
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from segstudio.gui.main_window import MainWindow
+
+#: How long a worker may take to end after its window closed.
+THREAD_GRACE_MS = 5_000
+
+
+def _new_threads(before: set[int | None]) -> list[threading.Thread]:
+    """Python threads started since ``before`` and still running. Qt's pool threads show
+    up as dummy threads for as long as the process lives: they are counted by
+    ``QThreadPool.activeThreadCount`` instead."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t.ident not in before and t.is_alive() and not isinstance(t, threading._DummyThread)
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left_running(qtbot) -> Iterator[None]:
+    """Fail a test that leaves a worker running once its windows are closed: a Python
+    thread it started (the saver's is shut down at close) or a superqt worker in Qt's
+    global thread pool. Windows the test left open are closed first, as a user would."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    for widget in QApplication.topLevelWidgets():
+        if isinstance(widget, MainWindow) and widget.isVisible():
+            widget.close()
+    pool = QThreadPool.globalInstance()
+
+    def settled() -> bool:
+        return not _new_threads(before) and pool.activeThreadCount() == 0
+
+    try:
+        qtbot.waitUntil(settled, timeout=THREAD_GRACE_MS)
+    except qtbot.TimeoutError:
+        names = [t.name for t in _new_threads(before)]
+        pytest.fail(
+            f"workers still running after the window closed: threads {names}, "
+            f"{pool.activeThreadCount()} in Qt's global pool"
+        )
 
 
 @pytest.fixture(autouse=True)

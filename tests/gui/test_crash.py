@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from segstudio.gui.main_window import AUTOSAVE_IDLE_MS, AUTOSAVE_MAX_MS
+from segstudio.gui.editing import AUTOSAVE_IDLE_MS, AUTOSAVE_MAX_MS
 from segstudio.io.project import Project
 from tests.gui.conftest import make_images
 from tests.gui.crash_driver import dot_position

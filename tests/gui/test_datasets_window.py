@@ -34,8 +34,8 @@ def test_export_then_import_into_a_new_project(qtbot, tmp_path: Path, monkeypatc
     win = open_window(qtbot, src)
     out = tmp_path / "dataset"
     options = {"format": "camvid", "split": (0.67, 0.33, 0.0), "seed": 1}
-    win.export_dataset(ExportChoice(out, options))
-    qtbot.waitUntil(lambda: win.job is None, timeout=30_000)
+    win.datasets.export_dataset(ExportChoice(out, options))
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=30_000)
     assert shown and "Exported 3 image(s)" in shown[-1]
     assert "img3.png" in shown[-1]  # not reviewed: listed as not exported, never silently
     assert (out / "train.txt").is_file() and (out / "trainannot").is_dir()
@@ -43,8 +43,8 @@ def test_export_then_import_into_a_new_project(qtbot, tmp_path: Path, monkeypatc
 
     dst = make_images(tmp_path / "dst", n=0)
     win2 = open_window_empty(qtbot, dst)
-    win2.import_dataset(ImportChoice(out, "camvid", None, None))
-    qtbot.waitUntil(lambda: win2.job is None, timeout=30_000)
+    win2.datasets.import_dataset(ImportChoice(out, "camvid", None, None))
+    qtbot.waitUntil(lambda: not win2.jobs.running, timeout=30_000)
     assert "Imported 3 mask(s)" in shown[-1]
     records = win2.project.images()
     assert len(records) == 3 and all(r.status is ImageStatus.REVIEWED for r in records)

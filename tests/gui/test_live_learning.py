@@ -37,7 +37,7 @@ def test_strokes_on_one_image_predict_the_next_within_seconds(
         # window learns as the user paints, by default
         assert win.models.path is None
         assert win.action("actionLearnAsIPaint").isChecked()
-        assert win.live.running
+        assert win.prediction.live.running
         sky, road = 0, 3  # camvid11: Sky, Road
         win.canvas.set_brush_radius(2)
         win.palette.choose(sky)
@@ -63,7 +63,7 @@ def test_strokes_on_one_image_predict_the_next_within_seconds(
     finally:
         win.close()
     # closing stopped the worker and left the learner as a model file of the project
-    assert not win.live.running
+    assert not win.prediction.live.running
     live = load_model(folder / ".segstudio" / "models" / "live.safetensors")
     assert live.info.arch.name == "live"
     assert list(live.info.labelset.names) == list(preset("camvid11").names)
@@ -79,15 +79,15 @@ def test_off_by_default_when_a_model_fits_and_remembered_per_project(
     try:
         assert win.models.path == bundled
         assert not win.action("actionLearnAsIPaint").isChecked()
-        assert not win.live.running
+        assert not win.prediction.live.running
         win.action("actionLearnAsIPaint").setChecked(True)
-        assert win.live.running
+        assert win.prediction.live.running
     finally:
         win.close()
     win = open_window(qtbot, folder)
     try:
         assert win.action("actionLearnAsIPaint").isChecked()  # the project's own choice
-        assert win.live.running
+        assert win.prediction.live.running
         np.testing.assert_array_equal(win.doc.labels, 255)
     finally:
         win.close()

@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import QTimer
 
 from segstudio.core.labelset import UNLABELED, preset
+from segstudio.gui.jobs import JobKind
 from segstudio.io.project import ImageStatus
 from segstudio.model.arch import ArchSpec
 from segstudio.model.files import new_model, save_model
@@ -30,11 +31,11 @@ def test_predict_all_runs_in_background_and_respects_human_work(
     qtbot, big_folder: Path, model_file: Path
 ) -> None:
     win = open_window(qtbot, big_folder)
-    win.set_model(model_file)
+    win.prediction.set_model(model_file)
     win.action("actionAutoPredict").setChecked(False)  # only Predict all predicts here
     # a reviewed image is never predicted
     show(qtbot, win, "img7.png")
-    win.toggle_reviewed()
+    win.editing.toggle_reviewed()
     show(qtbot, win, "img0.png")
 
     ticks = []
@@ -42,18 +43,18 @@ def test_predict_all_runs_in_background_and_respects_human_work(
     timer.timeout.connect(lambda: ticks.append(1))
     timer.start(10)
     win.action("actionPredictAll").trigger()
-    assert win.job is not None
+    assert win.jobs.kind is JobKind.PREDICT_ALL
     # the user keeps painting while the model runs
     win.palette.choose(9)
     drag(win, [(10, 10), (100, 10)])
-    assert win.job is not None, "the job ended before the paint: the test proves nothing"
+    assert win.jobs.running, "the job ended before the paint: the test proves nothing"
     assert win.doc.labels[10, 50] == 9
     painted = win.doc.labels.copy()
-    qtbot.waitUntil(lambda: win.job is None, timeout=120_000)
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=120_000)
     timer.stop()
     assert len(ticks) > 5  # the event loop ran during the job
 
-    win.save_now()
+    win.editing.save_now()
     records = {r.name: r for r in win.project.images()}
     assert records["img7.png"].status is ImageStatus.REVIEWED
     assert not records["img7.png"].has_prediction
@@ -79,11 +80,11 @@ def test_predict_all_runs_in_background_and_respects_human_work(
 
 def test_predict_cancel(qtbot, big_folder: Path, model_file: Path) -> None:
     win = open_window(qtbot, big_folder)
-    win.set_model(model_file)
+    win.prediction.set_model(model_file)
     win.action("actionPredictAll").trigger()
-    qtbot.waitUntil(lambda: win.progress.value() >= 1, timeout=60_000)
+    qtbot.waitUntil(lambda: win.jobs.progress.value() >= 1, timeout=60_000)
     win.action("actionCancelJob").trigger()
-    qtbot.waitUntil(lambda: win.job is None, timeout=10_000)
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=10_000)
     predicted = [r for r in win.project.images() if r.has_prediction]
     assert 1 <= len(predicted) < 8
     win.close()
@@ -101,9 +102,9 @@ def test_model_with_other_classes_is_refused(
         new_model(ArchSpec("segnet_basic", {"width": 0.25}), preset("voc")),
     )
     win = open_window(qtbot, folder)
-    win.set_model(voc)
+    win.prediction.set_model(voc)
     win.action("actionPredictImage").trigger()
-    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=60_000)
     assert shown and "classes" in shown[0]
     assert win.doc.prediction is None
     win.close()
@@ -116,18 +117,18 @@ def test_a_new_image_is_predicted_when_shown(
     win = open_window(qtbot, folder)
     assert win.models.path == model_file
     assert win.action("actionAutoPredict").isChecked()  # on by default
-    assert win.job is None  # it is no job: every action stays available
+    assert not win.jobs.running  # it is no job: every action stays available
     win.images.select("img1.png")  # shown while img0 may still be predicted
     qtbot.waitUntil(lambda: win.doc.name == "img1.png")
     qtbot.waitUntil(lambda: win.doc.prediction is not None, timeout=60_000)
-    qtbot.waitUntil(lambda: win._auto is None, timeout=60_000)
+    qtbot.waitUntil(lambda: not win.prediction.auto.busy, timeout=60_000)
     assert win.project.record("img0.png").has_prediction
     assert win.project.record("img1.png").has_prediction
     # a reviewed image is left alone
     win.project.set_status("img2.png", ImageStatus.REVIEWED)
     win.images.select("img2.png")
     qtbot.waitUntil(lambda: win.doc.name == "img2.png")
-    assert win._auto is None and win.doc.prediction is None
+    assert not win.prediction.auto.busy and win.doc.prediction is None
     # switched off, nothing is predicted; the choice is kept with the project
     win.project.set_status("img2.png", ImageStatus.IN_PROGRESS)
     win.action("actionAutoPredict").setChecked(False)
@@ -136,7 +137,7 @@ def test_a_new_image_is_predicted_when_shown(
     assert not win.action("actionAutoPredict").isChecked()
     win.images.select("img2.png")
     qtbot.waitUntil(lambda: win.doc.name == "img2.png")
-    assert win._auto is None and win.doc.prediction is None
+    assert not win.prediction.auto.busy and win.doc.prediction is None
     assert not win.project.record("img2.png").has_prediction
     win.close()
 
@@ -146,17 +147,17 @@ def test_jobs_start_while_the_shown_image_is_predicted(
 ) -> None:
     monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(model_file))
     win = open_window(qtbot, folder)
-    qtbot.waitUntil(lambda: win._auto is None, timeout=60_000)
+    qtbot.waitUntil(lambda: not win.prediction.auto.busy, timeout=60_000)
     win.action("actionAutoPredict").setChecked(False)
     win.images.select("img1.png")
     qtbot.waitUntil(lambda: win.doc.name == "img1.png")
     win.action("actionAutoPredict").setChecked(True)
-    win._auto_predict()  # as when the image is shown
-    assert win._auto is not None
+    win.prediction.auto_predict()  # as when the image is shown
+    assert win.prediction.auto.busy
     assert win.action("actionPredictAll").isEnabled()
-    win.predict_all()  # not refused
-    assert win.job_name == "Predict all"
-    qtbot.waitUntil(lambda: win.job is None and win._auto is None, timeout=60_000)
+    win.prediction.predict_all()  # not refused
+    assert win.jobs.kind is JobKind.PREDICT_ALL
+    qtbot.waitUntil(lambda: not win.jobs.running and not win.prediction.auto.busy, timeout=60_000)
     assert all(r.has_prediction for r in win.project.images())
     win.close()
 
@@ -172,14 +173,14 @@ def test_a_failing_model_says_so_once_in_the_status_bar(
     )
     monkeypatch.setattr(QMessageBox, "warning", lambda *a: pytest.fail(f"a dialog: {a[2]}"))
     win = open_window(qtbot, folder)
-    win.set_model(voc)  # its classes are not the project's
+    win.prediction.set_model(voc)  # its classes are not the project's
     win.images.select("img1.png")
-    qtbot.waitUntil(lambda: win._auto_failed == voc, timeout=60_000)
+    qtbot.waitUntil(lambda: win.prediction.auto_failed == voc, timeout=60_000)
     assert "Automatic prediction stopped" in win.statusBar().currentMessage()
-    qtbot.waitUntil(lambda: win._auto is None)
+    qtbot.waitUntil(lambda: not win.prediction.auto.busy)
     win.images.select("img2.png")
     qtbot.waitUntil(lambda: win.doc.name == "img2.png")
-    assert win._auto is None  # not tried again with that model
+    assert not win.prediction.auto.busy  # not tried again with that model
     win.close()
 
 
@@ -198,7 +199,7 @@ def test_canvas_layers_match_the_panel_in_a_new_project(
     assert win.canvas.prediction_item.isVisible()
     panel.visible[Layer.CONFIDENCE].setChecked(True)
     assert win.canvas.confidence_item.isVisible()
-    qtbot.waitUntil(lambda: win._auto is None, timeout=60_000)
+    qtbot.waitUntil(lambda: not win.prediction.auto.busy, timeout=60_000)
     win.action("actionToggleOutline").setChecked(True)
     assert panel.outline[Layer.LABELS].isChecked()
     # another project, never opened before, starts from the defaults again

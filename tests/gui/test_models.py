@@ -14,14 +14,14 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from segstudio.core.labelset import preset
+from segstudio.gui.jobs import JobKind
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.models_dialog import COLUMNS
-from segstudio.gui.training_panel import FineTuneChoice
-from segstudio.gui.workers import TrainingOutcome
 from segstudio.io.model_registry import ModelKind
 from segstudio.io.project import Project
 from segstudio.model.arch import ArchSpec
 from segstudio.model.files import new_model, save_model, with_metadata
+from segstudio.session.training import FineTuneRequest, TrainingOutcome
 from tests.gui.conftest import make_images, open_window
 
 TINY = ArchSpec("segnet_basic", {"width": 0.125, "depth": 2})
@@ -74,16 +74,16 @@ def test_reopening_keeps_the_chosen_model_even_when_a_newer_one_exists(
     _project_model(camvid, "model-newest.safetensors")
     win = _reopen(qtbot, win, camvid)
     assert win.models.path == bundled  # not the newest project model
-    assert win.set_model(older)
+    assert win.prediction.set_model(older)
     assert win.project.get_setting("active_model") == {
         "kind": "project",
         "path": "model-older.safetensors",
     }
     win = _reopen(qtbot, win, camvid)
     assert win.models.path == camvid.resolve() / ".segstudio" / "models" / older.name
-    assert "model-older" in win.model_label.text()
+    assert "model-older" in win.prediction.model_label.text()
     outside = _model(tmp_path / "mine" / "outside.safetensors")
-    assert win.set_model(outside)
+    assert win.prediction.set_model(outside)
     win = _reopen(qtbot, win, camvid)
     assert win.models.path == outside.resolve()
     win.close()
@@ -95,7 +95,7 @@ def test_a_missing_model_is_said_and_nothing_else_is_used(
     chosen = _project_model(camvid, "model-chosen.safetensors", age_s=60)
     _project_model(camvid, "model-other.safetensors")
     win = open_window(qtbot, camvid)
-    assert win.set_model(chosen)
+    assert win.prediction.set_model(chosen)
     win.close()
     chosen.unlink()
     win = MainWindow()
@@ -103,7 +103,10 @@ def test_a_missing_model_is_said_and_nothing_else_is_used(
     win.show()
     assert win.open_folder(camvid)
     assert win.models.path is None  # neither the other project model nor the bundled one
-    assert "missing" in win.model_label.text() and "model-chosen" in win.model_label.text()
+    assert (
+        "missing" in win.prediction.model_label.text()
+        and "model-chosen" in win.prediction.model_label.text()
+    )
     # the warning outlives the "Opening …" message of the first image
     qtbot.waitUntil(lambda: win.doc is not None)
     assert "model-chosen.safetensors, is missing" in win.statusBar().currentMessage()
@@ -115,7 +118,7 @@ def test_a_missing_model_is_said_and_nothing_else_is_used(
 def _fake_training(improved: bool | None):
     """Stands in for run_training: stores a model and reports the verdict ``improved``."""
 
-    def run(project, active_model, choice, cancel, resume=None, keep=None):
+    def run(project, active_model, request, cancel, resume=None, keep=None):
         path = project.models_dir / "model-20990101-000000.safetensors"
         parent = {"path": str(active_model), "mean_iou": 0.5}
         _model(path, provenance={"parent": parent}, metrics={"mean_iou": 0.6})
@@ -135,9 +138,9 @@ def _fake_training(improved: bool | None):
 
 
 def _fine_tune(qtbot, win: MainWindow, monkeypatch, improved: bool | None) -> None:
-    monkeypatch.setattr("segstudio.gui.main_window.run_training", _fake_training(improved))
-    win.fine_tune(FineTuneChoice({"epochs": 1}, True, ("segnet", {}), "auto"))
-    qtbot.waitUntil(lambda: win.job is None and bool(win.training_panel.result.text()))
+    monkeypatch.setattr("segstudio.gui.training.run_training", _fake_training(improved))
+    win.training.fine_tune(FineTuneRequest({"epochs": 1}))
+    qtbot.waitUntil(lambda: not win.jobs.running and bool(win.training_panel.result.text()))
 
 
 @pytest.mark.parametrize(("improved", "auto"), [(True, False), (False, True), (None, True)])
@@ -169,7 +172,7 @@ def test_a_better_model_is_used_when_the_user_asked_for_that(
     assert not win.training_panel.use.isVisible()
     assert "active model now" in win.training_panel.result.text()
     # the unreviewed images are re-predicted with it, once the fine-tune has ended
-    qtbot.waitUntil(lambda: win.job is None and win._auto is None, timeout=60_000)
+    qtbot.waitUntil(lambda: not win.jobs.running and not win.prediction.auto.busy, timeout=60_000)
     assert all(r.has_prediction for r in win.project.images())
     win = _reopen(qtbot, win, camvid)
     assert win.models.path == new
@@ -188,7 +191,7 @@ def test_the_model_list_shows_lineage_and_switches_the_active_model(
     voc = _model(camvid / ".segstudio" / "models" / "model-voc.safetensors", "voc")
     win = open_window(qtbot, camvid)
     win.action("actionModels").trigger()
-    dialog = win.models_dialog
+    dialog = win.prediction.models_dialog
     assert dialog is not None and dialog.isVisible()
     qtbot.waitUntil(lambda: dialog.loaded, timeout=10_000)
     table = dialog.table
@@ -221,20 +224,20 @@ def test_the_model_list_shows_lineage_and_switches_the_active_model(
     assert win.models.path == tuned
     assert win.project.model_choice().kind is ModelKind.PROJECT
     assert asked and "Re-predict the 3 unreviewed image(s)" in asked[0]
-    assert win.job_name == "Predict all"
-    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
+    assert win.jobs.kind is JobKind.PREDICT_ALL
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=60_000)
     assert all(r.has_prediction for r in win.project.images())
     win = _reopen(qtbot, win, camvid)
     assert win.models.path == camvid.resolve() / ".segstudio" / "models" / tuned.name
     # and back to the bundled model, marked active in the list
-    win.show_models()
-    dialog = win.models_dialog
+    win.prediction.show_models()
+    dialog = win.prediction.models_dialog
     qtbot.waitUntil(lambda: dialog.loaded, timeout=10_000)
     assert dialog.models[dialog.active].name == tuned.name
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
     assert dialog.select(bundled)
     dialog.use_selected()
-    assert win.models.path == bundled and win.job is None
+    assert win.models.path == bundled and not win.jobs.running
     assert win.project.get_setting("active_model") == {"kind": "bundled"}
     win.close()
 

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from segstudio.core.labelset import LabelClass, LabelSet, preset
+from segstudio.gui.jobs import JobKind
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.training_panel import FineTuneChoice, FineTuneDialog
+from segstudio.gui.training_panel import FineTuneDialog
 from segstudio.io.project import Project
 from segstudio.model.arch import ARCHITECTURES, ArchSpec
 from segstudio.model.files import new_model, read_model_info, save_model
+from segstudio.session.training import (
+    FineTuneRequest,
+    NewArch,
+    StartFrom,
+    Validation,
+    interrupted_run,
+    run_training,
+)
 from tests.gui.conftest import drag, make_images, open_window
 
 SMALL = {"epochs": 3, "batch_size": 2, "crop": 64}
@@ -40,12 +49,12 @@ def tiny_model(tmp_path: Path) -> Path:
     return save_model(tmp_path / "tiny.safetensors", model)
 
 
-def _choice(**config) -> FineTuneChoice:
-    return FineTuneChoice(
-        config={**SMALL, **config},
-        start_from_active=True,
-        arch=("segnet", {"width": 0.25}),
-        validation="auto",
+def _request(**options) -> FineTuneRequest:
+    return FineTuneRequest(
+        options={**SMALL, **options},
+        start=StartFrom.ACTIVE,
+        arch=NewArch("segnet", {"width": 0.25}),
+        validation=Validation.AUTO,
     )
 
 
@@ -53,14 +62,14 @@ def test_fine_tune_while_painting_then_use_the_model(
     qtbot, labelled: Path, tiny_model: Path
 ) -> None:
     win: MainWindow = open_window(qtbot, labelled)
-    win.set_model(tiny_model)
-    win.fine_tune(_choice())
-    assert win.job is not None and win.job_name == "Fine-tune"
+    win.prediction.set_model(tiny_model)
+    win.training.fine_tune(_request())
+    assert win.jobs.kind is JobKind.FINE_TUNE
     # the user keeps painting while the model trains
     win.palette.choose(2)
     drag(win, [(5, 5), (60, 5)])
     assert win.doc.labels[5, 30] == 2
-    qtbot.waitUntil(lambda: win.job is None, timeout=180_000)
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=180_000)
     panel = win.training_panel
     assert "mIoU" in panel.result.text(), panel.result.text()
     assert panel.use.isVisible()
@@ -78,7 +87,7 @@ def test_fine_tune_while_painting_then_use_the_model(
     # one click: make it active and re-predict the unreviewed images
     panel.use.click()
     assert win.models.path == stored[0]
-    qtbot.waitUntil(lambda: win.job is None, timeout=120_000)
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=120_000)
     assert all(r.has_prediction for r in win.project.images())
     win.close()
 
@@ -87,12 +96,12 @@ def test_fine_tune_cancels_within_a_second(qtbot, labelled: Path, tiny_model: Pa
     import time
 
     win = open_window(qtbot, labelled)
-    win.set_model(tiny_model)
-    win.fine_tune(_choice(epochs=None, minutes=5.0))
+    win.prediction.set_model(tiny_model)
+    win.training.fine_tune(_request(epochs=None, minutes=5.0))
     qtbot.waitUntil(lambda: len(win.training_panel._loss[0]) >= 2, timeout=60_000)
     t0 = time.monotonic()
     win.training_panel.cancel.click()
-    qtbot.waitUntil(lambda: win.job is None, timeout=10_000)
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=10_000)
     assert time.monotonic() - t0 < 1.0
     assert "Cancelled" in win.training_panel.result.text()
     assert not list(win.project.models_dir.glob("model-*.safetensors"))
@@ -104,8 +113,8 @@ def test_validation_images_are_marked_and_used(qtbot, labelled: Path) -> None:
     win.action("actionToggleValidation").trigger()
     assert win.project.get_setting("validation_images") == ["img0.png"]
     assert "validation" in win.images.model.data(win.images.model.index(0))
-    assert win.default_fine_tune().validation == "marked"
-    assert not win.default_fine_tune().start_from_active  # no model yet: a new one
+    assert win.training.default_request().validation is Validation.MARKED
+    assert win.training.default_request().start is StartFrom.NEW  # no model yet: a new one
     win.action("actionToggleValidation").trigger()
     assert win.project.get_setting("validation_images") == []
     win.close()
@@ -118,13 +127,11 @@ def test_interrupted_fine_tune_resumes_from_its_checkpoint(
 
     from PySide6.QtWidgets import QMessageBox
 
-    from segstudio.gui.workers import interrupted_run, run_training
-
     win = open_window(qtbot, labelled)
-    win.set_model(tiny_model)
-    choice = _choice(epochs=4, checkpoint_every_s=0.001)
+    win.prediction.set_model(tiny_model)
+    request = _request(epochs=4, checkpoint_every_s=0.001)
     # a run that dies after 3 steps (its generator is dropped, as when the app is killed)
-    gen = run_training(win.project, tiny_model, choice, threading.Event())
+    gen = run_training(win.project, tiny_model, request, threading.Event())
     steps = 0
     for p in gen:
         steps += p.kind == "step"
@@ -132,16 +139,16 @@ def test_interrupted_fine_tune_resumes_from_its_checkpoint(
             break
     del gen
     found = interrupted_run(win.project)
-    assert found is not None and found[1]["step"] >= 2  # written after each step's report
+    assert found is not None and found.step >= 2  # written after each step's report
     asked = []
     monkeypatch.setattr(
         QMessageBox,
         "question",
         lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes,
     )
-    win.fine_tune()
-    assert asked and f"step {found[1]['step']} of" in asked[0]
-    qtbot.waitUntil(lambda: win.job is None, timeout=120_000)
+    win.training.fine_tune()
+    assert asked and f"step {found.step} of" in asked[0]
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=120_000)
     stored = sorted(win.project.models_dir.glob("model-*.safetensors"))
     assert len(stored) == 1
     prov = read_model_info(stored[0]).provenance
@@ -156,7 +163,7 @@ def test_bundled_model_is_the_default_when_classes_fit(
     monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(tiny_model))  # a CamVid-11 model
     win = open_window(qtbot, labelled)  # a CamVid-11 project without models
     assert win.models.path == tiny_model
-    assert win.default_fine_tune().start_from_active
+    assert win.training.default_request().start is StartFrom.ACTIVE
     win.close()
     # recolouring a class changes no class's meaning: the bundled model still fits
     with Project.open(labelled) as project:
@@ -166,8 +173,8 @@ def test_bundled_model_is_the_default_when_classes_fit(
         project.set_setting("active_model", None)
     win = open_window(qtbot, labelled)
     assert win.models.path == tiny_model
-    win.predict_image()
-    qtbot.waitUntil(lambda: win.job is None, timeout=60_000)
+    win.prediction.predict_image()
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=60_000)
     assert win.doc.prediction is not None
     win.close()
     other = make_images(labelled.parent / "voc-project", n=3, size=(40, 50))
@@ -180,12 +187,15 @@ def test_bundled_model_is_the_default_when_classes_fit(
             project.save_labels(f"img{i}.png", labels)
     win = open_window(qtbot, other)
     assert win.models.path is None  # the bundled model's classes do not fit
-    assert win.default_fine_tune().start_from_active  # but its encoder starts the fine-tune
+    assert (
+        win.training.default_request().start is StartFrom.ACTIVE
+    )  # but its encoder starts the fine-tune
     dialog = FineTuneDialog(win, start_label="bundled", marked_val=0)
-    assert dialog.choice().start_from_active  # offered first
+    assert dialog.request().start is StartFrom.ACTIVE  # offered first
     dialog.deleteLater()
-    win.fine_tune(dataclasses.replace(win.default_fine_tune(), config={**SMALL, "epochs": 1}))
-    qtbot.waitUntil(lambda: win.job is None, timeout=120_000)
+    default = win.training.default_request()
+    win.training.fine_tune(replace(default, options={**SMALL, "epochs": 1}))
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=120_000)
     stored = sorted(win.project.models_dir.glob("model-*.safetensors"))
     assert len(stored) == 1, win.training_panel.result.text()
     info = read_model_info(stored[0])
@@ -200,20 +210,19 @@ def test_every_architecture_trains_and_predicts_in_the_window(
     qtbot, labelled: Path, arch: str
 ) -> None:
     win: MainWindow = open_window(qtbot, labelled)
-    choice = FineTuneChoice(
-        config={**SMALL, "epochs": 1},
-        start_from_active=False,
-        arch=(arch, {"width": 0.125}),
-        validation="auto",
+    request = FineTuneRequest(
+        options={**SMALL, "epochs": 1},
+        start=StartFrom.NEW,
+        arch=NewArch(arch, {"width": 0.125}),
     )
-    win.fine_tune(choice)
-    qtbot.waitUntil(lambda: win.job is None, timeout=180_000)
+    win.training.fine_tune(request)
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=180_000)
     stored = sorted(win.project.models_dir.glob("model-*.safetensors"))
     assert len(stored) == 1, win.training_panel.result.text()
     assert read_model_info(stored[0]).arch.name == arch
     win.training_panel.use.click()  # make it active: it predicts the unreviewed images
     assert win.models.path == stored[0]
-    qtbot.waitUntil(lambda: win.job is None, timeout=120_000)
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=120_000)
     assert all(r.has_prediction for r in win.project.images())
     assert win.doc.prediction is not None
     assert win.doc.prediction.labels.shape == (90, 120)

@@ -117,7 +117,7 @@ def test_autosave_after_idle(window: MainWindow, qtbot, folder: Path) -> None:
     drag(window, [(5, 5), (30, 30)])
     assert window.doc.editor.dirty
     qtbot.waitUntil(lambda: not window.doc.editor.dirty, timeout=5000)
-    window.saver.wait()
+    window.editing.saver.wait()
     with Project.open(folder) as project:
         stored = project.load_labels("img0.png")
     np.testing.assert_array_equal(stored, window.doc.labels)
@@ -177,7 +177,7 @@ def test_every_action_has_name_and_shortcut(window: MainWindow) -> None:
             assert text not in seen, f"{spec.name} and {seen.get(text)} share {text}"
             seen[text] = spec.name
     window.action("actionShortcuts").trigger()
-    table = window._shortcuts_dialog.findChild(object, "shortcutsTable")
+    table = window.shortcuts_dialog.findChild(object, "shortcutsTable")
     listed = {table.item(r, 2).text() for r in range(table.rowCount())}
     assert {s.name for s in ACTIONS} <= listed
 
@@ -239,13 +239,13 @@ def test_failed_save_keeps_the_labels_and_retries(window: MainWindow, qtbot, mon
     window.palette.choose(1)
     drag(window, [(5, 5), (40, 5)])
     painted = window.doc.labels.copy()
-    window._save_doc()
-    window.saver.wait()
-    assert "img0.png" in window.saver.failed
+    window.editing.save()
+    window.editing.saver.wait()
+    assert "img0.png" in window.editing.saver.failed
     qtbot.waitUntil(lambda: "Could not save img0.png" in window.statusBar().currentMessage())
-    window.toggle_reviewed()  # a failed save must never be marked reviewed...
+    window.editing.toggle_reviewed()  # a failed save must never be marked reviewed...
     # ...but save_now retried, and the retry went through
-    assert not window.saver.failed
+    assert not window.editing.saver.failed
     np.testing.assert_array_equal(window.project.load_labels("img0.png"), painted)
 
 
@@ -281,7 +281,7 @@ def test_a_lost_mouse_release_ends_the_stroke(window: MainWindow) -> None:
     QTest.mouseRelease(window, Qt.MouseButton.LeftButton)  # the release lands elsewhere
     QTest.mouseMove(vp, view_pos(window, 60, 60))  # hovering, no button held
     assert window.doc.labels[60, 60] == UNLABELED
-    assert not window._stroking and not window.doc.editor.in_step
+    assert not window.doc.stroking and not window.doc.editor.in_step
     assert window.doc.editor.can_undo
 
 

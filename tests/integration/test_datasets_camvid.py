@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segstudio.core.jobs import drive
 from segstudio.core.labelset import LabelSet
-from segstudio.io.datasets import ExportOptions, export_dataset, import_dataset, run_to_end
+from segstudio.io.datasets import ExportOptions, export_dataset, import_dataset
 from segstudio.io.project import ImageStatus, Project
 
 pytestmark = pytest.mark.camvid
@@ -28,13 +29,13 @@ def test_camvid_import_export_is_pixel_identical(camvid: Path, tmp_path: Path) -
 
     (tmp_path / "proj").mkdir()
     with Project.open(tmp_path / "proj") as project:
-        report = run_to_end(import_dataset(project, src, "camvid", void=11))
+        report = drive(import_dataset(project, src, "camvid", void=11))
         assert report.labels == 5 and report.images == 5
         assert project.labelset.same_classes(LabelSet.load(camvid / "classes.json"))
         assert [r.status for r in project.images()] == [ImageStatus.REVIEWED] * 5
         out = tmp_path / "export"
         options = ExportOptions(format="camvid", camvid_void=11, split=(1.0, 0.0, 0.0))
-        exported = run_to_end(export_dataset(project, out, options))
+        exported = drive(export_dataset(project, out, options))
     assert exported.images == 5 and not exported.skipped
     for name in frames:
         original = np.asarray(Image.open(camvid / "trainannot" / name))

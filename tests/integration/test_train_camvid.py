@@ -13,8 +13,10 @@ import pytest
 from segstudio.core.labelset import LabelSet
 from segstudio.model.arch import ArchSpec
 from segstudio.model.files import new_model
+from segstudio.training.config import TrainConfig
 from segstudio.training.data import from_folder, median_frequency_weights
-from segstudio.training.loop import TrainConfig, evaluate, fine_tune
+from segstudio.training.evaluate import evaluate
+from segstudio.training.loop import fine_tune
 
 N_TRAIN, N_VAL = 8, 4
 ARCH = ArchSpec("segnet", {"width": 0.25})

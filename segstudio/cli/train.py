@@ -1,0 +1,205 @@
+"""``segstudio train``: fine-tune or train a model on a project or a dataset folder.
+
+The training itself is :func:`segstudio.training.loop.fine_tune`, the same
+generator the window runs; here it runs in the foreground (or under
+``torchrun``, data-parallel), with a progress bar, and
+:func:`segstudio.session.training.summary_lines` says how it went.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from segstudio.cli.common import Bar, labelset_arg, progress_bar
+from segstudio.core.errors import UsageError
+from segstudio.core.jobs import drive
+
+
+def _train_args(args: argparse.Namespace) -> tuple[Path, Path, Any]:
+    """Check the arguments of ``train`` before anything is loaded or written."""
+    from segstudio.training.loop import TrainConfig
+
+    source = Path(args.source)
+    if not source.is_dir():
+        raise UsageError(f"{source}: no such folder (a project or a dataset folder)")
+    out = Path(args.out)
+    if out.suffix != ".safetensors":
+        raise UsageError(f"--out {out}: model files must end in .safetensors")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: folder {out.parent} does not exist")
+    if out.is_dir():
+        raise UsageError(f"--out {out}: is a folder")
+    if args.width is not None and args.init is not None:
+        raise UsageError("--width applies to a new model (--arch), not to --init")
+    if args.void is not None and not 0 <= args.void <= 255:
+        raise UsageError(f"--void must be 0..255, got {args.void}")
+    if not 0.0 <= args.val_fraction < 1.0:
+        raise UsageError(f"--val-fraction must be in 0..1 (below 1), got {args.val_fraction}")
+    ckpt = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.name + ".ckpt")
+    from segstudio.training.recipes import FEW_SHOT
+
+    few = args.recipe == "few-shot" or (args.recipe == "auto" and args.init is not None)
+    recipe: dict[str, Any] = dict(FEW_SHOT) if few else {}
+    if args.lr is not None:
+        recipe["lr"] = args.lr
+    config = TrainConfig(
+        epochs=args.epochs,
+        minutes=args.minutes,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        freeze_encoder=args.freeze_encoder,
+        precision=args.precision,
+        device=args.device,
+        seed=args.seed,
+        **recipe,
+    )
+    return out, ckpt, config
+
+
+def _training_bar(p: Any, bar: Any) -> Any:
+    """Show one fine-tune progress report on a tqdm bar (made on the first report)."""
+    from tqdm import tqdm
+
+    if bar is None:
+        bar = tqdm(total=p.total_steps, desc="train", unit="step", file=sys.stderr,
+                   disable=None, leave=False, dynamic_ncols=True)  # fmt: skip
+    if p.kind == "step":
+        bar.update(p.step - bar.n)
+        post = {"epoch": p.epoch}
+        if p.loss is not None:
+            post["loss"] = f"{p.loss:.4f}"
+        bar.set_postfix(post, refresh=False)
+    elif p.kind == "validation" and p.metrics is not None:
+        bar.write(f"{p.message}", file=sys.stderr)
+        bar.set_description(f"train (val mIoU {p.metrics['mean_iou']:.3f})", refresh=False)
+    elif p.kind == "message":
+        bar.write(p.message, file=sys.stderr)
+    return bar
+
+
+def _quick_bar(p: Any, bar: Any) -> Any:
+    """Show a quick-train report: images read, the fit, validation images."""
+    if bar is None or getattr(bar, "segstudio_kind", None) != p.kind:
+        if bar is not None:
+            bar.close()
+        bar = progress_bar(p.total, p.kind)
+        bar.segstudio_kind = p.kind
+    bar.update(p.done - bar.n)
+    if p.kind == "fit":
+        bar.write(p.message, file=sys.stderr)
+    return bar
+
+
+def cmd_train_quick(args: argparse.Namespace) -> int:
+    """``train --quick``: fit only the live learner's head on a frozen SegNet."""
+    from segstudio.core.bundled import bundled_model_path
+    from segstudio.model.files import load_model, save_model
+    from segstudio.training.data import load_source
+    from segstudio.training.live import quick_train
+
+    source = Path(args.source)
+    if not source.is_dir():
+        raise UsageError(f"{source}: no such folder (a project or a dataset folder)")
+    out = Path(args.out)
+    if out.suffix != ".safetensors" or not out.parent.is_dir() or out.is_dir():
+        raise UsageError(f"--out {out}: must be a .safetensors file in an existing folder")
+    for flag in ("arch", "width", "epochs", "minutes", "resume", "checkpoint_dir", "lr"):
+        if getattr(args, flag):
+            raise UsageError(f"--{flag.replace('_', '-')} does not apply to --quick")
+    init_path = args.init or bundled_model_path()
+    if init_path is None:
+        raise UsageError("--quick reads a SegNet's features: give --init MODEL")
+    base = load_model(init_path)
+    labelset = labelset_arg(args.classes) if args.classes else None
+    data = load_source(
+        source, void=args.void, labelset=labelset, val_fraction=args.val_fraction, seed=args.seed
+    )
+    device = "cpu" if args.device == "auto" else args.device
+    with Bar(_quick_bar) as bar:
+        model, metrics = drive(quick_train(data, base, device=device), bar)
+    save_model(out, model)
+    print(f"quick-trained the live learner on {data.describe()}")
+    if metrics is not None:
+        print(f"val:    mean IoU {metrics['mean_iou']:.4f} on {metrics['images']} image(s)")
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.quick:
+        return cmd_train_quick(args)
+    from segstudio.model.arch import ArchSpec
+    from segstudio.model.files import load_model, save_model
+    from segstudio.training.data import load_source
+    from segstudio.training.ddp import distributed
+    from segstudio.training.loop import CHECKPOINT_NAME, fine_tune
+
+    out, ckpt, config = _train_args(args)
+    labelset = labelset_arg(args.classes) if args.classes else None
+    init = load_model(args.init) if args.init else None
+    if init is not None and init.info.arch.name == "live":
+        from segstudio.model.live import base_model
+
+        init = base_model(init)  # deep training trains the live model's SegNet
+    arch = None
+    if init is None:
+        params: dict[str, Any] = {} if args.width is None else {"width": args.width}
+        arch = ArchSpec(args.arch or "segnet", params)
+    from segstudio.io.datasets.layouts import classes_file
+    from segstudio.io.project import STATE_DIR_NAME
+
+    source = Path(args.source)
+    if (
+        labelset is None
+        and init is not None
+        and not (source / STATE_DIR_NAME).is_dir()
+        and classes_file(source) is None
+    ):
+        labelset = init.info.labelset  # a dataset without classes.json: the model's classes
+    with distributed(config.device) as env:
+        data = load_source(
+            source,
+            void=args.void,
+            labelset=labelset,
+            val_fraction=args.val_fraction,
+            seed=config.seed,
+            corrected_weight=config.corrected_weight,
+        )
+        resume = args.resume
+        exists = (ckpt / CHECKPOINT_NAME).is_file()
+        if resume and not exists:
+            # the same command starts a run and resumes it in later sessions
+            if env.is_main:
+                print(f"no checkpoint in {ckpt} yet: starting a new run", file=sys.stderr)
+            resume = False
+        elif exists and not resume:
+            raise UsageError(
+                f"{ckpt} holds the checkpoint of an earlier run: add --resume to continue it, "
+                "or choose another --checkpoint-dir"
+            )
+        gen = fine_tune(
+            data, init=init, arch=arch, config=config, checkpoint_dir=ckpt, resume=resume
+        )
+        with Bar(_training_bar) as bar:
+            result = drive(gen, bar if env.is_main else None)
+        if not env.is_main:
+            return 0
+        save_model(out, result.model)
+    prov = result.model.info.provenance
+    print(f"trained {prov['steps']} step(s) in {prov['duration_s']:.1f} s on {data.describe()}")
+    from segstudio.session.training import summary_lines
+
+    for line in summary_lines(result):
+        print(line)
+    print(f"wrote {out} (checkpoint in {ckpt})")
+    if result.stopped_early:
+        print(
+            f"segstudio train: stopped early: {result.stopped_early}; {out} holds the last "
+            "good weights",
+            file=sys.stderr,
+        )
+        return 1
+    return 0

@@ -1,0 +1,54 @@
+"""The ``cvat`` format (import only): CVAT's "Segmentation mask 1.1" export.
+
+VOC folders (:func:`~segstudio.io.datasets.voc.voc_pairs`) whose masks are
+colour-coded by ``labelmap.txt`` (``name:r,g,b:parts:actions``); the
+``background`` class, black, is SegStudio's unlabeled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from segstudio.core.errors import DatasetError
+from segstudio.core.labelset import LabelClass, LabelSet
+from segstudio.io.datasets.common import VOID_NAMES, labelset_of, rgb_decoder
+from segstudio.io.datasets.voc import voc_pairs
+
+__all__ = ["parse_labelmap", "read_cvat"]
+
+
+def read_cvat(source: Path, override: LabelSet | None, void: int | None, w: list[str]) -> Any:
+    """Colour masks decoded by ``labelmap.txt`` (or ``override``)."""
+    labelmap = source / "labelmap.txt"
+    if override is not None:
+        ls = override
+    elif labelmap.is_file():
+        ls = parse_labelmap(labelmap)
+    else:
+        raise DatasetError(f"{source}: no labelmap.txt (CVAT 'Segmentation mask 1.1' export)")
+    pairs = voc_pairs(source)
+    return ls, pairs, rgb_decoder(ls)
+
+
+def parse_labelmap(path: Path) -> LabelSet:
+    """CVAT ``labelmap.txt``: ``name:r,g,b:parts:actions``; ``background`` black = unlabeled."""
+    classes: list[LabelClass] = []
+    unlabeled: tuple[int, int, int] | None = None
+    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        fields = text.split(":")
+        try:
+            name = fields[0].strip()
+            r, g, b = (int(v) for v in fields[1].split(","))
+        except (ValueError, IndexError) as exc:
+            raise DatasetError(f"{path}:{n}: expected 'name:r,g,b:parts:actions'") from exc
+        if name.casefold() in {"background", *VOID_NAMES}:
+            unlabeled = (r, g, b)
+        else:
+            classes.append(LabelClass(name, (r, g, b)))
+    if not classes:
+        raise DatasetError(f"{path}: no classes besides background")
+    return labelset_of("CVAT", classes, unlabeled, path)
