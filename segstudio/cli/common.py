@@ -35,12 +35,16 @@ def labelset_arg(value: str) -> LabelSet:
 
 
 def collect_images(inputs: Sequence[str]) -> list[Path]:
-    from segstudio.io.images import IMAGE_SUFFIXES, list_images
-
+    """The image files given, and the images in the folders given."""
+    for item in inputs:  # before anything is imported: a typo is answered at once
+        if not Path(item).exists():
+            raise UsageError(f"{item}: no such file or folder")
     images: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
+            from segstudio.io.images import IMAGE_SUFFIXES, list_images
+
             found = list_images(path)
             if not found:
                 raise UsageError(f"{path}: no images in this folder ({', '.join(IMAGE_SUFFIXES)})")
@@ -52,17 +56,29 @@ def collect_images(inputs: Sequence[str]) -> list[Path]:
     return images
 
 
-def load_model_arg(path: str | None) -> LoadedModel:
-    """The model file given, or the bundled CamVid model when none is."""
+def model_path_arg(path: str | None) -> Path:
+    """``--model``: the file given, or the bundled CamVid model when none is; checked to
+    exist before torch is imported (a second), so a typo is answered at once."""
     from segstudio.core.bundled import bundled_model_path
-    from segstudio.model.files import load_model
 
     if path is None:
         bundled = bundled_model_path()
         if bundled is None:
             raise UsageError("no --model given, and this build has no bundled model")
-        path = str(bundled)
-    return load_model(path)
+        return bundled
+    if not Path(path).exists():
+        raise UsageError(f"--model {path}: model file not found")
+    if Path(path).is_dir():
+        raise UsageError(f"--model {path}: is a folder, not a model file")
+    return Path(path)
+
+
+def load_model_arg(path: str | None) -> LoadedModel:
+    """The model of ``--model`` (see :func:`model_path_arg`), loaded."""
+    model_path = model_path_arg(path)
+    from segstudio.model.files import load_model
+
+    return load_model(model_path)
 
 
 def make_predictor(args: argparse.Namespace, model: LoadedModel) -> Any:
@@ -77,27 +93,44 @@ def progress_bar(total: int, desc: str) -> Any:
     return tqdm(total=total, desc=desc, unit="img", file=sys.stderr, disable=None, leave=False)
 
 
-def open_project(folder: str, *, create: bool = False) -> Project:
-    """The project of ``folder``; ``create`` makes a folder of images one (import)."""
+def open_project(folder: str, *, create: bool = False, read_only: bool = False) -> Project:
+    """The project of ``folder``; ``create`` makes a folder of images one (import);
+    ``read_only`` (export) works while a window has the project open for writing."""
+    path = check_folder_arg(folder, create=create)
     from segstudio.io.project import STATE_DIR_NAME, Project
 
+    if create and not path.exists():
+        path.mkdir()  # importing into a new project: its folder is made here
+    if not create and not (path / STATE_DIR_NAME).is_dir():
+        raise UsageError(f"{folder}: not a SegStudio project (no {STATE_DIR_NAME} folder)")
+    return Project.open(path, create=create, read_only=read_only)
+
+
+def check_folder_arg(folder: str, *, create: bool = False) -> Path:
+    """A project folder argument that must exist (or, with ``create``, may be made in an
+    existing folder), checked before the store and OpenCV are imported."""
     path = Path(folder)
     if create and not path.exists() and path.parent.is_dir():
-        path.mkdir()  # importing into a new project: its folder is made here
+        return path
     if not path.is_dir():
         raise UsageError(f"{folder}: no such folder")
-    if not create and not (path / STATE_DIR_NAME).is_dir():
-        raise UsageError(f"{folder}: not a SegStudio project (no .segstudio folder)")
-    return Project.open(path, create=create)
+    return path
 
 
 def split_arg(value: str) -> tuple[float, float, float]:
+    """``--split train,val,test``: three shares in 0..1 that sum to 1."""
     try:
         parts = tuple(float(v) for v in value.split(","))
     except ValueError as exc:
         raise UsageError(f"--split {value}: expected three numbers such as 0.8,0.1,0.1") from exc
     if len(parts) != 3:
         raise UsageError(f"--split {value}: expected three shares (train,val,test)")
+    if any(not 0.0 <= p <= 1.0 for p in parts):
+        raise UsageError(f"--split {value}: each share must be in 0..1")
+    total = sum(parts)
+    if abs(total - 1.0) > 1e-6:
+        # 0.9 + 0.9 + 0.1 is 1.9000000000000001 in binary floating point: 6 digits say it
+        raise UsageError(f"--split {value}: the shares must sum to 1, not {total:.6g}")
     return parts  # type: ignore[return-value]
 
 

@@ -6,19 +6,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from segstudio.cli.common import count_bar, open_project, split_arg
+from segstudio.cli.common import check_folder_arg, count_bar, open_project, split_arg
 from segstudio.core.errors import UsageError
 from segstudio.core.jobs import drive
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from segstudio.io.datasets import ExportOptions, export_dataset
-
     if args.camvid_void is not None and not 0 <= args.camvid_void <= 255:
         raise UsageError(f"--camvid-void must be 0..255, got {args.camvid_void}")
+    split = split_arg(args.split)
+    check_folder_arg(args.project)  # before OpenCV and the store are imported
+    from segstudio.io.datasets import ExportOptions, export_dataset
+
     options = ExportOptions(
         format=args.format,
-        split=split_arg(args.split),
+        split=split,
         seed=args.seed,
         include_predicted=args.include_predicted,
         camvid_void=args.camvid_void,
@@ -26,7 +28,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         instances=args.instances,
         overwrite=args.overwrite,
     )
-    with open_project(args.project) as project, count_bar("export") as bar:
+    with open_project(args.project, read_only=True) as project, count_bar("export") as bar:
         report = drive(export_dataset(project, Path(args.out), options), bar)
     splits = ", ".join(f"{k} {v}" for k, v in report.splits.items())
     print(
@@ -41,14 +43,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from segstudio.io.datasets import import_dataset
-
     if args.void is not None and not 0 <= args.void <= 255:
         raise UsageError(f"--void must be 0..255, got {args.void}")
     source = Path(args.source)
     if not source.is_dir():
         raise UsageError(f"{source}: no such dataset folder")
     palette = Path(args.palette) if args.palette else None
+    if palette is not None and not palette.is_file():
+        raise UsageError(f"--palette {palette}: no such file")
+    check_folder_arg(args.project, create=True)  # before OpenCV and the store are imported
+    from segstudio.io.datasets import import_dataset
+
     with open_project(args.project, create=True) as project:
         gen = import_dataset(
             project, source, args.format, palette=palette, void=args.void, replace=args.replace

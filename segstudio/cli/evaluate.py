@@ -7,17 +7,17 @@ import json
 import sys
 from pathlib import Path
 
-from segstudio.cli.common import load_model_arg, make_predictor, progress_bar
+from segstudio.cli.common import load_model_arg, make_predictor, model_path_arg, progress_bar
 from segstudio.core.errors import SegStudioError, UsageError
 from segstudio.core.labelset import read_classes_file
 
 
 def _pair_images_labels(images_dir: Path, labels_dir: Path) -> list[tuple[Path, Path]]:
-    from segstudio.io.datasets.layouts import match_stems
-
     for d, flag in ((images_dir, "--images"), (labels_dir, "--labels")):
         if not d.is_dir():
             raise UsageError(f"{flag} {d}: not a folder")
+    from segstudio.io.datasets.layouts import match_stems
+
     match = match_stems(images_dir, labels_dir)
     if not match.images:
         raise UsageError(f"--images {images_dir}: no images in this folder")
@@ -36,8 +36,6 @@ def _eval_folders(args: argparse.Namespace) -> tuple[Path, Path, Path | None]:
     A dataset FOLDER may be images/ + labels/, a split beside its labels (CamVid's
     ``val`` and ``valannot``), or a CamVid/SegNet root (its val split is used).
     """
-    from segstudio.io.datasets.layouts import locate_labels
-
     if args.folder is None:
         if args.images is None or args.labels is None:
             raise UsageError("give a dataset FOLDER, or both --images and --labels")
@@ -48,6 +46,8 @@ def _eval_folders(args: argparse.Namespace) -> tuple[Path, Path, Path | None]:
     if not folder.is_dir():
         raise UsageError(f"{folder}: not a folder")
     folder = folder.resolve()
+    from segstudio.io.datasets.layouts import locate_labels
+
     found = locate_labels(folder)
     if found is None:
         raise UsageError(
@@ -59,13 +59,14 @@ def _eval_folders(args: argparse.Namespace) -> tuple[Path, Path, Path | None]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    model_path_arg(args.model)  # checked before torch and OpenCV are imported
+    if args.void is not None and not 0 <= args.void <= 255:
+        raise UsageError(f"--void must be 0..255, got {args.void}")
+    images_dir, labels_dir, classes = _eval_folders(args)
+    pairs = _pair_images_labels(images_dir, labels_dir)
     from segstudio.training.data import Sample
     from segstudio.training.evaluate import evaluate
 
-    images_dir, labels_dir, classes = _eval_folders(args)
-    pairs = _pair_images_labels(images_dir, labels_dir)
-    if args.void is not None and not 0 <= args.void <= 255:
-        raise UsageError(f"--void must be 0..255, got {args.void}")
     model = load_model_arg(args.model)
     labelset = model.info.labelset
     void = args.void

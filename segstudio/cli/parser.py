@@ -10,6 +10,7 @@ import argparse
 from typing import NoReturn
 
 from segstudio import __version__
+from segstudio.cli import MODEL_COMMANDS
 from segstudio.cli.common import EXIT_USAGE
 from segstudio.cli.datasets import cmd_export, cmd_import
 from segstudio.cli.evaluate import cmd_eval
@@ -29,6 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -54,10 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"segstudio {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    # prog: each command's messages start "segstudio predict: ..." (argparse would
+    # otherwise prefix them with the whole usage line above)
+    sub = parser.add_subparsers(
+        dest="command", parser_class=_Parser, metavar="COMMAND", prog="segstudio"
+    )
 
     p_model = sub.add_parser("model", help="create or inspect model files")
-    msub = p_model.add_subparsers(dest="model_command", parser_class=_Parser, required=True)
+    msub = p_model.add_subparsers(
+        dest="model_command",
+        parser_class=_Parser,
+        required=True,
+        metavar="{" + ",".join(MODEL_COMMANDS) + "}",
+        prog="segstudio model",
+    )
     p_new = msub.add_parser("new", help="write an untrained model file")
     p_new.add_argument("--arch", default="segnet", help=f"{_ARCH_NAMES} (default segnet)")
     p_new.add_argument("--width", type=float, help="channel width multiplier (lighter < 1.0)")
@@ -68,20 +80,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_new.add_argument("--seed", type=int, default=0)
     p_new.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p_new.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p_new.set_defaults(func=cmd_model_new)
-    p_info = msub.add_parser("info", help="print a model file's metadata as JSON")
-    p_info.add_argument("file")
+    p_info = msub.add_parser(
+        "info",
+        help="summarise a model file: architecture, classes, size, metrics, lineage",
+        description="Summarise a model file from its header (no weights are loaded).",
+    )
+    p_info.add_argument("file", metavar="FILE")
+    p_info.add_argument(
+        "--full",
+        action="store_true",
+        help="print the whole metadata as JSON (with the training and validation image names)",
+    )
     p_info.set_defaults(func=cmd_model_info)
     p_conv = msub.add_parser("convert", help="rewrite a model file (e.g. with float16 weights)")
-    p_conv.add_argument("file")
+    p_conv.add_argument("file", metavar="FILE")
     p_conv.add_argument("--out", required=True, help="model file to write (.safetensors)")
     p_conv.add_argument("--half", action="store_true", help="store weights as float16")
+    p_conv.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p_conv.set_defaults(func=cmd_model_convert)
 
     p_pred = sub.add_parser("predict", help="predict class masks for images")
     p_pred.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR")
     p_pred.add_argument("--model", help="model file (.safetensors); default: the bundled model")
     p_pred.add_argument("--out", required=True, help="folder for <stem>.png and <stem>_color.png")
+    p_pred.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace files of earlier predictions in --out (refused otherwise), and allow "
+        "--out to be a folder of the input images (an input image is never replaced)",
+    )
     _add_runtime_args(p_pred)
     p_pred.set_defaults(func=cmd_predict)
 

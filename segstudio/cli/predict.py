@@ -11,24 +11,76 @@ from segstudio.cli.common import (
     collect_images,
     load_model_arg,
     make_predictor,
+    model_path_arg,
     progress_bar,
 )
 from segstudio.core.errors import SegStudioError, UsageError
 
 
+def _listed(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def output_names(path: Path) -> tuple[str, str]:
+    """The two files ``predict`` writes for an image: class ids, and colours."""
+    return f"{path.stem}.png", f"{path.stem}_color.png"
+
+
+def check_outputs(images: list[Path], inputs: list[str], out: Path, overwrite: bool) -> None:
+    """Refuse an ``--out`` where predicting would lose or mix up files.
+
+    Always refused: two images writing the same file (``a.png`` and ``a.jpg``
+    both make ``a.png``; ``a.png`` and ``a_color.png`` both make ``a_color.png``),
+    and a prediction that would replace an input image. Without ``overwrite``
+    also: ``--out`` being a folder of the input images, and files already in
+    ``--out`` (an earlier prediction, or ground-truth labels) that would be
+    replaced.
+    """
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a folder")
+    writers: dict[str, Path] = {}
+    for path in images:
+        for name in output_names(path):
+            other = writers.setdefault(name, path)
+            if other != path:
+                raise UsageError(
+                    f"{other} and {path} would both write {out / name}; predict them into "
+                    "separate folders, or rename one"
+                )
+    real_out = out.resolve()
+    real_images = {p.resolve(): p for p in images}
+    for name, source in writers.items():
+        image = real_images.get(real_out / name)
+        if image is not None:
+            raise UsageError(
+                f"--out {out}: the prediction of {source} would replace the input image "
+                f"{image}; choose another folder"
+            )
+    folders = {Path(i).resolve() for i in inputs if Path(i).is_dir()}
+    folders |= {p.parent for p in real_images}
+    if real_out in folders and not overwrite:
+        raise UsageError(
+            f"--out {out}: is a folder of the input images; choose another folder, or add "
+            "--overwrite to write the predictions beside them"
+        )
+    existing = sorted(name for name in writers if (out / name).exists())
+    if existing and not overwrite:
+        raise UsageError(
+            f"--out {out}: {len(existing)} file(s) there would be replaced ({_listed(existing)}); "
+            "choose another folder, or add --overwrite to replace them"
+        )
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
+    found = collect_images(args.inputs)
+    images = list({p.resolve(): p for p in found}.values())  # an image given twice: once
+    out = Path(args.out)
+    check_outputs(images, list(args.inputs), out, args.overwrite)
+    model_path_arg(args.model)  # checked before torch and OpenCV are imported
     from segstudio.core.convert import index_to_rgb
     from segstudio.io.images import read_image, write_label_map, write_rgb
 
-    images = collect_images(args.inputs)
-    by_stem: dict[str, Path] = {}
-    for path in images:
-        other = by_stem.setdefault(path.stem, path)
-        if other != path:
-            raise UsageError(f"{other} and {path} would both be written as {path.stem}.png")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out}: exists and is not a folder")
     model = load_model_arg(args.model)
     predictor = make_predictor(args, model)
     labelset = model.info.labelset
@@ -44,8 +96,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 bar.update()
                 continue
             pred = predictor.predict(image.rgb)
-            write_label_map(out / f"{path.stem}.png", pred.labels, palette=None)
-            write_rgb(out / f"{path.stem}_color.png", index_to_rgb(pred.labels, labelset))
+            ids, colors = output_names(path)
+            write_label_map(out / ids, pred.labels, palette=None)
+            write_rgb(out / colors, index_to_rgb(pred.labels, labelset))
             bar.update()
     done = len(images) - len(failed)
     print(f"predicted {done} image(s) into {out} with {predictor}")

@@ -14,13 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from segstudio.cli.common import Bar, labelset_arg, progress_bar
-from segstudio.core.errors import UsageError
+from segstudio.core.errors import TrainingError, UsageError
 from segstudio.core.jobs import drive
+
+#: TrainConfig fields set by a flag of the same name: its errors name the flag.
+_FLAG_FIELDS = ("epochs", "minutes", "batch_size", "crop", "lr", "seed", "device", "precision")
 
 
 def _train_args(args: argparse.Namespace) -> tuple[Path, Path, Any]:
-    """Check the arguments of ``train`` before anything is loaded or written."""
-    from segstudio.training.loop import TrainConfig
+    """Check the arguments of ``train`` before anything is loaded or written
+    (and before torch is imported: a mistyped argument is answered at once)."""
+    from segstudio.training.config import TrainConfig
 
     source = Path(args.source)
     if not source.is_dir():
@@ -34,6 +38,8 @@ def _train_args(args: argparse.Namespace) -> tuple[Path, Path, Any]:
         raise UsageError(f"--out {out}: is a folder")
     if args.width is not None and args.init is not None:
         raise UsageError("--width applies to a new model (--arch), not to --init")
+    if args.init is not None and not Path(args.init).is_file():
+        raise UsageError(f"--init {args.init}: model file not found")
     if args.void is not None and not 0 <= args.void <= 255:
         raise UsageError(f"--void must be 0..255, got {args.void}")
     if not 0.0 <= args.val_fraction < 1.0:
@@ -45,17 +51,23 @@ def _train_args(args: argparse.Namespace) -> tuple[Path, Path, Any]:
     recipe: dict[str, Any] = dict(FEW_SHOT) if few else {}
     if args.lr is not None:
         recipe["lr"] = args.lr
-    config = TrainConfig(
-        epochs=args.epochs,
-        minutes=args.minutes,
-        batch_size=args.batch_size,
-        crop=args.crop,
-        freeze_encoder=args.freeze_encoder,
-        precision=args.precision,
-        device=args.device,
-        seed=args.seed,
-        **recipe,
-    )
+    try:
+        config = TrainConfig(
+            epochs=args.epochs,
+            minutes=args.minutes,
+            batch_size=args.batch_size,
+            crop=args.crop,
+            freeze_encoder=args.freeze_encoder,
+            precision=args.precision,
+            device=args.device,
+            seed=args.seed,
+            **recipe,
+        )
+    except TrainingError as exc:
+        message = str(exc)  # "bad training recipe: batch_size is 0, must be 1..4096"
+        for field in _FLAG_FIELDS:
+            message = message.replace(f" {field} is ", f" --{field.replace('_', '-')} is ")
+        raise UsageError(message) from exc
     return out, ckpt, config
 
 
@@ -96,9 +108,6 @@ def _quick_bar(p: Any, bar: Any) -> Any:
 def cmd_train_quick(args: argparse.Namespace) -> int:
     """``train --quick``: fit only the live learner's head on a frozen SegNet."""
     from segstudio.core.bundled import bundled_model_path
-    from segstudio.model.files import load_model, save_model
-    from segstudio.training.data import load_source
-    from segstudio.training.live import quick_train
 
     source = Path(args.source)
     if not source.is_dir():
@@ -112,8 +121,15 @@ def cmd_train_quick(args: argparse.Namespace) -> int:
     init_path = args.init or bundled_model_path()
     if init_path is None:
         raise UsageError("--quick reads a SegNet's features: give --init MODEL")
-    base = load_model(init_path)
+    if not Path(init_path).is_file():
+        which = f"--init {init_path}" if args.init else f"the bundled model {init_path}"
+        raise UsageError(f"{which}: model file not found")
     labelset = labelset_arg(args.classes) if args.classes else None
+    from segstudio.model.files import load_model, save_model
+    from segstudio.training.data import load_source
+    from segstudio.training.live import quick_train
+
+    base = load_model(init_path)
     data = load_source(
         source, void=args.void, labelset=labelset, val_fraction=args.val_fraction, seed=args.seed
     )
@@ -131,14 +147,14 @@ def cmd_train_quick(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.quick:
         return cmd_train_quick(args)
+    out, ckpt, config = _train_args(args)
+    labelset = labelset_arg(args.classes) if args.classes else None
     from segstudio.model.arch import ArchSpec
     from segstudio.model.files import load_model, save_model
     from segstudio.training.data import load_source
     from segstudio.training.ddp import distributed
     from segstudio.training.loop import CHECKPOINT_NAME, fine_tune
 
-    out, ckpt, config = _train_args(args)
-    labelset = labelset_arg(args.classes) if args.classes else None
     init = load_model(args.init) if args.init else None
     if init is not None and init.info.arch.name == "live":
         from segstudio.model.live import base_model
@@ -187,6 +203,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             result = drive(gen, bar if env.is_main else None)
         if not env.is_main:
             return 0
+        from segstudio.training.checkpoint import sweep_temp_writes
+
+        sweep_temp_writes(out.parent, out.name)  # what a train killed while saving left
         save_model(out, result.model)
     prov = result.model.info.provenance
     print(f"trained {prov['steps']} step(s) in {prov['duration_s']:.1f} s on {data.describe()}")

@@ -53,6 +53,8 @@ MAX_CLASSES: Final[int] = 255
 
 FORMAT: Final[str] = "segstudio.labelset"
 FORMAT_VERSION: Final[int] = 1
+MAX_FILE_BYTES: Final[int] = 16 * 1024 * 1024
+"""A label set file larger than this is refused unread (256 classes take a few kB)."""
 
 Color = tuple[int, int, int]
 """An RGB colour, three ints in 0..255."""
@@ -407,6 +409,11 @@ def read_classes_file(path: str | os.PathLike[str]) -> tuple[LabelSet, int | Non
     """
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise LabelSetError(
+                f"{path}: {path.stat().st_size:,} bytes is too large for a label set file "
+                f"(at most {MAX_FILE_BYTES:,})"
+            )
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError as e:
         raise LabelSetError(f"{path}: label set file not found") from e
@@ -420,7 +427,7 @@ def read_classes_file(path: str | os.PathLike[str]) -> tuple[LabelSet, int | Non
         labelset = LabelSet.from_json(text)
     except LabelSetError as e:
         raise LabelSetError(f"{path}: {e}") from e
-    return labelset, _void_index(json.loads(text))  # valid JSON: from_json parsed it
+    return labelset, _void_index(_parse_json(text))  # valid JSON: from_json parsed it
 
 
 def read_void_index(path: str | os.PathLike[str]) -> int | None:
@@ -451,6 +458,9 @@ def _parse_json(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise LabelSetError(f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from e
+    except RecursionError:
+        # A document nested thousands deep: Python's parser gives up, as would any reader.
+        raise LabelSetError("not a label set: its JSON is nested too deeply") from None
 
 
 def _parse_classes(raw: list[Any]) -> tuple[LabelClass, ...]:

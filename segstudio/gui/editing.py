@@ -9,7 +9,9 @@ repaints the changed rectangle, ``predicted`` shows a new prediction, and
 ``saved`` (from the saver's thread, queued here) refreshes the image list.
 Images load in a worker, so the one on screen stays editable meanwhile.
 Edits are saved after a pause, at least every few seconds while the user
-keeps painting, and when the image changes.
+keeps painting (also in the middle of a long drag: the part drawn so far),
+and when the image changes. What the document has to tell the user (labels
+kept aside, classes renumbered) goes to the status bar.
 """
 
 from __future__ import annotations
@@ -189,11 +191,15 @@ class EditingController(QObject):
 
     def _image_loaded(self, doc: ImageDocument) -> None:
         project = self.project
+        if doc.notice is not None and project is doc.project:
+            self.refresh_record(doc.name)  # e.g. its labels were kept aside: status changed
         if (
             doc.name != self._loading
             or project is not doc.project
             or doc.labelset_version != project.labelset_version
         ):
+            if doc.notice is not None and project is doc.project:
+                self.ui.say(doc.notice, 30000)  # the user moved on, but must still know
             return  # stale: the user moved on, or the classes were renumbered meanwhile
         self._loading = None
         self.save()  # edits made to the previous image while this one loaded
@@ -203,6 +209,7 @@ class EditingController(QObject):
         doc.editor.changed.connect(self._labels_changed)
         doc.editor.history_changed.connect(self._history_changed)
         doc.predicted.connect(self._show_prediction)
+        doc.noticed.connect(self._doc_notice)
         doc.saved.connect(self._saved)  # kept: a save may finish after the next image shows
         canvas = self.ui.canvas
         canvas.set_image(doc.image.rgb)
@@ -211,6 +218,8 @@ class EditingController(QObject):
         canvas.fit()
         project.set_setting("last_image", doc.name)
         self.ui.images.select(doc.name, emit=False)
+        if doc.notice is not None:  # e.g. its labels were kept aside: the user must know
+            self._notice = doc.notice if self._notice is None else f"{self._notice}  {doc.notice}"
         if self._notice is not None:  # said while opening: "Opening …" replaced it
             self.ui.say(self._notice, 30000)
             self._notice = None
@@ -223,6 +232,14 @@ class EditingController(QObject):
         doc.editor.changed.disconnect(self._labels_changed)
         doc.editor.history_changed.disconnect(self._history_changed)
         doc.predicted.disconnect(self._show_prediction)
+        doc.noticed.disconnect(self._doc_notice)
+
+    def _doc_notice(self, text: str) -> None:
+        """The open document says something the user must see (it saves on this thread)."""
+        self.ui.say(text, 30000)
+        project = self.project
+        if project is not None and self.ui.palette.labelset != project.labelset:
+            self.ui.palette.set_labelset(project.labelset)  # classes changed elsewhere
 
     def _image_failed(self, name: str, exc: BaseException) -> None:
         if name != self._loading:
@@ -388,12 +405,21 @@ class EditingController(QObject):
         self.labelsSaved.emit(name)
 
     def autosave(self) -> None:
-        """Save if there are unsaved edits and no stroke is in progress; retry failed saves."""
+        """Save unsaved edits; retry failed saves.
+
+        In the middle of a stroke the labels are saved as they are and the stroke
+        goes on (one undo step): a crash during a long drag loses at most the
+        last autosave interval of it.
+        """
         if self.saver.failed:
             self.saver.retry_failed()
-        if self.doc is None or self.doc.stroking or not self.doc.editor.dirty:
+        doc = self.doc
+        if doc is None or not doc.unsaved:
             return
-        self.save()
+        if doc.stroking:
+            doc.save()  # not self.save(): that would end the drag
+        else:
+            self.save()
 
     def _save_failed(self, name: str, message: str) -> None:
         self.ui.say(

@@ -35,8 +35,8 @@ from segstudio.core.bundled import bundled_model_path
 from segstudio.core.errors import SegStudioError
 from segstudio.gui.jobs import wait_for
 from segstudio.io.images import read_image
-from segstudio.io.model_registry import ModelKind, read_summary
 from segstudio.io.project import ImageStatus, Project
+from segstudio.io.project.models import ModelKind, read_summary
 
 log = logging.getLogger(__name__)
 

@@ -54,7 +54,12 @@ from segstudio.gui.prediction import PredictionController
 from segstudio.gui.training import TrainingController
 from segstudio.gui.training_panel import TrainingPanel
 from segstudio.gui.ui import Ui
-from segstudio.io.project import Project, add_recent_project, recent_projects
+from segstudio.io.project import (
+    Project,
+    ProjectLockedError,
+    add_recent_project,
+    recent_projects,
+)
 from segstudio.session.document import ImageDocument
 from segstudio.session.models import ModelService
 
@@ -280,8 +285,17 @@ class MainWindow(QMainWindow):
         self.close_folder()
         try:
             project = Project.open(folder)
+        except ProjectLockedError as exc:  # one writer per project: the other one is named
+            self.statusBar().showMessage(f"Not opened: {exc}", 30000)
+            QMessageBox.warning(self, "Project in use", str(exc))
+            return False
+        except SegStudioError as exc:
+            QMessageBox.critical(self, "Open folder", str(exc))
+            return False
+        try:
             project.scan()
         except SegStudioError as exc:
+            project.close()
             QMessageBox.critical(self, "Open folder", str(exc))
             return False
         add_recent_project(project.folder)

@@ -4,7 +4,7 @@ The list holds the bundled model, every model in the project's
 ``.segstudio/models/`` (oldest first, so a parent comes before what was
 trained from it) and the chosen model file when it lives elsewhere or has
 gone. The headers are read in a worker, torch-free and without weights (see
-:mod:`segstudio.io.model_registry`), so the dialog opens at once. Models whose
+:mod:`segstudio.io.project.models`), so the dialog opens at once. Models whose
 classes do not fit the project are greyed, with the reason, and cannot be
 used; **Use** asks the window to make the selected model the active one.
 """
@@ -32,8 +32,8 @@ from superqt.utils import create_worker
 
 from segstudio.core.bundled import bundled_model_path
 from segstudio.core.labelset import LabelSet
-from segstudio.io.model_registry import ModelKind, ModelSummary, read_summary
 from segstudio.io.project import Project
+from segstudio.io.project.models import ModelKind, ModelSummary, read_summary
 
 COLUMNS = ("Active", "Model", "Architecture", "Classes", "Created", "Val mIoU", "Parent", "Note")
 

@@ -27,8 +27,8 @@ from segstudio.gui.jobs import JobKind, JobRunner, WorkerSet, error_text
 from segstudio.gui.live_learning import LiveLearning, live_base
 from segstudio.gui.models_dialog import ModelsDialog
 from segstudio.gui.ui import Ui
-from segstudio.io.model_registry import ModelKind, ModelSummary, read_summary
 from segstudio.io.project import ImageStatus, Project
+from segstudio.io.project.models import ModelKind, ModelSummary, read_summary
 from segstudio.session.document import ImageDocument
 from segstudio.session.models import ModelService, predict_all, predict_one
 

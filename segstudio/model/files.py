@@ -4,8 +4,10 @@ A SegStudio model file is a plain safetensors file. Its header metadata holds
 one key, ``segstudio``, whose value is a JSON document describing the
 architecture (so the file rebuilds its own network), the label set, the input
 normalisation, the provenance and the metrics. Loading validates all of it
-and every tensor's name, shape and dtype against the rebuilt network; nothing
-is ever unpickled.
+and every tensor's name, shape and dtype against the network the metadata
+describes, built first without memory (on PyTorch's ``meta`` device), so a file
+whose metadata lies is refused in milliseconds, before a network of the claimed
+size is allocated; nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import getpass
 import json
 import logging
 import math
+import os
 import platform
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -198,9 +202,22 @@ def save_model(path: str | Path, model: LoadedModel, *, half: bool = False) -> P
         state[key] = value.contiguous()
     meta = {METADATA_KEY: json.dumps(model.info.to_dict(), sort_keys=True)}
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+        try:
+            save_file(state, str(tmp), metadata=meta)
+        except SafetensorError as exc:
+            raise as_write_error(path, exc) from exc
     model.path = path
     return path
+
+
+def as_write_error(path: Path, exc: SafetensorError) -> Exception:
+    """safetensors' write failure as an OSError with its errno (disk full, ...) when it
+    names one, so callers handle it as any failed write; else a ModelFileError."""
+    found = re.search(r"os error (\d+)", str(exc))
+    if found:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code) if code else str(exc), str(path))
+    return ModelFileError(f"{path}: cannot write the model file ({exc})")
 
 
 #: A safetensors file's tensors: name -> (shape, dtype name), read from its header.
@@ -247,6 +264,8 @@ def read_header(path: str | Path, key: str, *, what: str = "model") -> tuple[Any
         return json.loads(raw), shapes
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"{path}: {what} metadata is not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise ModelFileError(f"{path}: {what} metadata is nested too deeply to be read") from None
 
 
 def _open_header(path: Path) -> tuple[ModelInfo, TensorShapes]:
@@ -258,6 +277,44 @@ def _open_header(path: Path) -> tuple[ModelInfo, TensorShapes]:
     except ModelFileError as exc:
         raise ModelFileError(f"{path}: {exc}") from exc
     return info, shapes
+
+
+def check_shapes(path: Path, info: ModelInfo, shapes: TensorShapes) -> None:
+    """Refuse a file whose tensors are not those of the network its metadata describes.
+
+    The network is built on PyTorch's ``meta`` device: shapes only, no memory and
+    no initialisation, so even metadata claiming a huge network costs milliseconds.
+
+    Raises
+    ------
+    ModelFileError
+        A tensor is missing, unexpected, or of another shape; the message names
+        the file and the first offending tensor.
+    """
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in _meta_state(info).items()}
+    missing = sorted(set(expected) - set(shapes))
+    extra = sorted(set(shapes) - set(expected))
+    if missing or extra:
+        raise ModelFileError(
+            f"{path}: weights do not fit architecture {info.arch.name!r} "
+            f"{dict(info.arch.params)} "
+            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+            f"unexpected {extra[:3]}{'...' if len(extra) > 3 else ''})"
+        )
+    for key, shape in expected.items():
+        have = shapes[key][0]
+        if have != shape:
+            raise ModelFileError(
+                f"{path}: tensor {key} has shape {list(have)}, but the architecture its "
+                f"metadata names ({info.arch.name} {dict(info.arch.params)}) needs "
+                f"{list(shape)}: the metadata does not describe these weights"
+            )
+
+
+def _meta_state(info: ModelInfo) -> dict[str, torch.Tensor]:
+    """The state dict of ``info``'s network built on the current (meta) device."""
+    return build_model(info.arch, info.labelset.num_classes).state_dict()
 
 
 def read_model_info(path: str | Path) -> ModelInfo:
@@ -293,23 +350,10 @@ def load_model(path: str | Path, *, expect_labelset: LabelSet | None = None) -> 
     info, shapes = _open_header(path)
     if expect_labelset is not None:
         check_labelset(info, expect_labelset, source=str(path))
+    check_shapes(path, info, shapes)
+    # The weights fit: the network is no larger than the file's own tensors.
     network = build_model(info.arch, info.labelset.num_classes)
     expected = network.state_dict()
-    missing = sorted(set(expected) - set(shapes))
-    extra = sorted(set(shapes) - set(expected))
-    if missing or extra:
-        raise ModelFileError(
-            f"{path}: weights do not fit architecture {info.arch.name!r} "
-            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
-            f"unexpected {extra[:3]}{'...' if len(extra) > 3 else ''})"
-        )
-    for key, tensor in expected.items():
-        shape, _dtype = shapes[key]
-        if tuple(tensor.shape) != shape:
-            raise ModelFileError(
-                f"{path}: tensor {key} has shape {list(shape)}, the architecture needs "
-                f"{list(tensor.shape)}"
-            )
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             state = {key: f.get_tensor(key) for key in expected}

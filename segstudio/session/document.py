@@ -4,9 +4,20 @@ Qt-free on purpose, shared by the window and tests: the window turns canvas
 gestures into the edit operations here (paint, erase, accept, fill, polygon,
 a placed region) and listens to the document's events (``editor.changed``
 with the changed rectangle, ``editor.history_changed``, :attr:`predicted`,
-:attr:`saved`, :attr:`save_failed`). Saving copies the labels on the calling thread (cheap) and
-writes the PNG on one background thread, in order, so a big image never
-stalls the window and no two saves of one image race.
+:attr:`saved`, :attr:`save_failed`, :attr:`noticed`). Saving copies the labels on the
+calling thread (cheap) and writes the PNG on one background thread, in order, so
+a big image never stalls the window and no two saves of one image race.
+
+Nothing a person painted is dropped:
+
+- a save may come in the middle of a stroke (the part drawn so far is written;
+  the stroke stays one undo step), so a long drag survives a crash;
+- stored labels that no longer fit the image (its file was replaced by one of
+  another size) are kept aside in the project, and :attr:`ImageDocument.notice`
+  says where;
+- when the project's classes were migrated behind the document's back (another
+  handle or process), its labels are renumbered with the migration's recorded
+  lookup table before they are saved, or, without one, kept aside.
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ from enum import Enum
 import numpy as np
 from psygnal import Signal
 
-from segstudio.core.edit import LabelEditor
+from segstudio.core.edit import LabelEditor, apply_lut
 from segstudio.core.errors import SegStudioError
 from segstudio.core.labelset import UNLABELED
 from segstudio.core.tools import Placed, brush_segment, flood_region, polygon_region
@@ -60,7 +71,7 @@ class Saver:
     ) -> Future[None]:
         def write() -> None:
             try:
-                project.save_labels(name, labels, labelset_version=version)
+                _save_current(project, name, labels, version)
             except (SegStudioError, OSError) as exc:
                 with self._lock:
                     self.failed[name] = (project, labels, version)
@@ -94,6 +105,34 @@ class Saver:
         self._pool.shutdown(wait=True)
 
 
+def _save_current(project: Project, name: str, labels: np.ndarray, version: int | None) -> None:
+    """Save ``labels`` numbered for label-set ``version``, renumbered if the project moved on.
+
+    A class migration between the copy and the write (by this process or, without
+    the write lock, another) would make the save stale: the labels go through the
+    migration's recorded lookup table instead, or, without one, are kept aside in
+    the project, and the error says where. Never are they dropped.
+    """
+    if version is not None:
+        current = project.labelset_version
+        if current != version:
+            lut = project.migration_lut(version)
+            if lut is None:
+                path = project.keep_labels_aside(
+                    name,
+                    labels,
+                    f"the classes were migrated from version {version} to {current} with no "
+                    "recorded way to renumber these labels",
+                    labelset_version=version,
+                )
+                raise SegStudioError(
+                    f"the classes were changed while these labels were being saved, and they "
+                    f"cannot be renumbered; they were kept in {path}"
+                )
+            labels, version = apply_lut(labels, lut), current
+    project.save_labels(name, labels, labelset_version=version)
+
+
 class StrokeKind(Enum):
     """What a brush stroke writes; the value names the undo step."""
 
@@ -107,36 +146,65 @@ class ImageDocument:
 
     *Events* (psygnal): ``predicted()`` when the prediction shown changed;
     ``saved(name)`` and ``save_failed(name, message)`` from the saver's thread
-    (connect a thread-safe receiver). Pixel changes come from
+    (connect a thread-safe receiver); ``noticed(text)`` when :attr:`notice`
+    changes after loading (on the thread that saves). Pixel changes come from
     ``editor.changed(rect)`` and ``editor.history_changed()``.
+
+    :attr:`notice` is a message the user must see, or None: labels set aside
+    because the image changed size, labels renumbered after a class migration
+    made elsewhere.
     """
 
     predicted = Signal()
     saved = Signal(str)
     save_failed = Signal(str, str)
+    noticed = Signal(str)
 
     def __init__(self, project: Project, name: str, saver: Saver) -> None:
         self.project = project
         self.name = name
         self._saver = saver
+        self.notice: str | None = None
         # the class numbering the labels are in: a save after a class migration is refused
         self.labelset_version = project.labelset_version
         self.image: LoadedImage = read_image(project.image_path(name))
         h, w = self.image.height, self.image.width
         stored = project.load_labels(name)
         if stored is not None and stored.shape != (h, w):
-            log.warning(
-                "%s: stored labels are %s, the image is %s; starting empty",
-                name,
-                stored.shape,
-                (h, w),
-            )
+            self.notice = self._set_aside(stored.shape, (h, w))
             stored = None
         labels = stored if stored is not None else np.full((h, w), UNLABELED, np.uint8)
         self.editor = LabelEditor(np.ascontiguousarray(labels))
+        # pixel changes so far, and at the last save: a save mid-stroke leaves the
+        # editor dirty, and a tick of the autosave timer must not write the same again
+        self._changes = 0
+        self._saved_changes = 0
+        self._pending: Future[None] | None = None  # the last save handed to the saver
+        self.editor.changed.connect(self._count_change)
         self.prediction: PredictionLayer | None = None
         self._stroke: tuple[StrokeKind, int, bool] | None = None
         self.reload_prediction()
+
+    def _set_aside(self, stored: tuple[int, ...], image: tuple[int, int]) -> str:
+        """Keep labels that do not fit the image out of its way (never lost); the notice."""
+        sizes = (
+            f"the image is now {image[1]} x {image[0]} pixels but its labels are "
+            f"{stored[1]} x {stored[0]}"
+        )
+        if self.project.read_only:
+            return f"{self.name}: {sizes}; the project is read-only, so they stay as they are"
+        try:
+            path = self.project.set_labels_aside(self.name, f"{sizes} (the image file changed)")
+        except SegStudioError as exc:  # e.g. a full disk: the next save sets them aside
+            return (
+                f"{self.name}: {sizes}; they stay stored and are kept aside when this image "
+                f"is saved (moving them now failed: {exc})"
+            )
+        where = self.project.folder.name if path is None else path.relative_to(self.project.folder)
+        return (
+            f"{self.name}: {sizes}; the old labels were kept in {where} and the image "
+            "starts unlabelled"
+        )
 
     @property
     def labels(self) -> np.ndarray:
@@ -244,16 +312,90 @@ class ImageDocument:
         if stored is not None and stored.shape == self.labels.shape:
             self.editor.set_labels(np.ascontiguousarray(stored))
 
+    def _count_change(self, _rect: object) -> None:
+        self._changes += 1
+
+    @property
+    def unsaved(self) -> bool:
+        """Whether the labels differ from what was last handed to the saver."""
+        return self.editor.dirty and self._changes != self._saved_changes
+
     def save(self) -> Future[None] | None:
-        """Save the labels if they changed; returns the pending write, if any."""
-        if not self.editor.dirty:
+        """Save the labels if they changed; returns the pending write, if any.
+
+        Also in the middle of a stroke: the part drawn so far is saved and the
+        stroke goes on as one undo step (the rest is saved by a later call; while
+        the previous save is still being written, a mid-stroke call waits for the
+        next one rather than queue another copy of the labels).
+        """
+        if not self.unsaved:
             return None
+        if self.stroking and self._pending is not None and not self._pending.done():
+            return None  # a big image's last save is still writing: no pile of copies
+        try:
+            self._follow_migration()
+        except SegStudioError as exc:  # the saver renumbers or keeps them, and retries
+            log.warning("%s: could not follow the class migration yet: %s", self.name, exc)
+        if not self.unsaved:
+            return None  # the edits were kept aside, and the stored labels are shown
         future = self._saver.submit(
             self.project, self.name, self.labels.copy(), self.labelset_version
         )
         self.editor.mark_saved()  # a failed write is kept by the saver and retried
+        self._saved_changes = self._changes
+        self._pending = future
         future.add_done_callback(self._save_done)
         return future
+
+    def _follow_migration(self) -> None:
+        """Renumber the labels if the project's classes were migrated since they loaded.
+
+        The window migrates its open image itself (and updates
+        :attr:`labelset_version`); this catches a migration made elsewhere.
+        """
+        current = self.project.labelset_version
+        old = self.labelset_version
+        if current == old:
+            return
+        lut = self.project.migration_lut(old)
+        if lut is not None:
+            self.editor.remap(lut)  # undo keeps working, in the new numbering
+            self.labelset_version = current
+            self.reload_prediction()
+            self._say(
+                f"{self.name}: the classes were changed elsewhere (label-set version {old} → "
+                f"{current}); your labels were renumbered to match"
+            )
+            return
+        path = self.project.keep_labels_aside(
+            self.name,
+            self.labels.copy(),
+            f"the classes were migrated from version {old} to {current} with no recorded "
+            "way to renumber the open labels",
+            labelset_version=old,
+        )
+        self.labelset_version = current
+        stored = self.project.load_labels(self.name)
+        h, w = self.labels.shape
+        fresh = stored if stored is not None and stored.shape == (h, w) else None
+        self._stroke = None  # set_labels abandons the open undo step
+        self.editor.set_labels(
+            np.ascontiguousarray(fresh)
+            if fresh is not None
+            else np.full((h, w), UNLABELED, np.uint8)
+        )
+        self._saved_changes = self._changes
+        self.reload_prediction()
+        self._say(
+            f"{self.name}: the classes were changed elsewhere and your unsaved labels cannot "
+            f"be renumbered; they were kept in {path.relative_to(self.project.folder)}, and "
+            "the image shows its stored labels"
+        )
+
+    def _say(self, text: str) -> None:
+        log.warning("%s", text)
+        self.notice = text
+        self.noticed.emit(text)
 
     def _save_done(self, future: Future[None]) -> None:
         exc = future.exception()

@@ -9,12 +9,21 @@ adjustments, the ``before`` metrics) is JSON in the file's header. Never
 pickle. A checkpoint of another recipe, other data, another architecture or
 another number of processes is refused with a :class:`TrainingError` that
 names the differences.
+
+A checkpoint that cannot be written (a full disk) raises :class:`TrainingError`
+and leaves the previous one as it was; the loop reports it and trains on. The
+temporary files of writes a kill cut short (``.checkpoint.safetensors.<8 hex
+digits>.tmp.safetensors``, possibly full size) are removed by the next run
+that uses the folder (:func:`sweep_checkpoint_temps`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,7 +38,7 @@ from torch import nn
 
 from segstudio.core.atomic import atomic_path
 from segstudio.core.errors import ModelFileError, TrainingError
-from segstudio.model.files import read_header
+from segstudio.model.files import as_write_error, read_header
 from segstudio.training.config import DEFAULT_CONFIG, TrainConfig
 from segstudio.training.data import TrainingData
 
@@ -42,8 +51,12 @@ __all__ = [
     "load_checkpoint",
     "read_checkpoint",
     "run_identity",
+    "sweep_checkpoint_temps",
+    "sweep_temp_writes",
     "write_checkpoint",
 ]
+
+_log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 _CHECKPOINT_FORMAT = "segstudio.checkpoint"
@@ -220,9 +233,53 @@ def write_checkpoint(
         "scaler": None if scaler is None else _json_safe(scaler.state_dict()),
     }
     path = folder / CHECKPOINT_NAME
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(doc, allow_nan=False)})
+    try:
+        with atomic_path(path) as tmp:
+            try:
+                save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(doc, allow_nan=False)})
+            except SafetensorError as exc:
+                raise as_write_error(path, exc) from exc
+    except (OSError, ModelFileError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise TrainingError(f"cannot write the checkpoint {path} ({reason})") from exc
     return path
+
+
+def _temp_pattern(name: str) -> re.Pattern[str]:
+    """The temporary names :func:`segstudio.core.atomic.atomic_path` gives ``name``."""
+    suffix = Path(name).suffix
+    return re.compile(rf"^\.{re.escape(name[:180])}\.[0-9a-f]{{8}}\.tmp{re.escape(suffix)}$")
+
+
+def sweep_temp_writes(folder: Path, name: str) -> list[Path]:
+    """Delete the temporary files killed atomic writes of ``folder/name`` left behind.
+
+    Only names of exactly that pattern are touched; failures are logged.
+    """
+    pattern = _temp_pattern(name)
+    try:
+        with os.scandir(folder) as it:
+            found = [Path(e.path) for e in it if pattern.match(e.name) and e.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    removed: list[Path] = []
+    for path in found:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            _log.warning("cannot delete %s: %s", path, exc)
+            continue
+        removed.append(path)
+    if removed:
+        _log.info("removed %d unfinished write(s) of %s in %s", len(removed), name, folder)
+    return removed
+
+
+def sweep_checkpoint_temps(folder: Path) -> list[Path]:
+    """Delete the temporary checkpoint files of killed runs in ``folder``."""
+    return sweep_temp_writes(folder, CHECKPOINT_NAME)
 
 
 def load_checkpoint(

@@ -493,7 +493,8 @@ def load_source(
     if (source / STATE_DIR_NAME).is_dir():
         if void is not None:
             log.warning("the void value applies to dataset folders, not to projects; ignored")
-        with Project.open(source, create=False) as project:
+        # read-only: training may read a project a window has open for writing
+        with Project.open(source, create=False, read_only=True) as project:
             data = from_project(
                 project,
                 val_fraction=val_fraction,

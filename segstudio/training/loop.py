@@ -26,7 +26,10 @@ What it does
   than the starting one, and the caller decides whether to use it.
 - **Checkpoints** (:mod:`~segstudio.training.checkpoint`): every
   ``checkpoint_every_s`` seconds and at the end; ``resume=True`` continues from
-  one and ends at the same step count.
+  one and ends at the same step count. A checkpoint that cannot be written (a
+  full disk) is reported as a message and training goes on: the run still ends
+  with its model. Temporary files of checkpoints a kill cut short are removed
+  when the next run starts.
 - **Cancel**: between yields nothing is pending; closing the generator (or
   dropping it) leaves the last periodic checkpoint, from which a run resumes.
 """
@@ -54,6 +57,7 @@ from segstudio.training.checkpoint import (
     load_checkpoint,
     read_checkpoint,
     run_identity,
+    sweep_checkpoint_temps,
     write_checkpoint,
 )
 from segstudio.training.config import DEFAULT_CONFIG, TrainConfig, TrainResult
@@ -198,6 +202,21 @@ class _Run:
 
     # ------------------------------------------------------------ checkpoints
 
+    def _checkpoint(self) -> Generator[TrainProgress, None, None]:
+        """Write a checkpoint and report it; a failed write (a full disk) is reported
+        as a message and costs only the checkpoint: training goes on."""
+        try:
+            path = self._save_checkpoint()
+        except TrainingError as exc:
+            self.last_checkpoint = time.monotonic()  # try again after the interval
+            yield self._message(
+                f"{exc}: training goes on; a resume would start from the last checkpoint "
+                "that was written"
+            )
+            return
+        if path is not None:
+            yield self._report(ProgressKind.CHECKPOINT, message=str(path))
+
     def _save_checkpoint(self) -> Path | None:
         if self.checkpoint_dir is None or not self.env.is_main:
             return None
@@ -293,6 +312,7 @@ class _Run:
                 raise TrainingError(
                     f"{self.checkpoint_dir}: cannot create the checkpoint folder ({exc})"
                 ) from exc
+            sweep_checkpoint_temps(self.checkpoint_dir)  # what killed runs left
 
         st = self.state
         if self.resume:
@@ -377,14 +397,10 @@ class _Run:
                 self.checkpoint_dir is not None
                 and time.monotonic() - self.last_checkpoint >= cfg.checkpoint_every_s
             ):
-                path = self._save_checkpoint()
-                if path is not None:
-                    yield self._report(ProgressKind.CHECKPOINT, message=str(path))
+                yield from self._checkpoint()
 
         if stopped is None:
-            path = self._save_checkpoint()
-            if path is not None:
-                yield self._report(ProgressKind.CHECKPOINT, message=str(path))
+            yield from self._checkpoint()
         if data.val and self.env.is_main:
             if st.val_step == st.step and st.last_metrics is not None:
                 after = st.last_metrics

@@ -1,4 +1,8 @@
-"""kill -9 in the middle of painting loses at most the autosave window, and no file is corrupt."""
+"""kill -9 in the middle of painting loses at most the autosave window, and no file is corrupt.
+
+Also in the middle of one long drag: the part drawn so far is autosaved while the
+button is still down.
+"""
 
 from __future__ import annotations
 
@@ -14,27 +18,32 @@ import pytest
 from segstudio.gui.editing import AUTOSAVE_IDLE_MS, AUTOSAVE_MAX_MS
 from segstudio.io.project import Project
 from tests.gui.conftest import make_images
-from tests.gui.crash_driver import dot_position
+from tests.gui.crash_driver import STROKE_AUTOSAVE_MS, STROKE_CLASS, dot_position
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _start_driver(folder: Path, log: Path, config: Path, mode: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "SEGSTUDIO_CONFIG_DIR": str(config),
+    }
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    driver = REPO / "tests" / "gui" / "crash_driver.py"
+    return subprocess.Popen(
+        [sys.executable, str(driver), str(folder), str(log), mode],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_kill_9_loses_at_most_the_autosave_window(tmp_path: Path, isolated_config: Path) -> None:
     folder = make_images(tmp_path / "p", n=2, size=(360, 480))
     log = tmp_path / "dots.log"
-    env = {
-        **os.environ,
-        "QT_QPA_PLATFORM": "offscreen",
-        "SEGSTUDIO_CONFIG_DIR": str(isolated_config),
-    }
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    child = subprocess.Popen(
-        [sys.executable, str(REPO / "tests" / "gui" / "crash_driver.py"), str(folder), str(log)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    child = _start_driver(folder, log, isolated_config, "dots")
     try:
         deadline = time.monotonic() + 60
         # paint for a while past two autosave periods
@@ -67,3 +76,39 @@ def test_kill_9_loses_at_most_the_autosave_window(tmp_path: Path, isolated_confi
     # reopening cleaned up the temporary file of a write the kill interrupted, if any
     leftovers = [p.name for p in (folder / ".segstudio" / "labels").iterdir() if ".tmp" in p.name]
     assert leftovers == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_kill_9_during_one_long_drag_keeps_what_was_drawn(
+    tmp_path: Path, isolated_config: Path
+) -> None:
+    """The button never goes up: the drag's pixels drawn before the last autosave survive."""
+    folder = make_images(tmp_path / "p", n=1, size=(360, 480))
+    log = tmp_path / "stroke.log"
+    child = _start_driver(folder, log, isolated_config, "stroke")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # drag for several autosave periods
+            if child.poll() is not None:
+                pytest.fail(f"the app died by itself: {child.stderr.read().decode()[-2000:]}")
+            lines = log.read_text().splitlines() if log.exists() else []
+            if lines and float(lines[-1].split()[2]) - float(lines[0].split()[2]) > 6:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the app dragged too slowly")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        killed_at = time.time()
+        child.stderr.close()
+    points = [line.split() for line in log.read_text().splitlines()]
+    max_ms = STROKE_AUTOSAVE_MS[1]
+    window_s = max_ms / 1000 + 2.0  # save interval + copy, encode and write time
+    old = [(int(x), int(y)) for x, y, t in points if killed_at - float(t) > window_s]
+    assert len(old) > 20, "too few points drawn before the autosave window to check"
+    with Project.open(folder) as project:
+        labels = project.load_labels("img0.png")
+    assert labels is not None, "nothing of the drag was saved"
+    lost = [(x, y) for x, y in old if labels[y, x] != STROKE_CLASS]
+    assert not lost, f"{len(lost)} of {len(old)} points drawn over {window_s} s before the kill"

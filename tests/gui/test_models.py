@@ -17,8 +17,8 @@ from segstudio.core.labelset import preset
 from segstudio.gui.jobs import JobKind
 from segstudio.gui.main_window import MainWindow
 from segstudio.gui.models_dialog import COLUMNS
-from segstudio.io.model_registry import ModelKind
 from segstudio.io.project import Project
+from segstudio.io.project.models import ModelKind
 from segstudio.model.arch import ArchSpec
 from segstudio.model.files import new_model, save_model, with_metadata
 from segstudio.session.training import FineTuneRequest, TrainingOutcome

@@ -15,6 +15,12 @@ export
 imports
     The import driver: validation of every mask first, the mapping onto the
     project's classes, copying images, storing labels in one transaction.
+staging
+    The import's staged copies and :func:`sweep_import_staging`, which undoes
+    (or finishes) an import a kill cut short: all or nothing under kill -9.
+swap
+    Putting a finished export in place without ever leaving ``out`` missing,
+    and :func:`recover_export` for what a killed export left beside it.
 index, camvid, voc, cityscapes, coco
     One format each: its writer and its reader.
 rgb, cvat
@@ -31,6 +37,8 @@ from __future__ import annotations
 from segstudio.io.datasets.cityscapes import CITYSCAPES_LABEL_IDS
 from segstudio.io.datasets.export import FORMATS, ExportOptions, ExportReport, export_dataset
 from segstudio.io.datasets.imports import IMPORT_FORMATS, ImportReport, import_dataset
+from segstudio.io.datasets.staging import sweep_import_staging
+from segstudio.io.datasets.swap import recover_export
 
 __all__ = [
     "CITYSCAPES_LABEL_IDS",
@@ -41,4 +49,6 @@ __all__ = [
     "ImportReport",
     "export_dataset",
     "import_dataset",
+    "recover_export",
+    "sweep_import_staging",
 ]

@@ -20,6 +20,7 @@ from segstudio.core.convert import index_to_rgb
 from segstudio.core.errors import DatasetError, LabelSetError
 from segstudio.core.labelset import UNLABELED, LabelClass, LabelSet
 from segstudio.io.datasets.common import (
+    LIST_WORDS,
     SPLITS,
     VOID_NAMES,
     ExportCtx,
@@ -32,6 +33,8 @@ from segstudio.io.datasets.common import (
     labels_json,
     labelset_of,
     lines,
+    make_class,
+    read_text_file,
     save_png,
     write_text,
 )
@@ -42,6 +45,8 @@ __all__ = ["CamvidWriter", "parse_label_colors", "read_camvid", "read_palette"]
 
 class CamvidWriter(Writer):
     """``<split>/`` + ``<split>annot/``, the split lists, optionally the colour labels."""
+
+    list_names = LIST_WORDS
 
     def begin(self, ctx: ExportCtx) -> None:
         o = ctx.options
@@ -126,7 +131,7 @@ def parse_label_colors(path: Path) -> LabelSet:
     """``R G B<TAB>Name`` per line; a ``Void`` (or ``unlabeled``) line is the unlabeled colour."""
     classes: list[LabelClass] = []
     unlabeled: tuple[int, int, int] | None = None
-    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for n, line in enumerate(read_text_file(path, "palette file").splitlines(), 1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -141,5 +146,5 @@ def parse_label_colors(path: Path) -> LabelSet:
         if name.casefold() in VOID_NAMES:
             unlabeled = color
         else:
-            classes.append(LabelClass(name, color))
+            classes.append(make_class(f"{path}:{n}", name, color))
     return labelset_of(path.stem, classes, unlabeled, path)

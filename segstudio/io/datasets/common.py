@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeVar
 
 import cv2
 import numpy as np
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "JPEG_QUALITY",
+    "LIST_LINES",
+    "LIST_WORDS",
     "SPLITS",
     "VOID_NAMES",
     "ExportCtx",
@@ -47,7 +49,11 @@ __all__ = [
     "labels_json",
     "labelset_of",
     "lines",
+    "list_name_fault",
+    "list_names_note",
+    "make_class",
     "mask_pairs",
+    "read_text_file",
     "rgb_decoder",
     "save_png",
     "shortlist",
@@ -59,6 +65,16 @@ JPEG_QUALITY: Final[int] = 95
 MAX_LISTED: Final[int] = 20
 VOID_NAMES: Final[frozenset[str]] = frozenset({"void", "unlabeled", "unlabelled"})
 """Class names that mean "no class" in a palette file: their colour is the unlabeled one."""
+
+LIST_LINES: Final[str] = "lines"
+"""A format whose list files hold one name per line (index, voc)."""
+LIST_WORDS: Final[str] = "words"
+"""A format whose list lines hold names as space-separated words (camvid's
+``train/x.png trainannot/x.png``)."""
+# what str.splitlines() breaks at: a reader in Python splits there, most others at \n
+_LINE_BREAKS: Final[frozenset[str]] = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+MAX_TEXT_BYTES: Final[int] = 16 * 1024 * 1024
+"""A palette or label-map text file larger than this is refused unread (256 lines are a few kB)."""
 
 T = TypeVar("T")
 
@@ -92,6 +108,41 @@ def lines(items: Iterable[str]) -> str:
     """One item per line, with a final newline unless there are none."""
     text = "\n".join(items)
     return text + "\n" if text else ""
+
+
+def list_name_fault(stem: str, rule: str | None) -> str | None:
+    """Why ``stem`` cannot go into a list file of kind ``rule`` (None: it can).
+
+    Line-based lists (:data:`LIST_LINES`) cannot hold a line break, and readers
+    strip white space at either end of a line; CamVid's lines
+    (:data:`LIST_WORDS`) separate their two paths by a space, so no white space
+    at all. There is no escape these formats' readers understand, so such names
+    are refused rather than written in a way that reads back as another name.
+    """
+    if rule is None:
+        return None
+    if any(c in _LINE_BREAKS for c in stem):
+        return "a line break"
+    if rule == LIST_WORDS and any(c.isspace() for c in stem):
+        return "white space"
+    if rule == LIST_LINES and stem != stem.strip():
+        return "white space at the start or end"
+    return None
+
+
+def list_names_note(rule: str | None) -> str:
+    """The README's sentence on which image names the format's list files hold."""
+    if rule == LIST_WORDS:
+        return (
+            "Names: the list files separate paths by a space, so image names with white "
+            "space or line breaks are refused by the export (rename such images).\n"
+        )
+    if rule == LIST_LINES:
+        return (
+            "Names: the list files hold one name per line, so image names with a line break "
+            "or white space at either end are refused by the export (rename such images).\n"
+        )
+    return "Names: this format has no list files; every image name is kept as it is.\n"
 
 
 def _exif_rotated(src: Path) -> bool:
@@ -182,8 +233,14 @@ class Writer:
     """One format's writer; a new one per export, so per-export state is never shared.
 
     The driver calls :meth:`begin`, then :meth:`write` for every image split by
-    split, then :meth:`finish`, and puts :meth:`layout` into the README.
+    split, then :meth:`finish`, and puts :meth:`layout` into the README. Before
+    anything is written it refuses names the format's list files cannot hold
+    (:attr:`list_names`, see :func:`list_name_fault`).
     """
+
+    #: The kind of list files the format writes: :data:`LIST_LINES`, :data:`LIST_WORDS`
+    #: or None (no list files: any name goes).
+    list_names: ClassVar[str | None] = None
 
     def begin(self, ctx: ExportCtx) -> None:
         write_text(ctx.root / "classes.json", labels_json(ctx.ls))
@@ -213,6 +270,31 @@ class Pair:
 Reader = Callable[[Path, LabelSet | None, int | None, list[str]], Any]
 """``read(source, override, void, warnings) -> (labelset, pairs, decode)``: one format's
 reader. ``decode(pair.mask)`` gives the ``uint8`` class-id map of a pair."""
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """A small UTF-8 text file of a dataset (a palette, a label map); every way it can
+    fail is a :class:`DatasetError` naming the file."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_TEXT_BYTES:
+            raise DatasetError(f"{path}: {size:,} bytes is too large for a {what}")
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(
+            f"{path}: not UTF-8 text (invalid byte at offset {exc.start}); save the {what} as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+
+
+def make_class(where: str, name: str, color: tuple[int, int, int]) -> LabelClass:
+    """A class read from line ``where`` of a palette file: a bad name or colour is a
+    :class:`DatasetError` naming the line."""
+    try:
+        return LabelClass(name, color)
+    except LabelSetError as exc:
+        raise DatasetError(f"{where}: {exc}") from None
 
 
 def labelset_of(
@@ -249,7 +331,9 @@ def dataset_classes(
         return _load_classes(classes)
     if default is not None:
         return default, None
-    raise DatasetError(f"{source}: no classes.json; give the classes with palette=")
+    raise DatasetError(
+        f"{source}: no classes.json; give a classes file (--palette, or Palette in the window)"
+    )
 
 
 def _void_lut(void: int | None) -> np.ndarray | None:

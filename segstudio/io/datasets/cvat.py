@@ -12,7 +12,13 @@ from typing import Any
 
 from segstudio.core.errors import DatasetError
 from segstudio.core.labelset import LabelClass, LabelSet
-from segstudio.io.datasets.common import VOID_NAMES, labelset_of, rgb_decoder
+from segstudio.io.datasets.common import (
+    VOID_NAMES,
+    labelset_of,
+    make_class,
+    read_text_file,
+    rgb_decoder,
+)
 from segstudio.io.datasets.voc import voc_pairs
 
 __all__ = ["parse_labelmap", "read_cvat"]
@@ -32,10 +38,17 @@ def read_cvat(source: Path, override: LabelSet | None, void: int | None, w: list
 
 
 def parse_labelmap(path: Path) -> LabelSet:
-    """CVAT ``labelmap.txt``: ``name:r,g,b:parts:actions``; ``background`` black = unlabeled."""
+    """CVAT ``labelmap.txt``: ``name:r,g,b:parts:actions``; ``background`` black = unlabeled.
+
+    Raises
+    ------
+    DatasetError
+        The file cannot be read, is not UTF-8 text, or a line is malformed; the
+        message names the file (and the line).
+    """
     classes: list[LabelClass] = []
     unlabeled: tuple[int, int, int] | None = None
-    for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for n, line in enumerate(read_text_file(path, "CVAT labelmap").splitlines(), 1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -45,10 +58,12 @@ def parse_labelmap(path: Path) -> LabelSet:
             r, g, b = (int(v) for v in fields[1].split(","))
         except (ValueError, IndexError) as exc:
             raise DatasetError(f"{path}:{n}: expected 'name:r,g,b:parts:actions'") from exc
+        if not all(0 <= v <= 255 for v in (r, g, b)):
+            raise DatasetError(f"{path}:{n}: colour {r},{g},{b} is not r,g,b in 0..255")
         if name.casefold() in {"background", *VOID_NAMES}:
             unlabeled = (r, g, b)
         else:
-            classes.append(LabelClass(name, (r, g, b)))
+            classes.append(make_class(f"{path}:{n}", name, (r, g, b)))
     if not classes:
         raise DatasetError(f"{path}: no classes besides background")
     return labelset_of("CVAT", classes, unlabeled, path)

@@ -4,12 +4,15 @@
 folder next to ``out`` (``.{out.name}.tmp-XXXX``) and renames it into place at
 the end, so ``out`` never holds half a dataset: a failure, or closing the
 generator early (cancel), removes the temporary folder and leaves ``out`` as it
-was. An existing non-empty ``out`` is refused unless ``overwrite``; then the old
-folder is renamed aside, the new one renamed in, and the old one deleted.
+was. An existing non-empty ``out`` is refused unless ``overwrite``; then the two
+folders are swapped so that ``out`` is never missing, and what a killed export
+left beside ``out`` is put right by the next one (:mod:`~segstudio.io.datasets.swap`).
 Everything that can be checked is checked before the first file is written:
 missing images, unreadable masks, ids outside the label set, output names that
-clash. Every dataset carries ``classes.json`` (index -> name -> colour) and a
-``README.txt`` describing its layout.
+clash, names the format's list files cannot hold (a line break in any list; any
+white space in CamVid's ``image annotation`` lines). Every dataset carries
+``classes.json`` (index -> name -> colour) and a ``README.txt`` describing its
+layout and which names it can hold.
 
 The driver chooses the images, splits them and yields
 :class:`~segstudio.core.jobs.Progress` after each; what goes where is
@@ -19,9 +22,6 @@ the format's writer (one module per format).
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +40,13 @@ from segstudio.io.datasets.common import (
     ExportCtx,
     Item,
     Writer,
+    list_name_fault,
+    list_names_note,
     shortlist,
     write_text,
 )
 from segstudio.io.datasets.index import IndexWriter
+from segstudio.io.datasets.swap import new_temp_folder, put_in_place, recover_export, remove_folder
 from segstudio.io.datasets.voc import VocWriter
 from segstudio.io.images import natural_key
 from segstudio.io.project import ImageStatus, Project
@@ -110,7 +113,7 @@ class ExportOptions:
         if len(split) != 3 or any(not 0.0 <= s <= 1.0 for s in split):
             raise DatasetError(f"split needs three shares in 0..1 (train, val, test), got {split}")
         if abs(sum(split) - 1.0) > 1e-6:
-            raise DatasetError(f"the split shares must sum to 1, got {split} (sum {sum(split)})")
+            raise DatasetError(f"the split shares must sum to 1, got {split} (sum {sum(split):g})")
         object.__setattr__(self, "split", split)
         if self.camvid_void is not None and (
             isinstance(self.camvid_void, bool)
@@ -137,7 +140,8 @@ class ExportReport:
     skipped : tuple of str
         ``"name: reason"`` for every image of the project not exported.
     warnings : tuple of str
-        Anything else worth knowing.
+        Anything else worth knowing (also what was put right after an earlier
+        export to ``out`` that was cut short).
     """
 
     out: Path
@@ -206,6 +210,8 @@ def export_dataset(
         but the last are raised before anything is written.
     """
     out = Path(out).expanduser().absolute()
+    # first of all: an earlier export to out that was killed may have left it aside
+    recovered = recover_export(out)
     ls = project.labelset_or_default()
     real_out, real_project = out.resolve(), project.folder.resolve()
     if real_out == real_project or real_project in real_out.parents:
@@ -221,7 +227,9 @@ def export_dataset(
         )
 
     items, skipped = _select(project, options)
+    writer = _writer_for(options.format)
     _check_names(items, options.format)
+    _check_list_names(items, options.format, writer.list_names)
     _check_sources(project, items, ls)
     if not items:
         reason = "reviewed images" if not options.include_predicted else "labelled images"
@@ -232,10 +240,9 @@ def export_dataset(
     splits = _split_names([i.name for i in items], options.split, options.seed)
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp makes it private; a dataset is for others to read too
+    tmp = new_temp_folder(out)
     ctx = ExportCtx(tmp, ls, options, splits, {i.name: i for i in items})
-    writer = _writer_for(options.format)
+    ctx.warnings.extend(recovered)
     try:
         writer.begin(ctx)
         done = 0
@@ -253,10 +260,10 @@ def export_dataset(
                 done += 1
                 yield Progress(done, total, name)
         writer.finish(ctx)
-        write_text(tmp / "README.txt", _readme(ctx, writer.layout(ctx)))
-        _put_in_place(tmp, out)
+        write_text(tmp / "README.txt", _readme(ctx, writer.layout(ctx), writer.list_names))
+        put_in_place(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        remove_folder(tmp)
         raise
     counts = {k: len(v) for k, v in splits.items()}
     _log.info("exported %d images of %s as %s to %s", len(items), project, options.format, out)
@@ -308,6 +315,21 @@ def _check_names(items: Sequence[Item], fmt: str) -> None:
         )
 
 
+def _check_list_names(items: Sequence[Item], fmt: str, rule: str | None) -> None:
+    """Refuse names the format's list files cannot hold (see :func:`list_name_fault`)."""
+    bad = [
+        f"{it.name!r} ({fault})"
+        for it in items
+        if (fault := list_name_fault(it.stem, rule)) is not None
+    ]
+    if bad:
+        raise DatasetError(
+            f"{len(bad)} image name(s) cannot go into the list files of the {fmt} export, which "
+            f"would read them back as other names: {shortlist(bad)}; rename the images, or "
+            "export as coco or cityscapes, which keep every name"
+        )
+
+
 def _check_sources(project: Project, items: Sequence[Item], ls: LabelSet) -> None:
     """Every selected image exists and its mask reads and holds only valid ids."""
     problems: list[str] = []
@@ -345,34 +367,18 @@ def _load_mask(project: Project, item: Item) -> np.ndarray:
     return mask
 
 
-def _put_in_place(tmp: Path, out: Path) -> None:
-    """Rename the finished temporary folder to ``out``, swapping out an old one."""
-    aside: Path | None = None
-    if out.exists():
-        aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        aside.rmdir()
-        os.rename(out, aside)
-    try:
-        os.rename(tmp, out)
-    except BaseException:
-        if aside is not None:
-            os.rename(aside, out)
-        raise
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-
-
 def _writer_for(fmt: str) -> Writer:
     """A new writer per export, so per-export state is never shared."""
     return _WRITERS[fmt]()
 
 
-def _readme(ctx: ExportCtx, layout: str) -> str:
+def _readme(ctx: ExportCtx, layout: str, list_names: str | None) -> str:
     counts = ", ".join(f"{k} {len(v)}" for k, v in ctx.splits.items())
     o = ctx.options
     return (
         f"SegStudio dataset export, format {o.format!r}.\n\n"
         f"{layout}\n"
+        f"{list_names_note(list_names)}"
         f"Images: {len(ctx.items)} ({counts}); split shares {o.split} with seed {o.seed} "
         "(names sorted, shuffled with numpy.random.default_rng(seed), cut by share).\n"
         "Only images a person marked reviewed"

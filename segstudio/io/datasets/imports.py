@@ -6,8 +6,11 @@ not at all: every mask is read, converted to class ids and validated first
 :class:`DatasetError` with pixel counts), image names are checked against the
 project folder, and only then are images copied and the labels stored with
 :meth:`Project.import_labels <segstudio.io.project.Project.import_labels>`,
-which commits every label in one transaction. When that fails, the images the
-import copied are removed again.
+which commits every label in one transaction. The copies are made in a staging
+folder under ``.segstudio`` and moved in just before that commit; when the
+import fails, is cancelled or is killed, the copies come back out (after a kill:
+at the next import, see :mod:`~segstudio.io.datasets.staging`), so the project
+gains every image with its labels or none.
 
 Finding the masks, their images and the classes is the format's reader (one
 module per format); this driver does the checking, the mapping onto the
@@ -16,9 +19,7 @@ project's classes, the copying and the storing.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import shutil
 from collections import Counter
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -28,7 +29,6 @@ from typing import Final
 import cv2
 import numpy as np
 
-from segstudio.core.atomic import atomic_path
 from segstudio.core.errors import (
     DatasetError,
     ImageReadError,
@@ -45,6 +45,7 @@ from segstudio.io.datasets.common import Pair, Reader, shortlist
 from segstudio.io.datasets.cvat import read_cvat
 from segstudio.io.datasets.index import read_index
 from segstudio.io.datasets.rgb import read_rgb
+from segstudio.io.datasets.staging import Staging, sweep_import_staging
 from segstudio.io.datasets.voc import read_voc
 from segstudio.io.images import read_image
 from segstudio.io.project import Project
@@ -155,8 +156,10 @@ def import_dataset(
     if not source.is_dir():
         raise DatasetError(f"{source}: no such dataset folder")
     if void is not None and not 0 <= int(void) <= 255:
-        raise DatasetError(f"void must be 0..255, got {void}")
+        raise DatasetError(f"the void value (--void) must be 0..255, got {void}")
     warnings: list[str] = []
+    # an import killed earlier is undone (or finished) before anything is looked at
+    warnings += sweep_import_staging(project)
     override = read_palette(Path(palette)) if palette is not None else None
 
     reader = _READERS[fmt]
@@ -206,15 +209,16 @@ def import_dataset(
         problems.insert(
             0,
             f"{len(unknown_colors)} colour(s) in {sum(unknown_colors.values())} pixel(s) of "
-            f"{len(bad_files)} file(s) are no class of {ls.name!r} (colour x pixels): "
-            + shortlist(listed),
+            f"{len(bad_files)} file(s) ({shortlist(bad_files, 5)}) are no class of {ls.name!r} "
+            "(colour x pixels): " + shortlist(listed),
         )
     if unknown_ids:
         listed = [f"{v} x {n}" for v, n in unknown_ids.most_common()]
         problems.insert(
             0,
             f"{len(unknown_ids)} value(s) in {sum(unknown_ids.values())} pixel(s) of "
-            f"{len(bad_files)} file(s) are neither class ids of {ls.name!r} "
+            f"{len(bad_files)} file(s) ({shortlist(bad_files, 5)}) are neither class ids of "
+            f"{ls.name!r} "
             f"(0..{ls.num_classes - 1}) nor unlabeled (value x pixels): "
             + shortlist(listed)
             + (" (set void for the dataset's void value)" if void is None else ""),
@@ -244,7 +248,8 @@ def import_dataset(
         if painted:
             problems.append(
                 f"{len(painted)} image(s) already hold labels that the import would replace "
-                "(import with replace to do so): " + shortlist(painted)
+                "(add --replace, or in the window tick 'Replace labels of images that already "
+                "have some', to do so): " + shortlist(painted)
             )
     elif any(r.has_labels for r in project.images() if r.name in {p.name for p, _ in converted}):
         warnings.append("labels of images that already had some were replaced by the import")
@@ -254,32 +259,27 @@ def import_dataset(
             "changed): " + shortlist(problems, 10)
         )
 
-    # 3. Copy images, then store every label in one transaction.
-    copied: list[Path] = []
+    # 3. Stage the copies, move them in, store every label in one transaction: all
+    #    or nothing, also under kill -9 (see segstudio.io.datasets.staging).
     done = len(pairs)
-    try:
-        for pair in to_copy:
-            assert pair.image is not None
-            dest = project.folder / pair.name
-            with atomic_path(dest) as tmp:
-                shutil.copyfile(pair.image, tmp)
-            copied.append(dest)
-            done += 1
-            yield Progress(done, total, pair.name, "copied")
+    labels = [(p.name, m) for p, m in converted]
+    if not to_copy:
         project.scan()
-        stored = project.import_labels(
-            [(p.name, m) for p, m in converted], labelset=target, user=user
-        )
-    except BaseException:
-        for path in copied:
-            with contextlib.suppress(OSError):
-                path.unlink()
-        if copied:
-            with contextlib.suppress(SegStudioError):
-                project.scan()
-        raise
-    _log.info("imported %d labels (%d new images) from %s", stored, len(copied), source)
-    return ImportReport(images=len(copied), labels=stored, classes=ls, warnings=tuple(warnings))
+        stored = project.import_labels(labels, labelset=target, user=user)
+    else:
+        with Staging(project) as staging:
+            for pair in to_copy:
+                assert pair.image is not None
+                staging.copy(pair.image, pair.name)
+                done += 1
+                yield Progress(done, total, pair.name, "copied")
+            staging.stage()
+            staging.move_in()
+            project.scan()
+            stored = project.import_labels(labels, labelset=target, user=user, token=staging.token)
+            staging.committed = True
+    _log.info("imported %d labels (%d new images) from %s", stored, len(to_copy), source)
+    return ImportReport(images=len(to_copy), labels=stored, classes=ls, warnings=tuple(warnings))
 
 
 def _image_shape(path: Path, problems: list[str]) -> tuple[int, int] | None:

@@ -16,6 +16,7 @@ import numpy as np
 
 from segstudio.core.labelset import LabelSet
 from segstudio.io.datasets.common import (
+    LIST_LINES,
     SPLITS,
     ExportCtx,
     Item,
@@ -35,6 +36,8 @@ __all__ = ["IndexWriter", "read_index"]
 
 class IndexWriter(Writer):
     """``images/<name>`` byte for byte, ``labels/<stem>.png``, the split lists."""
+
+    list_names = LIST_LINES
 
     def begin(self, ctx: ExportCtx) -> None:
         super().begin(ctx)

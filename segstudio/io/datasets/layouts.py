@@ -24,10 +24,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Final
 
-from segstudio.io.images import list_images
+from segstudio.io.images import IMAGE_SUFFIXES, list_images
 
 __all__ = [
     "CLASSES_FILE",
@@ -140,9 +140,10 @@ def split_lists(root: Path) -> tuple[list[str], list[str]] | None:
     """``train.txt`` and ``val.txt`` (one stem per line) of an exported dataset, if any.
 
     None when there is no ``train.txt``; a missing ``val.txt`` is an empty list.
-    Lines may be paths (CamVid's ``train/x.png trainannot/x.png``): each word
-    counts by its stem. Images listed in ``test.txt`` (or in no list) are in
-    neither list.
+    A line is one stem (SegStudio's and VOC's lists; it may hold spaces), or
+    paths: one per line, or CamVid's ``train/x.png trainannot/x.png``, where each
+    path counts by its stem. Images listed in ``test.txt`` (or in no list) are
+    in neither list.
     """
     root = Path(root)
     if not (root / "train.txt").is_file():
@@ -152,8 +153,17 @@ def split_lists(root: Path) -> tuple[list[str], list[str]] | None:
         path = root / name
         if not path.is_file():
             return []
-        lines = path.read_text(encoding="utf-8").split()
-        return [Path(line).stem for line in lines if line.strip()]
+        found: list[str] = []
+        for line in path.read_text(encoding="utf-8").split("\n"):
+            text = line.strip()
+            words = text.split()
+            if len(words) > 1 and all("/" in w for w in words):
+                found += [PurePosixPath(w).stem for w in words]  # CamVid: image annotation
+            elif "/" in text or Path(text).suffix.lower() in IMAGE_SUFFIXES:
+                found.append(PurePosixPath(text).stem)  # a path
+            elif text:
+                found.append(text)  # a stem ("img.01" is one too)
+        return found
 
     return stems("train.txt"), stems("val.txt")
 

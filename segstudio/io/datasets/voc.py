@@ -17,6 +17,7 @@ from segstudio.core.errors import DatasetError
 from segstudio.core.labelset import UNLABELED, LabelSet, preset
 from segstudio.io.datasets.common import (
     JPEG_QUALITY,
+    LIST_LINES,
     SPLITS,
     ExportCtx,
     Item,
@@ -43,6 +44,8 @@ def _is_voc(ls: LabelSet) -> bool:
 
 class VocWriter(Writer):
     """JPEG images, palette masks, ``ImageSets/Segmentation/*.txt``."""
+
+    list_names = LIST_LINES
 
     def begin(self, ctx: ExportCtx) -> None:
         super().begin(ctx)

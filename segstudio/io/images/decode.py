@@ -1,9 +1,11 @@
 """Reading an image file: :func:`read_image` and the :class:`LoadedImage` it returns.
 
-:func:`read_image` turns any PNG, JPEG, TIFF, BMP or WebP file into a
+:func:`read_image` turns any PNG, JPEG, TIFF, BMP, WebP or GIF file into a
 :class:`LoadedImage`: an ``H x W x 3`` ``uint8`` array for the model and the
 screen, plus the file's faithful values (16-bit, float, alpha, palette indices)
-in ``raw``. EXIF orientation is applied to both. Every failure raises an
+in ``raw``. EXIF orientation is applied to both. An animated or multi-page
+file gives its first frame, with a note (:attr:`LoadedImage.notes`, and a
+logged warning). Every failure raises an
 :class:`~segstudio.core.errors.ImageReadError` subclass whose message names the
 file and says what is wrong.
 
@@ -15,6 +17,7 @@ The format is told from the file's contents: TIFF goes to
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from dataclasses import dataclass, field
@@ -24,14 +27,25 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from segstudio.core.errors import EmptyImageError, ImageNotFoundError, ImageReadError
-from segstudio.io.images.decoded import MAX_PIXELS, Decoded
+from segstudio.core.errors import (
+    EmptyImageError,
+    ImageNotFoundError,
+    ImageReadError,
+    ImageTooLargeError,
+)
+from segstudio.io.images.decoded import Decoded, check_pixels
 from segstudio.io.images.exif import apply_orientation
-from segstudio.io.images.pillow import decode_pil
+from segstudio.io.images.pillow import check_header, decode_pil
 from segstudio.io.images.tiff import TIFF_MAGIC, decode_tiff
 from segstudio.io.images.tone import to_rgb
 
 __all__ = ["LoadedImage", "decode_file", "read_image", "read_thumbnail"]
+
+_log = logging.getLogger(__name__)
+
+# Files larger than this have their header checked against the pixel limit before
+# they are read into memory (smaller ones are read first: cheaper, and harmless).
+_HEADER_FIRST_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +69,9 @@ class LoadedImage:
         Bits per sample in the file (1, 8, 16, 32, ...).
     has_alpha : bool
         Whether the file carries transparency (dropped from ``rgb``).
+    notes : tuple of str
+        What the reader should know about how the file was read, e.g.
+        ``"frame 1 of 12 used (an animated GIF)"``; empty for most files.
 
     Notes
     -----
@@ -68,6 +85,7 @@ class LoadedImage:
     mode: str
     bit_depth: int
     has_alpha: bool
+    notes: tuple[str, ...] = ()
 
     @property
     def height(self) -> int:
@@ -85,12 +103,13 @@ class LoadedImage:
         return (self.height, self.width)
 
 
-def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> LoadedImage:
-    """Read a PNG, JPEG, TIFF, BMP or WebP image.
+def read_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> LoadedImage:
+    """Read a PNG, JPEG, TIFF, BMP, WebP or GIF image.
 
     The format is told from the file's contents, not its suffix. EXIF (or TIFF)
     orientation is applied. The pixel count is checked against ``max_pixels``
-    from the header, before anything is decoded.
+    from the header, before anything is decoded. An animated GIF, PNG or WebP,
+    or a multi-page TIFF, gives its first frame (``notes`` says so).
 
     Parameters
     ----------
@@ -98,7 +117,9 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
         The image file.
     max_pixels : int, optional
         Refuse images with more than this many pixels (width x height), a guard
-        against decompression bombs. Default :data:`MAX_PIXELS`.
+        against running out of memory and against decompression bombs. Default:
+        :func:`~segstudio.io.images.limits.pixel_limit`, derived from the memory
+        available (``SEGSTUDIO_MAX_PIXELS`` overrides it).
 
     Returns
     -------
@@ -115,7 +136,8 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
     CorruptImageError
         Not an image of a supported format, or its data is damaged or truncated.
     ImageTooLargeError
-        More than ``max_pixels`` pixels, or not enough memory to decode it.
+        More than ``max_pixels`` pixels, or not enough memory to decode it; the
+        message gives the size, the limit and how to raise it.
     UnsupportedImageError
         A readable image SegStudio cannot use (zero size, more than four channels, ...).
     ImageReadError
@@ -137,6 +159,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
         mode=decoded.mode,
         bit_depth=decoded.bit_depth,
         has_alpha=decoded.has_alpha,
+        notes=decoded.notes,
     )
 
 
@@ -155,6 +178,7 @@ def read_thumbnail(path: str | os.PathLike[str], size: int = 64) -> np.ndarray:
     p = Path(path)
     try:
         with Image.open(p) as im:
+            check_pixels(p, im.width, im.height, None)
             if im.mode in ("RGB", "RGBA", "L", "LA", "P", "1"):
                 if im.format == "JPEG":
                     im.draft("RGB", (size * 2, size * 2))
@@ -174,21 +198,32 @@ def read_thumbnail(path: str | os.PathLike[str], size: int = 64) -> np.ndarray:
 # --------------------------------------------------------------------------- file access
 
 
-def decode_file(p: Path, max_pixels: int) -> Decoded:
-    """Decode ``p`` (before orientation), TIFF by tifffile, anything else by Pillow."""
-    data = _read_file(p)
+def decode_file(p: Path, max_pixels: int | None) -> Decoded:
+    """Decode ``p`` (before orientation), TIFF by tifffile, anything else by Pillow.
+
+    The pixel limit is checked from the header before any pixel is decoded, and
+    for a large file before the file is read into memory. A note about a first
+    frame used is logged as a warning.
+    """
+    data = _read_file(p, max_pixels)
+    decoded: Decoded | None = None
     if data is None:
         decoded = decode_tiff(p, max_pixels)
-        if decoded is not None:
-            return decoded
-        data = _read_tiff_bytes(p)
-    return decode_pil(p, data, max_pixels)
+        if decoded is None:
+            data = _read_tiff_bytes(p)
+    if decoded is None:
+        assert data is not None
+        decoded = decode_pil(p, data, max_pixels)
+    for note in decoded.notes:
+        _log.warning("%s: %s", p, note)
+    return decoded
 
 
-def _read_file(p: Path) -> bytes | None:
+def _read_file(p: Path, max_pixels: int | None) -> bytes | None:
     """The whole file, or None for a TIFF (tifffile reads those by path).
 
-    Raises the not-found / folder / empty / permission errors.
+    Raises the not-found / folder / empty / permission errors, and for a file of
+    more than :data:`_HEADER_FIRST_BYTES` the pixel limit from its header.
     """
     try:
         st = p.stat()
@@ -209,9 +244,16 @@ def _read_file(p: Path) -> bytes | None:
             if fh.read(4) in TIFF_MAGIC:
                 return None
             fh.seek(0)
+            if st.st_size > _HEADER_FIRST_BYTES:
+                check_header(p, fh, max_pixels)
+                fh.seek(0)
             data = fh.read()
     except PermissionError:
         raise ImageReadError(p, "permission denied") from None
+    except MemoryError:
+        raise ImageTooLargeError(
+            p, f"not enough memory to read this {st.st_size:,}-byte file"
+        ) from None
     except OSError as exc:
         raise ImageReadError(p, f"cannot be read ({exc.strerror or exc})") from None
     if not data:  # emptied since the stat

@@ -9,6 +9,7 @@ for images and label maps alike, so a map lines up with its image.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +43,15 @@ def exif_orientation(p: Path, im: Image.Image) -> int:
     # Best effort, as in ImageOps.exif_transpose: a broken EXIF block must not
     # make an otherwise good image unreadable.
     try:
-        value = im.getexif().get(ORIENTATION_TAG, 1)
+        with warnings.catch_warnings(record=True) as caught:
+            # Pillow warns (UserWarning) about a damaged EXIF block: log it as ours.
+            warnings.simplefilter("always")
+            value = im.getexif().get(ORIENTATION_TAG, 1)
     except _EXIF_ERRORS as exc:
         _log.warning("%s: ignoring unreadable EXIF data (%s)", p, exc)
         return 1
+    for w in caught:
+        _log.warning("%s: damaged EXIF data (%s)", p, w.message)
     return valid_orientation(value)
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 from segstudio.core.atomic import atomic_path
 from segstudio.core.errors import LabelReadError
 from segstudio.io.images.decode import decode_file
-from segstudio.io.images.decoded import MAX_PIXELS, Decoded, Kind
+from segstudio.io.images.decoded import Decoded, Kind
 from segstudio.io.images.exif import apply_orientation
 
 __all__ = ["encode_label_map", "read_label_map", "write_label_map", "write_rgb"]
@@ -30,7 +30,7 @@ __all__ = ["encode_label_map", "read_label_map", "write_label_map", "write_rgb"]
 _log = logging.getLogger(__name__)
 
 
-def read_label_map(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_label_map(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
     """Read a label map: a single-channel image of class indices.
 
     Mode L and mode P files give their pixel values (for P the palette indices,
@@ -156,6 +156,12 @@ def write_rgb(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
 def _label_indices(p: Path, raw: np.ndarray, decoded: Decoded) -> np.ndarray:
     kind = decoded.kind
     if kind is Kind.PALETTE:
+        if decoded.file_format == "GIF" and decoded.palette is not None:
+            # GIF writers reorder the palette (Pillow saves a gray map as a palette of
+            # the grays used): when every colour used is a gray, the grays are the values.
+            used = decoded.palette[np.unique(raw)]
+            if bool((used[:, 0] == used[:, 1]).all()) and bool((used[:, 1] == used[:, 2]).all()):
+                return decoded.palette[:, 0][raw]
         return raw
     if kind is Kind.BILEVEL:
         return raw.astype(np.uint8)

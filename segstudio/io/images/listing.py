@@ -1,16 +1,33 @@
-"""Finding the images in a folder: which suffixes count, and natural name order."""
+"""Finding the images in a folder: which suffixes count, and natural name order.
+
+A file whose name is not valid UTF-8 (possible on Linux, where a name is any
+bytes) is left out with a warning naming it: SegStudio stores image names as
+text in its project database and in dataset lists, which such a name cannot be.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
 
 from segstudio.core.errors import ImageNotFoundError, ImageReadError
 
-__all__ = ["IMAGE_SUFFIXES", "list_images", "natural_key"]
+__all__ = ["IMAGE_SUFFIXES", "list_images", "natural_key", "valid_name"]
 
-IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+_log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES: tuple[str, ...] = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".webp",
+    ".gif",
+)
 """File suffixes :func:`list_images` picks up (compared case-insensitively)."""
 
 
@@ -26,7 +43,8 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     -------
     list of Path
         Files whose suffix is in :data:`IMAGE_SUFFIXES` (any case), hidden files
-        (name starting with ``.``) left out, sorted naturally by name
+        (name starting with ``.``) and names that are not valid UTF-8 left out (the
+        latter with a logged warning naming each), sorted naturally by name
         (``img2.png`` before ``img10.png``).
 
     Raises
@@ -47,13 +65,34 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
         raise ImageReadError(root, "permission denied: cannot list this folder") from None
     except OSError as exc:
         raise ImageReadError(root, f"cannot list this folder ({exc.strerror or exc})") from None
-    images = [
-        p
-        for p in entries
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
-    ]
+    images = []
+    for p in entries:
+        if p.suffix.lower() not in IMAGE_SUFFIXES or p.name.startswith("."):
+            continue
+        if not valid_name(p.name):
+            _log.warning(
+                "%s: skipping the file %r: its name is not valid UTF-8 (rename it to open it)",
+                root,
+                os.fsencode(p.name),
+            )
+            continue
+        if p.is_file():
+            images.append(p)
     images.sort(key=lambda p: natural_key(p.name))
     return images
+
+
+def valid_name(name: str) -> bool:
+    """Whether a file name is valid UTF-8 text.
+
+    Python gives undecodable bytes of a name as lone surrogates
+    (``surrogateescape``); such a name cannot be stored as text.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def natural_key(name: str) -> tuple[list[str | int], str]:

@@ -1,19 +1,23 @@
-"""PNG, JPEG, BMP and WebP (and the TIFFs tifffile hands over), read with Pillow or OpenCV.
+"""PNG, JPEG, BMP, WebP and GIF (and the TIFFs tifffile hands over), read with Pillow or OpenCV.
 
 Pillow reads the header and the pixel count is checked before any pixel is
 decoded, without Pillow's own global decompression-bomb limit. Two kinds of
 file go to OpenCV instead: plain JPEG (about a third faster) and 16-bit colour
 PNG (Pillow would reduce it to 8 bits). PNG chunks are walked first, so a
-truncated PNG is refused rather than silently read short.
+truncated PNG is refused rather than silently read short. An animated GIF, PNG
+(APNG) or WebP gives its first frame, as other tools do, and says so in a note.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import struct
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -21,6 +25,7 @@ import numpy as np
 # Importing the plugins registers them with Image.OPEN (used by _pil_open).
 from PIL import (
     BmpImagePlugin,  # noqa: F401
+    GifImagePlugin,  # noqa: F401
     Image,
     JpegImagePlugin,  # noqa: F401
     PngImagePlugin,  # noqa: F401
@@ -32,12 +37,16 @@ from segstudio.core.errors import CorruptImageError, ImageTooLargeError
 from segstudio.io.images.decoded import DECODE_ERRORS, Decoded, Kind, check_pixels
 from segstudio.io.images.exif import exif_orientation, orientation_from_exif_bytes
 
-__all__ = ["decode_pil"]
+__all__ = ["check_header", "decode_pil"]
+
+_log = logging.getLogger(__name__)
 
 # Pillow formats we open, in the order their magic bytes are tried. TIFF goes to
 # tifffile first and reaches Pillow only as a fallback.
-_PIL_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "WEBP", "TIFF")
+_PIL_FORMATS: tuple[str, ...] = ("PNG", "JPEG", "BMP", "WEBP", "GIF", "TIFF")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Formats whose extra frames are an animation: only their first frame is read.
+_ANIMATED = {"GIF": "an animated GIF", "PNG": "an animated PNG", "WEBP": "an animated WebP"}
 _JPEG_EOI = b"\xff\xd9"
 
 
@@ -48,14 +57,20 @@ class _PngInfo:
     exif: bytes | None
 
 
-def _pil_open(p: Path, data: bytes) -> Image.Image:
+def _pil_open(p: Path, data: bytes | BinaryIO) -> Image.Image:
     """Open (header only) with one of our formats, told apart by magic bytes.
 
     This does what ``Image.open`` does minus its global decompression-bomb check,
     which would warn or refuse at Pillow's own limit (about 89 / 179 megapixels)
-    whatever ``max_pixels`` says; our own check follows.
+    whatever ``max_pixels`` says; our own check follows. ``data`` is the file's
+    bytes, or an open file (read from its start) to look at the header only.
     """
-    prefix = data[:16]
+    if isinstance(data, bytes):
+        prefix = data[:16]
+    else:
+        start = data.tell()
+        prefix = data.read(16)
+        data.seek(start)
     for fmt in _PIL_FORMATS:
         entry = Image.OPEN.get(fmt)
         if entry is None:
@@ -65,52 +80,91 @@ def _pil_open(p: Path, data: bytes) -> Image.Image:
             verdict = accept(prefix)
             if not verdict or isinstance(verdict, str):
                 continue
+        stream = io.BytesIO(data) if isinstance(data, bytes) else data
         try:
-            return factory(io.BytesIO(data), os.fspath(p))
+            with warnings.catch_warnings(record=True) as caught:
+                # Pillow warns (UserWarning) about damaged metadata: log it as ours.
+                warnings.simplefilter("always")
+                im = factory(stream, os.fspath(p))
         except Image.DecompressionBombError as exc:
             raise ImageTooLargeError(p, f"Pillow refuses to decode it: {exc}") from None
         except DECODE_ERRORS as exc:
             raise CorruptImageError(p, f"damaged {fmt} header ({exc})") from None
+        for w in caught:
+            _log.warning("%s: %s", p, w.message)
+        return im
     raise CorruptImageError(
-        p, "not a PNG, JPEG, TIFF, BMP or WebP image (its contents are not recognised)"
+        p, "not a PNG, JPEG, TIFF, BMP, WebP or GIF image (its contents are not recognised)"
     )
 
 
-def decode_pil(p: Path, data: bytes, max_pixels: int) -> Decoded:
-    """Decode the file's bytes with Pillow (or OpenCV for plain JPEG and 16-bit colour PNG)."""
+def check_header(p: Path, fh: BinaryIO, max_pixels: int | None) -> None:
+    """Check the pixel limit from the header of an open file, before reading the rest."""
+    # Leaving the ``with`` closes Pillow's image but not the caller's file (not Pillow's own).
+    with _pil_open(p, fh) as im:
+        width, height = im.size
+        check_pixels(p, width, height, max_pixels)
+
+
+def decode_pil(p: Path, data: bytes, max_pixels: int | None) -> Decoded:
+    """Decode the file's bytes with Pillow (or OpenCV for plain JPEG and 16-bit colour PNG).
+
+    An animated file gives its first frame, with a note in :attr:`Decoded.notes`.
+    """
     im = _pil_open(p, data)
     with im:
         width, height = im.size
         check_pixels(p, width, height, max_pixels)
-        fmt = im.format or "?"
-        png = _scan_png(p, data) if fmt == "PNG" else None
+        decoded = _decode_opened(p, im, data, width, height)
+        # An MPO (a camera JPEG with extra pictures: previews, depth) is a photo, not
+        # an animation: its first picture is the photo, without a note.
+        what = _ANIMATED.get(im.format or "")
+        frames = _frame_count(im) if what else 1
+        if frames > 1:
+            note = f"frame 1 of {frames} used ({what}); the other frames are ignored"
+            decoded = replace(decoded, notes=(*decoded.notes, note))
+        return decoded
 
-        if fmt in ("JPEG", "MPO") and im.mode == "RGB" and data.endswith(_JPEG_EOI):
-            # Fast path: OpenCV decodes plain JPEG straight to an array, about a third
-            # faster than Pillow. A JPEG that does not end in EOI may be truncated:
-            # leave it to Pillow, which reports truncation.
-            decoded = _decode_jpeg_cv2(data, fmt, width, height, exif_orientation(p, im))
-            if decoded is not None:
-                return decoded
-        if png is not None and png.bit_depth == 16 and png.color_type in (2, 4, 6):
-            # Pillow reduces 16-bit colour PNGs to 8 bits; OpenCV keeps all 16.
-            return _decode_png16(p, data, png, width, height)
 
-        try:
-            im.load()
-        except Image.DecompressionBombError as exc:
-            raise ImageTooLargeError(p, f"Pillow refuses to decode it: {exc}") from None
-        except MemoryError:
-            raise ImageTooLargeError(p, _no_memory(width, height)) from None
-        except DECODE_ERRORS as exc:
-            raise CorruptImageError(p, f"corrupt or truncated {fmt} data ({exc})") from None
-        orientation = exif_orientation(p, im)
-        try:
-            return _pil_arrays(im, fmt, orientation)
-        except MemoryError:
-            raise ImageTooLargeError(p, _no_memory(width, height)) from None
-        except DECODE_ERRORS as exc:
-            raise CorruptImageError(p, f"cannot convert {fmt} mode {im.mode} ({exc})") from None
+def _frame_count(im: Image.Image) -> int:
+    """How many frames an opened image holds (1 when Pillow cannot tell)."""
+    try:
+        return max(1, int(getattr(im, "n_frames", 1)))
+    except DECODE_ERRORS:  # counting GIF frames walks the file; a damaged tail is not our case
+        return 1
+
+
+def _decode_opened(p: Path, im: Image.Image, data: bytes, width: int, height: int) -> Decoded:
+    """Decode an opened, size-checked image."""
+    fmt = im.format or "?"
+    png = _scan_png(p, data) if fmt == "PNG" else None
+
+    if fmt in ("JPEG", "MPO") and im.mode == "RGB" and data.endswith(_JPEG_EOI):
+        # Fast path: OpenCV decodes plain JPEG straight to an array, about a third
+        # faster than Pillow. A JPEG that does not end in EOI may be truncated:
+        # leave it to Pillow, which reports truncation.
+        decoded = _decode_jpeg_cv2(data, fmt, width, height, exif_orientation(p, im))
+        if decoded is not None:
+            return decoded
+    if png is not None and png.bit_depth == 16 and png.color_type in (2, 4, 6):
+        # Pillow reduces 16-bit colour PNGs to 8 bits; OpenCV keeps all 16.
+        return _decode_png16(p, data, png, width, height)
+
+    try:
+        im.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(p, f"Pillow refuses to decode it: {exc}") from None
+    except MemoryError:
+        raise ImageTooLargeError(p, _no_memory(width, height)) from None
+    except DECODE_ERRORS as exc:
+        raise CorruptImageError(p, f"corrupt or truncated {fmt} data ({exc})") from None
+    orientation = exif_orientation(p, im)
+    try:
+        return _pil_arrays(im, fmt, orientation)
+    except MemoryError:
+        raise ImageTooLargeError(p, _no_memory(width, height)) from None
+    except DECODE_ERRORS as exc:
+        raise CorruptImageError(p, f"cannot convert {fmt} mode {im.mode} ({exc})") from None
 
 
 def _no_memory(width: int, height: int) -> str:

@@ -40,7 +40,7 @@ _TIFF_ALPHA_EXTRASAMPLES = (1, 2)
 _TIFF_ERRORS: tuple[type[BaseException], ...] = (tifffile.TiffFileError, *DECODE_ERRORS)
 
 
-def decode_tiff(p: Path, max_pixels: int) -> Decoded | None:
+def decode_tiff(p: Path, max_pixels: int | None) -> Decoded | None:
     """Decode with tifffile, or None to hand the file to Pillow."""
     try:
         with tifffile.TiffFile(p) as tif:
@@ -58,13 +58,16 @@ def decode_tiff(p: Path, max_pixels: int) -> Decoded | None:
         raise CorruptImageError(p, f"corrupt or truncated TIFF data ({exc})") from None
 
 
-def _decode_tiff_file(p: Path, tif: tifffile.TiffFile, max_pixels: int) -> Decoded | None:
+def _decode_tiff_file(p: Path, tif: tifffile.TiffFile, max_pixels: int | None) -> Decoded | None:
     if not tif.series:
         raise CorruptImageError(p, "the TIFF file holds no image")
     series = tif.series[0]
     page = series.keyframe
     if page is None:
         raise CorruptImageError(p, "the TIFF file holds no image")
+    # The size of the first page, checked before anything else (and before a file
+    # handed to Pillow is read into memory).
+    check_pixels(p, int(page.imagewidth), int(page.imagelength), max_pixels)
     if page.photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
         _log.debug("%s: TIFF photometric %s; reading with Pillow", p, page.photometric)
         return None
@@ -142,4 +145,9 @@ def _decode_tiff_file(p: Path, tif: tifffile.TiffFile, max_pixels: int) -> Decod
         bit_depth = 1
     orientation_tag = page.tags.get(ORIENTATION_TAG)
     orientation = valid_orientation(orientation_tag.value if orientation_tag else 1)
-    return Decoded(arr, kind, mode, bit_depth, has_alpha, "TIFF", orientation)
+    frame_notes = tuple(
+        f"{n} used (a {pages}-page TIFF); the other pages are ignored"
+        for n in notes
+        if n.startswith("page 1 of")
+    )
+    return Decoded(arr, kind, mode, bit_depth, has_alpha, "TIFF", orientation, notes=frame_notes)

@@ -89,6 +89,7 @@ class _ProjectCore:
     _models_dir: Path
     _settings_path: Path
     _conn: sqlite3.Connection | None
+    _read_only: bool
     _settings: dict[str, Any]
     _lock: threading.RLock
     _labelset_cache: tuple[str, LabelSet] | None
@@ -131,11 +132,19 @@ class _ProjectCore:
             with _db_errors(self._state_dir / _DB_NAME):
                 yield db
 
+    def _check_writable(self) -> None:
+        if self._read_only:
+            raise ProjectError(
+                f"{self._folder}: the project is open read-only here, so nothing can be "
+                "changed; open it for writing (close the SegStudio that has it open first)"
+            )
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """Hold the lock and a write transaction (BEGIN IMMEDIATE); commit on success."""
         with self._lock:
             db = self._check_open()
+            self._check_writable()
             with _db_errors(self._state_dir / _DB_NAME):
                 db.execute("BEGIN IMMEDIATE")
                 try:
@@ -197,9 +206,13 @@ class _ProjectCore:
         )
 
 
-def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
-    """Open (or create) project.sqlite, check its version, create or check the schema."""
-    if not path.exists() and not create:
+def _connect(path: Path, *, create: bool, read_only: bool = False) -> sqlite3.Connection:
+    """Open (or create) project.sqlite, check its version, create or check the schema.
+
+    ``read_only`` never writes: no journal-mode change, no schema, and SQLite's
+    ``query_only`` refuses any write on the connection.
+    """
+    if not path.exists() and (not create or read_only):
         raise ProjectError(f"{path}: the project database is missing")
     try:
         conn = sqlite3.connect(
@@ -220,9 +233,12 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
                     f"{version}; this one reads up to {SCHEMA_VERSION}); "
                     "update SegStudio to open it"
                 )
-            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            if str(mode).lower() != "wal":
-                _log.warning("%s: WAL journal not available (using %s)", path, mode)
+            if read_only:
+                conn.execute("PRAGMA query_only = ON")
+            else:
+                (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                if str(mode).lower() != "wal":
+                    _log.warning("%s: WAL journal not available (using %s)", path, mode)
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = FULL")
             (check,) = conn.execute("PRAGMA quick_check").fetchone()
@@ -231,6 +247,8 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
                     f"{path}: the project database is corrupt ({check}); your images and "
                     "label files are untouched; restore the database from a backup"
                 )
+            if version == 0 and read_only:
+                raise ProjectError(f"{path}: the project database is not set up yet")
             if version == 0:
                 _create_schema(conn, path)
             else:

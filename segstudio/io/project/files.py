@@ -11,6 +11,11 @@ the write transaction that updates the row, so a file change and its database
 update stay paired (see :mod:`segstudio.io.project.db`). Files that no row names
 are orphans of unfinished work: :meth:`_LabelFilesMixin._sweep_orphans` deletes
 them, or adopts a human save whose database update did not happen.
+
+Human labels are never overwritten by labels of another size (the image file
+was replaced by one of another size) nor dropped: they are moved to
+``.segstudio/labels/aside/`` under a new name, with a ``labels_set_aside``
+event naming the file (see :mod:`segstudio.io.project.aside`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import logging
 import math
 import os
 import secrets
+import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -32,7 +38,7 @@ from segstudio.core.errors import ProjectError
 from segstudio.core.labelset import UNLABELED, LabelSet, preset
 from segstudio.io.images import encode_label_map, read_label_map, write_label_map
 from segstudio.io.project.db import _current_user, _meta_version, _set_meta
-from segstudio.io.project.records import ImageStatus
+from segstudio.io.project.records import ImageStatus, _Row
 from segstudio.io.project.settings import _SettingsMixin
 
 _log = logging.getLogger(__name__)
@@ -40,6 +46,8 @@ _log = logging.getLogger(__name__)
 # File names under labels/ and predictions/ are "<base>.v<N>.png"; keep them well
 # below the usual 255-byte limit of a file name.
 _MAX_BASE_BYTES = 200
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class _LabelFilesMixin(_SettingsMixin):
@@ -81,7 +89,9 @@ class _LabelFilesMixin(_SettingsMixin):
         The PNG is written atomically, then the row is updated: status becomes
         :attr:`ImageStatus.IN_PROGRESS` unless it is
         :attr:`ImageStatus.REVIEWED`; ``updated_at`` / ``updated_by`` are set; a
-        ``save_labels`` event is logged.
+        ``save_labels`` event is logged. Stored labels of another size are not
+        overwritten: they are set aside first (see :meth:`set_labels_aside`) and
+        the status starts again from :attr:`ImageStatus.IN_PROGRESS`.
 
         Parameters
         ----------
@@ -107,9 +117,22 @@ class _LabelFilesMixin(_SettingsMixin):
         # encode outside the lock: other threads (the window) never wait for a PNG encode
         palette = (self.labelset or preset("camvid11")).palette()
         data = encode_label_map(arr, palette=palette)
+        aside: Path | None = None
+        old_file: Path | None = None
         with self._transaction() as db:
             row = self._row(db, name)
             version = self._check_version(db, labelset_version, name)
+            if row.label_file is not None:
+                stored = _png_shape(self._labels_dir / row.label_file)
+                if stored is not None and stored != arr.shape:
+                    reason = (
+                        f"new labels of {arr.shape[1]} x {arr.shape[0]} pixels replace labels "
+                        f"of {stored[1]} x {stored[0]}"
+                    )
+                    # the new file may take the old one's name: it is copied aside first
+                    aside = self._move_aside(db, row, reason, who)
+                    old_file = self._labels_dir / row.label_file
+                    row = self._row(db, name)
             file_name = _versioned_name(row.name, version)
             self._write_bytes(self._labels_dir / file_name, data, name)
             status = (
@@ -123,10 +146,18 @@ class _LabelFilesMixin(_SettingsMixin):
                 "WHERE id = ?",
                 (file_name, status.value, now, who, row.id),
             )
-            detail = {"status": status.value, "shape": list(arr.shape)}
+            detail: dict[str, object] = {"status": status.value, "shape": list(arr.shape)}
             if row.status is not status:
                 detail["from"] = row.status.value
             self._event(db, row.id, "save_labels", who, now, detail)
+        if aside is not None:
+            if old_file is not None and old_file.name != file_name:
+                _discard([old_file])
+            _log.warning("%s: labels of another size were kept aside in %s", name, aside)
+
+    def _move_aside(self, db: sqlite3.Connection, row: _Row, reason: str, who: str) -> Path:
+        """Keep the row's label file aside: :mod:`segstudio.io.project.aside` does it."""
+        raise NotImplementedError
 
     def import_labels(
         self,
@@ -134,6 +165,7 @@ class _LabelFilesMixin(_SettingsMixin):
         *,
         labelset: LabelSet | None = None,
         user: str | None = None,
+        token: str | None = None,
     ) -> int:
         """Store human labels for many images at once, all or nothing, as REVIEWED.
 
@@ -159,6 +191,11 @@ class _LabelFilesMixin(_SettingsMixin):
             project already has maps, it must have the same classes.
         user : str, optional
             Who imported them (default: the logged-in user).
+        token : str, optional
+            (hook for segstudio.io.datasets.staging) Names this import: its
+            ``import_labels`` events carry it as ``detail["import"]``, so a dataset
+            import killed around the commit can tell afterwards whether it
+            committed. Default: a random one. Letters and digits only.
 
         Returns
         -------
@@ -184,7 +221,11 @@ class _LabelFilesMixin(_SettingsMixin):
         if labelset is not None and not isinstance(labelset, LabelSet):
             raise TypeError(f"import_labels needs a LabelSet, got {type(labelset).__name__}")
         who = user or _current_user()
-        token = secrets.token_hex(4)
+        # --- hook for segstudio.io.datasets.staging (dataset import recovery) ---
+        if token is not None and not token.isalnum():
+            raise ValueError(f"import_labels: token must be letters and digits, got {token!r}")
+        token = token or secrets.token_hex(4)
+        # --- end of hook ---
         written: list[Path] = []
         old_files: list[Path] = []
         changed_labelset = False
@@ -244,6 +285,7 @@ class _LabelFilesMixin(_SettingsMixin):
                             "shape": list(arr.shape),
                             "from": row.status.value,
                             "replaced_labels": row.label_file is not None,
+                            "import": token,  # hook for segstudio.io.datasets.staging
                         }
                         events.append((row.id, "import_labels", who, now, json.dumps(detail)))
                     db.executemany(
@@ -403,6 +445,18 @@ class _LabelFilesMixin(_SettingsMixin):
             _discard(removed)
         if removed:
             _log.info("%s: removed %d files of unfinished work", self._folder, len(removed))
+
+
+def _png_shape(path: Path) -> tuple[int, int] | None:
+    """``(height, width)`` from a PNG's header, or None when it is not a readable PNG."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[20:24], "big"), int.from_bytes(head[16:20], "big")
 
 
 def _file_base(name: str) -> str:

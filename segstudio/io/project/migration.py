@@ -58,13 +58,14 @@ from segstudio.core.errors import ImageNotFoundError, ImageReadError, ProjectErr
 from segstudio.core.labelset import UNLABELED, LabelSet, preset
 from segstudio.core.migrate import check_lut
 from segstudio.io.images import read_label_map, write_label_map
+from segstudio.io.project.aside import _AsideMixin
 from segstudio.io.project.db import _current_user, _meta_version, _set_meta
-from segstudio.io.project.files import _discard, _LabelFilesMixin, _versioned_name
+from segstudio.io.project.files import _discard, _versioned_name
 
 _log = logging.getLogger(__name__)
 
 
-class _MigrationMixin(_LabelFilesMixin):
+class _MigrationMixin(_AsideMixin):
     """The label-set and class-migration methods of :class:`~segstudio.io.project.Project`."""
 
     # ---------------------------------------------------------------- label set
@@ -168,6 +169,45 @@ class _MigrationMixin(_LabelFilesMixin):
             new_version,
         )
         return count
+
+    def migration_lut(self, from_version: int) -> np.ndarray | None:
+        """The lookup table from label-set version ``from_version`` to the current one.
+
+        Composed from the tables :meth:`migrate_classes` recorded in the event
+        log, so labels kept in memory while the classes were migrated (by another
+        handle or process) can be renumbered to the project's numbering and
+        saved rather than refused.
+
+        Returns
+        -------
+        numpy.ndarray or None
+            256 ``uint8`` entries (the identity when ``from_version`` is current),
+            or None when a step of the way was not recorded or ``from_version`` is
+            newer than the project's.
+        """
+        with self._read() as db:
+            current = _meta_version(db)
+            rows = db.execute(
+                "SELECT detail FROM events WHERE image_id IS NULL AND action = 'migrate_classes' "
+                "ORDER BY id"
+            ).fetchall()
+        if from_version > current:
+            return None
+        steps: dict[int, np.ndarray] = {}
+        for (text,) in rows:
+            try:
+                detail = json.loads(text)
+                version, table = int(detail["version"]), detail["lut"]
+                steps[version] = check_lut(np.asarray(table, dtype=np.uint8))
+            except (ValueError, TypeError, KeyError, OverflowError):
+                continue  # an event without a usable table: that step stays unknown
+        lut = np.arange(256, dtype=np.uint8)
+        for version in range(from_version + 1, current + 1):
+            step = steps.get(version)
+            if step is None:
+                return None
+            lut = step[lut]
+        return lut
 
     def _remap_all(
         self,

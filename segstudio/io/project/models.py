@@ -268,7 +268,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     try:
         header = json.loads(raw)
         doc = json.loads(header["__metadata__"][_METADATA_KEY])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: nested
         raise ModelFileError(f"{path}: not a SegStudio model (no readable metadata)") from exc
     if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
         raise ModelFileError(f"{path}: not a SegStudio model")

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Final
 
 import platformdirs
 
 from segstudio.core.atomic import atomic_write_text
+from segstudio.io.project.leftovers import sweep_temp_files
 
 __all__ = ["CONFIG_DIR_ENV", "MAX_RECENT_PROJECTS", "add_recent_project", "recent_projects"]
 
@@ -30,6 +32,7 @@ CONFIG_DIR_ENV: Final[str] = "SEGSTUDIO_CONFIG_DIR"
 
 _RECENT_NAME = "recent_projects.json"
 _RECENT_FORMAT = "segstudio.recent-projects"
+_TEMP_AGE_S = 600.0
 
 
 def _config_dir() -> Path:
@@ -80,3 +83,6 @@ def add_recent_project(folder: str | os.PathLike[str]) -> None:
         atomic_write_text(config / _RECENT_NAME, text + "\n")
     except OSError as exc:
         _log.warning("cannot save the list of recent projects in %s: %s", config, exc)
+    # Temp files of writes killed earlier; no lock guards this folder, so only old ones
+    # (another SegStudio may be writing the list this very moment).
+    sweep_temp_files([config], before=time.time() - _TEMP_AGE_S)

@@ -57,11 +57,13 @@ class _SettingsMixin(_ProjectCore):
             raise TypeError(f"setting {key!r}: the value is not JSON-safe ({exc})") from exc
         with self._lock:
             self._check_open()
+            self._check_writable()
             self._settings["settings"][key] = stored
             self._write_settings()
 
     def _write_settings(self) -> None:
         """Write settings.json: the settings and a copy of the database's label set."""
+        self._check_writable()
         with self._read() as db:
             ls = self._stored_labelset(db)
             self._settings["labelset"] = None if ls is None else ls.to_dict()
@@ -80,8 +82,11 @@ class _SettingsMixin(_ProjectCore):
             _log.warning("%s (it is refreshed when the project is next opened)", exc)
 
 
-def _load_settings(path: Path) -> dict[str, Any]:
-    """Read settings.json; a damaged file is set aside (never deleted) and replaced."""
+def _load_settings(path: Path, *, read_only: bool = False) -> dict[str, Any]:
+    """Read settings.json; a damaged file is set aside (never deleted) and replaced.
+
+    ``read_only`` leaves a damaged file where it is (and uses fresh settings).
+    """
     fresh: dict[str, Any] = {"settings": {}, "labelset": None}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -90,6 +95,9 @@ def _load_settings(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         data = exc
     if not isinstance(data, dict) or not isinstance(data.get("settings"), dict):
+        if read_only:
+            _log.warning("%s: unreadable project settings (%s); using defaults", path, data)
+            return fresh
         aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
         _log.warning("%s: unreadable project settings (%s); moved to %s", path, data, aside)
         with contextlib.suppress(OSError):

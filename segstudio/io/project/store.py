@@ -9,7 +9,11 @@ A folder of images is a project. Everything SegStudio keeps about it lives in
                         (see :mod:`segstudio.io.project.db`)
     settings.json       project settings, plus a copy of the label set for people
                         and other tools to read (:mod:`segstudio.io.project.settings`)
-    labels/             human label maps, ``<image name>.v<N>.png``
+    lock                held by the one process that has the project open for
+                        writing, and says which (:mod:`segstudio.io.project.lock`)
+    labels/             human label maps, ``<image name>.v<N>.png``; ``aside/`` keeps
+                        labels taken out of use (the image changed size), never
+                        deleted (:mod:`segstudio.io.project.files`)
     predictions/        model label maps ``<image name>.v<N>.png`` and their
                         per-pixel confidence ``<image name>.conf.png``
                         (:mod:`segstudio.io.project.files`)
@@ -25,6 +29,12 @@ see :mod:`segstudio.io.project.migration`.
 :class:`Project` is put together from one mixin per job (settings, label
 files, migration, models, over the database core); this module holds what
 opening, scanning and querying a project need.
+
+Processes
+---------
+One process at a time has a project open for writing (the lock above); others
+may open it read-only (``Project.open(folder, read_only=True)``), which never
+writes. So no other process can migrate the classes under an open window.
 
 Threads
 -------
@@ -52,7 +62,10 @@ from typing import Any, Final, Self
 
 from segstudio.core.errors import ImageReadError, ProjectError
 from segstudio.io.images import list_images, natural_key
+from segstudio.io.project import lock as write_lock
+from segstudio.io.project.aside import ASIDE_DIR_NAME
 from segstudio.io.project.db import _DB_NAME, _connect, _current_user
+from segstudio.io.project.leftovers import sweep_temp_files
 from segstudio.io.project.migration import _MigrationMixin
 from segstudio.io.project.models import _ModelsMixin
 from segstudio.io.project.records import (
@@ -80,10 +93,19 @@ class Project(_MigrationMixin, _ModelsMixin):
     module docstring).
     """
 
-    def __init__(self, folder: Path, conn: sqlite3.Connection, settings: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        conn: sqlite3.Connection,
+        settings: dict[str, Any],
+        *,
+        read_only: bool = False,
+    ) -> None:
         # Private: use Project.open().
         self._folder = folder
         self._state_dir = folder / STATE_DIR_NAME
+        self._read_only = read_only
+        self._locked = False  # holds a share of the write lock (see lock.py)
         self._labels_dir = self._state_dir / "labels"
         self._predictions_dir = self._state_dir / "predictions"
         self._models_dir = self._state_dir / "models"
@@ -96,13 +118,24 @@ class Project(_MigrationMixin, _ModelsMixin):
     # ------------------------------------------------------------------ opening
 
     @classmethod
-    def open(cls, folder: str | os.PathLike[str], *, create: bool = True) -> Project:
+    def open(
+        cls, folder: str | os.PathLike[str], *, create: bool = True, read_only: bool = False
+    ) -> Project:
         """Open the project of ``folder``, creating its ``.segstudio`` state if needed.
 
-        Opening also finishes what a crash interrupted: orphaned label and
-        prediction files are removed (or adopted, see the module docstring) and
-        ``settings.json`` is brought in line with the database. It does not scan
-        the folder; call :meth:`scan` for that.
+        A project is open for writing in one process at a time: opening takes
+        the lock ``.segstudio/lock`` (shared by every handle of this process, see
+        :mod:`segstudio.io.project.lock`), and a second process is refused with
+        :class:`~segstudio.io.project.lock.ProjectLockedError`, which names the
+        holder. ``read_only=True`` takes no lock and never writes: for commands
+        that only read (export, training data), also while a window edits.
+
+        Opening for writing also finishes what a crash interrupted: orphaned
+        label and prediction files are removed (or adopted, see the module
+        docstring), temporary files of killed writes are deleted (see
+        :mod:`segstudio.io.project.leftovers`), and ``settings.json`` is brought
+        in line with the database. It does not scan the folder; call :meth:`scan`
+        for that.
 
         Parameters
         ----------
@@ -110,6 +143,10 @@ class Project(_MigrationMixin, _ModelsMixin):
             The folder of images.
         create : bool, default True
             Create ``.segstudio/`` when the folder has none. With False, a folder
+            that is not yet a project is refused.
+        read_only : bool, default False
+            Open without the write lock; every method that would change the
+            project raises :class:`~segstudio.core.errors.ProjectError`. A folder
             that is not yet a project is refused.
 
         Returns
@@ -120,8 +157,10 @@ class Project(_MigrationMixin, _ModelsMixin):
         ------
         ProjectError
             The folder is missing, is a file, or cannot be written; it is not a
-            project and ``create`` is False; the database is corrupt, not a
-            SegStudio database, written by a newer SegStudio, or busy.
+            project and ``create`` is False (or ``read_only`` True); the database
+            is corrupt, not a SegStudio database, written by a newer SegStudio, or
+            busy; another process has it open for writing
+            (:class:`~segstudio.io.project.lock.ProjectLockedError`).
         """
         root = Path(folder).expanduser()
         try:
@@ -135,25 +174,60 @@ class Project(_MigrationMixin, _ModelsMixin):
         if not root.is_dir():
             raise ProjectError(f"{root}: is a file, not a folder of images")
         state = root / STATE_DIR_NAME
+        if read_only:
+            return cls._open_read_only(root, state)
+        opened_at = time.time()
         _prepare_state_dir(root, state, create=create)
-        conn = _connect(state / _DB_NAME, create=create)
+        first = write_lock.acquire(state)  # raises ProjectLockedError when another process has it
+        conn = None
         try:
+            conn = _connect(state / _DB_NAME, create=create)
             settings = _load_settings(state / _SETTINGS_NAME)
             project = cls(root, conn, settings)
+            project._locked = True
+            if first:  # no other writer anywhere: whatever a writer left is a leftover
+                sweep_temp_files(project._written_dirs(), before=opened_at)
             project._recover()
+            # --- hook for segstudio.io.datasets.staging: undo (or finish) a dataset import
+            # a kill cut short, so the window never shows its images without their labels
+            if first and (state / "import-staging").is_dir():
+                from segstudio.io.datasets.staging import sweep_import_staging
+
+                sweep_import_staging(project)
+            # --- end of hook ---
         except BaseException:
-            conn.close()
+            if conn is not None:
+                conn.close()
+            write_lock.release(state)
             raise
         _log.info("opened project %s", root)
         return project
 
+    @classmethod
+    def _open_read_only(cls, root: Path, state: Path) -> Project:
+        if not state.is_dir():
+            raise ProjectError(
+                f"{root}: not a SegStudio project (it has no {STATE_DIR_NAME} folder)"
+            )
+        conn = _connect(state / _DB_NAME, create=False, read_only=True)
+        try:
+            settings = _load_settings(state / _SETTINGS_NAME, read_only=True)
+        except BaseException:
+            conn.close()
+            raise
+        _log.info("opened project %s read-only", root)
+        return cls(root, conn, settings, read_only=True)
+
     def close(self) -> None:
-        """Close the database. Calling it again does nothing."""
+        """Close the database and give back the write lock. Calling it again does nothing."""
         with self._lock:
             if self._conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.close()
                 self._conn = None
+            if self._locked:
+                self._locked = False
+                write_lock.release(self._state_dir)
 
     def __enter__(self) -> Self:
         return self
@@ -167,8 +241,13 @@ class Project(_MigrationMixin, _ModelsMixin):
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._conn is None else "open"
+        state = "closed" if self._conn is None else "read-only" if self._read_only else "open"
         return f"<Project {str(self._folder)!r} ({state})>"
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this handle was opened read-only (no lock; changes are refused)."""
+        return self._read_only
 
     # ---------------------------------------------------------------- locations
 
@@ -336,7 +415,9 @@ class Project(_MigrationMixin, _ModelsMixin):
         -------
         list of dict
             Each with ``action`` (``"save_labels"``, ``"save_prediction"``,
-            ``"set_status"``, ``"migrate_classes"``, ``"recovered_labels"``),
+            ``"set_status"``, ``"migrate_classes"``, ``"recovered_labels"``,
+            ``"import_labels"``, ``"labels_set_aside"``, ``"labels_kept_aside"``:
+            ``detail["file"]`` names the kept file under ``.segstudio/labels/``),
             ``user``, ``time`` (seconds since the epoch) and ``detail`` (a dict).
 
         Raises
@@ -379,6 +460,16 @@ class Project(_MigrationMixin, _ModelsMixin):
             self._event(db, row.id, "set_status", who, now, detail)
 
     # ---------------------------------------------------------------- internals
+
+    def _written_dirs(self) -> list[Path]:
+        """The folders the store's atomic writers write to."""
+        return [
+            self._state_dir,
+            self._labels_dir,
+            self._labels_dir / ASIDE_DIR_NAME,
+            self._predictions_dir,
+            self._models_dir,
+        ]
 
     def _recover(self) -> None:
         """Finish what a crash left: adopt or delete orphan files, refresh settings.json."""

@@ -83,8 +83,8 @@ def test_cli_resume_starts_then_continues_the_same_run(
     [
         (["--init", "x.safetensors", "--arch", "segnet"], "not allowed with argument"),
         (["--epochs", "2", "--minutes", "1"], "not allowed with argument"),
-        (["--epochs", "0"], "epochs is 0"),
-        (["--batch-size", "0"], "batch_size"),
+        (["--epochs", "0"], "--epochs is 0"),
+        (["--batch-size", "0"], "--batch-size is 0"),
         (["--val-fraction", "1.5"], "--val-fraction"),
         (["--arch", "resnet"], "unknown architecture"),
     ],

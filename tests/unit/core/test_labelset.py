@@ -20,8 +20,6 @@ from segstudio.core.labelset import (
     preset,
 )
 
-CAMVID_DIR = Path(__file__).resolve().parents[3].parent / "shared/data/camvid"
-
 CAMVID32 = {
     "Animal": (64, 128, 64),
     "Archway": (192, 0, 128),
@@ -578,10 +576,7 @@ def test_preset_camvid11() -> None:
     assert cv.unlabeled_color == (0, 0, 0)
 
 
-def test_camvid_classes_json_equals_preset() -> None:
-    path = CAMVID_DIR / "classes.json"
-    if not path.is_file():
-        pytest.skip(f"CamVid data not found at {CAMVID_DIR}")
-    ls = LabelSet.load(path)
+def test_camvid_classes_json_equals_preset(camvid: Path) -> None:
+    ls = LabelSet.load(camvid / "classes.json")
     assert ls == preset("camvid11")
     assert ls.same_classes(preset("camvid11"))

@@ -184,3 +184,58 @@ def test_half_precision_files_are_smaller_and_load_as_float32(
     x = torch.randn(1, 3, 40, 56)
     with torch.no_grad():
         torch.testing.assert_close(loaded.network(x), model.network.eval()(x), atol=0.05, rtol=0.05)
+
+
+def test_metadata_that_lies_is_refused_before_a_real_network_is_built(
+    tmp_path: Path, model: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file: width 0.125 weights whose metadata claims width 4.0 built a
+    # 2.1 GB network (84 s) before its shapes were compared.
+    import segstudio.model.files as files
+
+    state = {k: v.contiguous() for k, v in model.network.state_dict().items()}
+    meta = model.info.to_dict()
+    meta["arch"]["params"]["width"] = 4.0
+    path = tmp_path / "lies.safetensors"
+    save_file(state, str(path), metadata={METADATA_KEY: json.dumps(meta)})
+    devices: list[str] = []
+    real_build = files.build_model
+
+    def spy(*args: object, **kw: object) -> torch.nn.Module:
+        devices.append(str(torch.get_default_device()))
+        return real_build(*args, **kw)
+
+    monkeypatch.setattr(files, "build_model", spy)
+    with pytest.raises(ModelFileError, match="metadata does not describe these weights") as exc:
+        load_model(path)
+    assert "lies.safetensors" in str(exc.value) and "'width': 4.0" in str(exc.value)
+    assert devices == ["meta"]  # shapes only: nothing allocated, nothing initialised
+    devices.clear()
+    assert load_model(save_model(tmp_path / "ok.safetensors", model)).path is not None
+    assert devices == ["meta", "cpu"]
+
+
+def test_deeply_nested_metadata_is_one_clear_error(tmp_path: Path, model: LoadedModel) -> None:
+    state = {k: v.contiguous() for k, v in model.network.state_dict().items()}
+    path = tmp_path / "deep.safetensors"
+    save_file(state, str(path), metadata={METADATA_KEY: "[" * 50_000 + "]" * 50_000})
+    with pytest.raises(ModelFileError, match=r"deep\.safetensors: model metadata is nested too"):
+        read_model_info(path)
+
+
+def test_a_full_disk_while_saving_is_an_os_error_naming_the_file(
+    tmp_path: Path, model: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from safetensors import SafetensorError
+
+    def full(*_a: object, **_k: object) -> None:
+        raise SafetensorError("Error while serializing: I/O error: No space (os error 28)")
+
+    monkeypatch.setattr("segstudio.model.files.save_file", full)
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(OSError) as exc:
+        save_model(out, model)
+    assert exc.value.errno == errno.ENOSPC and exc.value.filename == str(out)
+    assert list(tmp_path.iterdir()) == []  # no temp file left behind

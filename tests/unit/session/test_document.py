@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from segstudio.core.labelset import UNLABELED, LabelClass, LabelSet
-from segstudio.io.project import Project
+from segstudio.io.images import read_label_map
+from segstudio.io.project import ImageStatus, Project
 from segstudio.session.document import ImageDocument, Saver, StrokeKind
 
 LS = LabelSet("t", (LabelClass("a", (10, 10, 10)), LabelClass("b", (200, 0, 0))))
@@ -114,3 +115,119 @@ def test_a_failed_save_is_reported_and_kept(doc: ImageDocument, monkeypatch) -> 
     future.exception(timeout=30)
     assert failed == [("one.png", "No space left on device")]
     assert "one.png" in doc._saver.failed  # kept, to be written again
+
+
+# -- nothing painted is lost: mid-stroke saves, resized images, migrations elsewhere ----------
+
+
+def _stored(project: Project) -> np.ndarray | None:
+    """The labels as another handle of the project reads them from disk."""
+    with Project.open(project.folder, read_only=True) as other:
+        return other.load_labels("one.png")
+
+
+def test_a_save_mid_stroke_keeps_the_part_drawn_and_one_undo_step(
+    doc: ImageDocument, project: Project
+) -> None:
+    doc.begin_stroke(StrokeKind.PAINT, 1)
+    doc.stroke_to(5, 5, 25, 5, radius=2)
+    future = doc.save()  # the autosave timer, while the button is still down
+    assert future is not None
+    future.result(timeout=30)
+    assert doc.stroking  # the drag goes on
+    stored = _stored(project)
+    assert stored is not None and stored[5, 15] == 1 and stored[30, 15] == UNLABELED
+    assert doc.save() is None  # nothing new drawn since: nothing written again
+    doc.stroke_to(25, 5, 25, 30, radius=2)
+    doc.save().result(timeout=30)
+    assert _stored(project)[30, 25] == 1
+    doc.end_stroke()
+    doc.save()  # the stroke ended where the last save left it: at most the same again
+    doc._saver.wait()
+    assert doc.editor.undo_name == "Brush"
+    doc.editor.undo()  # the whole drag goes at once
+    assert (doc.labels == UNLABELED).all()
+    doc.save().result(timeout=30)
+    assert (_stored(project) == UNLABELED).all()
+
+
+def test_labels_of_a_resized_image_are_kept_aside_and_the_document_says_so(
+    project: Project,
+) -> None:
+    reviewed = np.zeros((40, 60), np.uint8)
+    reviewed[:, 30:] = 1
+    project.save_labels("one.png", reviewed)
+    project.set_status("one.png", ImageStatus.REVIEWED)
+    Image.fromarray(np.zeros((50, 70, 3), np.uint8)).save(project.folder / "one.png")
+    saver = Saver()
+    try:
+        doc = ImageDocument(project, "one.png", saver)
+        assert doc.notice is not None and "kept" in doc.notice and "70 x 50" in doc.notice
+        assert doc.labels.shape == (50, 70) and (doc.labels == UNLABELED).all()
+        (kept,) = (project.state_dir / "labels" / "aside").iterdir()
+        assert str(kept.relative_to(project.folder)) in doc.notice
+        np.testing.assert_array_equal(read_label_map(kept), reviewed)
+        assert project.record("one.png").status is ImageStatus.UNLABELED
+        assert project.history("one.png")[-1]["action"] == "labels_set_aside"
+        doc.fill(0, 0, 0)
+        doc.save().result(timeout=30)
+        np.testing.assert_array_equal(read_label_map(kept), reviewed)  # never overwritten
+        assert (project.load_labels("one.png") == 0).all()
+    finally:
+        saver.shutdown()
+
+
+def test_a_migration_made_elsewhere_renumbers_the_open_labels(
+    doc: ImageDocument, project: Project
+) -> None:
+    notices = []
+    doc.noticed.connect(notices.append)
+    doc.fill(0, 0, 1)  # all "b"
+    doc.save().result(timeout=30)
+    doc.begin_stroke(StrokeKind.PAINT, 0)  # then some "a", unsaved
+    doc.stroke_to(5, 5, 10, 5, radius=2)
+    doc.end_stroke()
+    swapped = LabelSet("t", (LS.classes[1], LS.classes[0]))
+    lut = np.arange(256, dtype=np.uint8)
+    lut[[0, 1]] = [1, 0]
+    with Project.open(project.folder) as other:  # as another SegStudio would
+        other.migrate_classes(lut, swapped)
+    future = doc.save()
+    assert future is not None
+    future.result(timeout=30)  # not refused as stale
+    assert doc.labelset_version == 1 and notices and "renumbered" in notices[0]
+    stored = project.load_labels("one.png")
+    assert stored[5, 7] == 1 and stored[30, 50] == 0  # the edit, in the new numbering
+    doc.editor.undo()  # undo still works, in the new numbering
+    assert doc.labels[5, 7] == 0
+
+
+def test_a_save_queued_before_a_migration_is_renumbered(project: Project) -> None:
+    saver = Saver()
+    try:
+        labels = np.ones((40, 60), np.uint8)
+        swapped = LabelSet("t", (LS.classes[1], LS.classes[0]))
+        lut = np.arange(256, dtype=np.uint8)
+        lut[[0, 1]] = [1, 0]
+        project.migrate_classes(lut, swapped)
+        saver.submit(project, "one.png", labels, 0).result(timeout=30)
+        assert (project.load_labels("one.png") == 0).all()
+        assert not saver.failed
+    finally:
+        saver.shutdown()
+
+
+def test_edits_that_cannot_be_renumbered_are_kept_aside(
+    doc: ImageDocument, project: Project, monkeypatch
+) -> None:
+    notices = []
+    doc.noticed.connect(notices.append)
+    doc.fill(0, 0, 1)
+    with Project.open(project.folder) as other:
+        other.migrate_classes(np.arange(256, dtype=np.uint8), LS)
+    monkeypatch.setattr(Project, "migration_lut", lambda self, version: None)
+    assert doc.save() is None  # nothing to store in the new numbering ...
+    (kept,) = (project.state_dir / "labels" / "aside").iterdir()
+    assert (read_label_map(kept) == 1).all()  # ... but the edits are on disk
+    assert notices and str(kept.relative_to(project.folder)) in notices[0]
+    assert doc.labelset_version == 1 and (doc.labels == UNLABELED).all()

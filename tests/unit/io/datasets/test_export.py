@@ -13,6 +13,7 @@ from PIL import Image
 from segstudio.core.errors import DatasetError
 from segstudio.core.jobs import Progress
 from segstudio.io.datasets import FORMATS, ExportOptions, export_dataset
+from segstudio.io.datasets.layouts import split_lists
 from segstudio.io.project import ImageStatus, Project
 from tests.unit.io.datasets.conftest import (
     LS,
@@ -161,3 +162,45 @@ def test_cli_export_import(proj, tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert rc == 0 and "imported 5 label map(s) (5 new image(s)" in captured.out
     with Project.open(tmp_path / "fresh") as fresh:
         np.testing.assert_array_equal(fresh.load_labels("img0.png"), masks["img0.png"])
+
+
+def _add_reviewed(project: Project, name: str, seed: int) -> None:
+    Image.fromarray(make_image(seed)).save(project.folder / name)
+    project.scan()
+    project.import_labels([(name, make_mask(seed))])
+
+
+def test_names_the_list_files_cannot_hold_are_refused(proj, tmp_path: Path) -> None:
+    """A newline split a name over two lines of train.txt; a space made CamVid's
+    'image annotation' lines ambiguous. Each format refuses what its lists cannot
+    hold (listing the names), and formats without lists keep every name."""
+    project, masks = proj
+    _add_reviewed(project, "two\nlines.png", 20)
+    with pytest.raises(
+        DatasetError, match=r"1 image name\(s\).*'two\\nlines.png' \(a line break\)"
+    ):
+        run_export(project, tmp_path / "a", format="index")
+    with pytest.raises(DatasetError, match="list files of the voc export"):
+        run_export(project, tmp_path / "a", format="voc")
+    assert not (tmp_path / "a").exists()
+    (project.folder / "two\nlines.png").unlink()
+    project.scan()
+    _add_reviewed(project, "with space.png", 21)
+    with pytest.raises(DatasetError, match=r"'with space.png' \(white space\)"):
+        run_export(project, tmp_path / "a", format="camvid")
+    # one stem per line holds a space: the index export writes it, and reads it back
+    report, _ = run_export(project, tmp_path / "idx", format="index", split=(0.5, 0.5, 0.0))
+    lists = (tmp_path / "idx" / "train.txt").read_text() + (
+        tmp_path / "idx" / "val.txt"
+    ).read_text()
+    assert "with space\n" in lists
+    assert "list files hold one name per line" in (tmp_path / "idx" / "README.txt").read_text()
+    listed = split_lists(tmp_path / "idx")
+    assert listed is not None and "with space" in listed[0] + listed[1]
+    _add_reviewed(project, " lead.png", 22)
+    with pytest.raises(DatasetError, match=r"' lead.png' \(white space at the start or end\)"):
+        run_export(project, tmp_path / "b", format="index")
+    for fmt in ("coco", "cityscapes"):  # no list files: every name goes
+        report, _ = run_export(project, tmp_path / fmt, format=fmt)
+        assert report.images == len(masks) + 2
+        assert "no list files" in (tmp_path / fmt / "README.txt").read_text()

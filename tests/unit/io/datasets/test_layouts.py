@@ -62,6 +62,9 @@ def test_split_lists(tmp_path: Path) -> None:
     (tmp_path / "train.txt").write_text("a\nb\n")
     (tmp_path / "val.txt").write_text("c\n\n")
     assert split_lists(tmp_path) == (["a", "b"], ["c"])
+    # a line is one stem: spaces and dots stay (they split "my photo" in two before)
+    (tmp_path / "train.txt").write_text("my photo\nimg.01\nimages/x.png\ny.jpg\n")
+    assert split_lists(tmp_path) == (["my photo", "img.01", "x", "y"], ["c"])
 
 
 def test_match_stems(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 import tifffile
 
 from segstudio.core.errors import ImageTooLargeError
-from segstudio.io.images import MAX_PIXELS, read_image
+from segstudio.io.images import read_image
 from tests.unit.io.images.samples import assert_names_file, good_png, ramp16
 
 
@@ -26,7 +26,3 @@ def test_too_many_pixels_tiff(tmp_path: Path) -> None:
     with pytest.raises(ImageTooLargeError) as exc:
         read_image(path, max_pixels=100)
     assert_names_file(exc, path)
-
-
-def test_default_limit() -> None:
-    assert MAX_PIXELS == 40_000 * 40_000

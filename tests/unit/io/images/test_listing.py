@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -35,7 +37,9 @@ def test_list_images_file_instead_of_folder(tmp_path: Path) -> None:
 
 
 def test_suffix_constant() -> None:
-    assert IMAGE_SUFFIXES == (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+    assert IMAGE_SUFFIXES == (
+        ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".gif",
+    )  # fmt: skip
 
 
 def test_natural_key_orders_digit_runs_by_value_and_ignores_case() -> None:
@@ -43,3 +47,25 @@ def test_natural_key_orders_digit_runs_by_value_and_ignores_case() -> None:
     expected = ["a", "B", "img1.png", "IMG2.png", "img2b.png", "img10.png"]
     assert sorted(names, key=natural_key) == expected
     assert natural_key("x\u0663y") < natural_key("x10y")  # Arabic-Indic digit three
+
+
+def _make_undecodable(folder: Path) -> Path | None:
+    """A file whose name is not valid UTF-8, or None where the file system refuses one."""
+    raw = os.fsencode(folder) + b"/bad\xff name.png"
+    try:
+        with open(raw, "wb") as fh:
+            fh.write(b"x")
+    except (OSError, ValueError):
+        return None
+    return Path(os.fsdecode(raw))
+
+
+def test_names_that_are_not_utf8_are_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "ok.png").write_bytes(b"x")
+    if _make_undecodable(tmp_path) is None:
+        pytest.skip("this file system does not allow a name that is not UTF-8")
+    with caplog.at_level(logging.WARNING, logger="segstudio.io.images.listing"):
+        assert [p.name for p in list_images(tmp_path)] == ["ok.png"]
+    assert "b'bad\\xff name.png'" in caplog.text and "not valid UTF-8" in caplog.text

@@ -72,10 +72,12 @@ def proj(folder: Path) -> Iterator[Project]:
 
 
 def stored_files(project: Project) -> set[str]:
+    """Files in labels/ and predictions/ (not labels/aside/: kept, never referenced)."""
     return {
         f"{sub}/{name}"
         for sub in ("labels", "predictions")
         for name in os.listdir(project.state_dir / sub)
+        if (project.state_dir / sub / name).is_file()
     }
 
 

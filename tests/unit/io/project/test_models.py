@@ -188,10 +188,3 @@ def test_models_lists_the_project_models_oldest_first(folder: Path) -> None:
         assert a.misfit(NEW) == "3 classes; the project has 2"
         assert models["broken.safetensors"].error
 
-
-def test_the_old_module_name_re_exports_the_registry() -> None:
-    from segstudio.io import model_registry
-
-    assert model_registry.read_summary is read_summary
-    assert model_registry.ModelKind is ModelKind
-    assert set(model_registry.__all__) >= {"ModelSummary", "ModelChoice", "list_models"}

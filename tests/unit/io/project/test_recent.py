@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from segstudio.io.project import MAX_RECENT_PROJECTS, add_recent_project, recent_projects
@@ -30,3 +32,15 @@ def test_recent_projects_survive_a_damaged_file(tmp_path: Path, config_dir: Path
     assert recent_projects() == []
     add_recent_project(make_folder(tmp_path / "p", []))
     assert recent_projects() == [(tmp_path / "p").resolve()]
+
+
+def test_old_temp_files_of_killed_writes_are_swept(tmp_path: Path, config_dir: Path) -> None:
+    config_dir.mkdir()
+    old = config_dir / ".recent_projects.json.1f2e3d4c.tmp.json"
+    young = config_dir / ".recent_projects.json.0badf00d.tmp.json"  # another one writing now
+    mine = config_dir / "notes.tmp.json"
+    for p in (old, young, mine):
+        p.write_text("x")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    add_recent_project(make_folder(tmp_path / "p", []))
+    assert not old.exists() and young.exists() and mine.exists()
