@@ -38,6 +38,7 @@ from segstudio.core.errors import (
     ModelFileError,
 )
 from segstudio.core.labelset import LabelSet
+from segstudio.core.safetensors_header import TensorShapes, read_safetensors_header
 from segstudio.model.arch import ArchSpec, build_model, resolve_spec
 
 log = logging.getLogger(__name__)
@@ -220,8 +221,6 @@ def as_write_error(path: Path, exc: SafetensorError) -> Exception:
     return ModelFileError(f"{path}: cannot write the model file ({exc})")
 
 
-#: A safetensors file's tensors: name -> (shape, dtype name), read from its header.
-TensorShapes = dict[str, tuple[tuple[int, ...], str]]
 
 
 def read_header(path: str | Path, key: str, *, what: str = "model") -> tuple[Any, TensorShapes]:
@@ -239,33 +238,8 @@ def read_header(path: str | Path, key: str, *, what: str = "model") -> tuple[Any
         The file is missing, a folder, empty, not a readable safetensors file,
         or its ``key`` is not valid JSON; ``what`` names the file in the message.
     """
-    path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"{path}: {what} file not found")
-    if path.is_dir():
-        raise ModelFileError(f"{path}: is a folder, not a {what} file")
-    if path.stat().st_size == 0:
-        raise ModelFileError(f"{path}: {what} file is empty")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            shapes = {}
-            for name in f.keys():  # noqa: SIM118 - safe_open is not a Mapping
-                sl = f.get_slice(name)
-                shapes[name] = (tuple(sl.get_shape()), sl.get_dtype())
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(
-            f"{path}: not a readable {what} file (corrupt, truncated or not safetensors: {exc})"
-        ) from exc
-    raw = meta.get(key)
-    if raw is None:
-        return None, shapes
-    try:
-        return json.loads(raw), shapes
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(f"{path}: {what} metadata is not valid JSON ({exc})") from exc
-    except RecursionError:
-        raise ModelFileError(f"{path}: {what} metadata is nested too deeply to be read") from None
+    header = read_safetensors_header(path, what=what)
+    return header.document(key), header.tensors
 
 
 def _open_header(path: Path) -> tuple[ModelInfo, TensorShapes]:

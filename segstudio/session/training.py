@@ -133,7 +133,7 @@ def interrupted_run(project: Project) -> InterruptedRun | None:
     Finished and cancelled runs delete their folder, so any run folder with a
     readable checkpoint and request is one that can be resumed.
     """
-    from segstudio.training.loop import checkpoint_info
+    from segstudio.training.checkpoint_meta import checkpoint_info
 
     root = _training_dir(project)
     if not root.is_dir():
@@ -146,7 +146,7 @@ def interrupted_run(project: Project) -> InterruptedRun | None:
         try:
             stored = json.loads(asked.read_text(encoding="utf-8"))
             request = FineTuneRequest.from_json(stored["choice"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             log.warning("%s: cannot resume (%s)", run, exc)
             continue
         model = stored.get("active_model") or None

@@ -38,7 +38,15 @@ from torch import nn
 
 from segstudio.core.atomic import atomic_path
 from segstudio.core.errors import ModelFileError, TrainingError
-from segstudio.model.files import as_write_error, read_header
+from segstudio.model.files import as_write_error
+from segstudio.training.checkpoint_meta import (
+    _CHECKPOINT_FORMAT,
+    _CHECKPOINT_VERSION,
+    _META_KEY,
+    CHECKPOINT_NAME,
+    checkpoint_info,
+    read_checkpoint,
+)
 from segstudio.training.config import DEFAULT_CONFIG, TrainConfig
 from segstudio.training.data import TrainingData
 
@@ -58,10 +66,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "checkpoint.safetensors"
-_CHECKPOINT_FORMAT = "segstudio.checkpoint"
-_CHECKPOINT_VERSION = 1
-_META_KEY = "segstudio.checkpoint"
 #: Config fields a resumed run may change: they do not change what is learnt.
 _RESUMABLE_CHANGES = frozenset({"device", "checkpoint_every_s", "verdict_pixels"})
 #: Losses kept in a checkpoint's history.
@@ -153,47 +157,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def read_checkpoint(folder: Path) -> tuple[dict[str, Any], Path]:
-    """The JSON of the checkpoint in ``folder``, and the file's path.
-
-    Raises
-    ------
-    TrainingError
-        No checkpoint, an unreadable one, not a SegStudio checkpoint, or one
-        written by a newer SegStudio.
-    """
-    path = Path(folder) / CHECKPOINT_NAME
-    if not path.is_file():
-        raise TrainingError(f"{folder}: no checkpoint ({CHECKPOINT_NAME}) to resume from")
-    try:
-        meta, _ = read_header(path, _META_KEY, what="checkpoint")
-    except ModelFileError as exc:
-        raise TrainingError(str(exc)) from exc
-    if not isinstance(meta, dict) or meta.get("format") != _CHECKPOINT_FORMAT:
-        raise TrainingError(f"{path}: not a SegStudio training checkpoint")
-    if meta.get("version", 0) > _CHECKPOINT_VERSION:
-        raise TrainingError(f"{path}: written by a newer SegStudio; update SegStudio")
-    return meta, path
-
-
-def checkpoint_info(folder: Path) -> dict[str, Any] | None:
-    """What the checkpoint in ``folder`` holds (step, total_steps, config, ...), or None.
-
-    For a window to offer "resume": None when there is no readable checkpoint.
-    The dictionary has ``step``, ``total_steps``, ``epoch_float``, ``elapsed_s``,
-    ``config`` (a :meth:`TrainConfig.to_dict`), ``arch``, ``saved_at`` and
-    ``fingerprint``.
-    """
-    try:
-        meta, _ = read_checkpoint(folder)
-    except TrainingError:
-        return None
-    keys = ("step", "total_steps", "epoch_float", "elapsed_s", "config", "arch", "saved_at")
-    info = {k: meta.get(k) for k in keys}
-    info["fingerprint"] = meta.get("fingerprint")
-    return info
 
 
 def write_checkpoint(

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -37,6 +36,7 @@ from typing import Any, Final
 from segstudio.core.bundled import bundled_model_path
 from segstudio.core.errors import LabelSetError, ModelFileError
 from segstudio.core.labelset import LabelSet
+from segstudio.core.safetensors_header import read_safetensors_header
 from segstudio.io.project.settings import _SettingsMixin
 
 __all__ = [
@@ -58,8 +58,6 @@ MODEL_SUFFIX: Final[str] = ".safetensors"
 #: The key of SegStudio's JSON document in a safetensors header's ``__metadata__``.
 _METADATA_KEY: Final[str] = "segstudio"
 _FORMAT: Final[str] = "segstudio.model"
-#: safetensors' own limit on a header; a larger length means a damaged file.
-_MAX_HEADER_BYTES: Final[int] = 100_000_000
 
 
 class ModelKind(enum.StrEnum):
@@ -253,23 +251,9 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         The file is missing, unreadable, not safetensors, or not a SegStudio model.
     """
     path = Path(path)
-    try:
-        with path.open("rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if not 2 <= size <= _MAX_HEADER_BYTES:
-                raise ModelFileError(f"{path}: not a safetensors model file (bad header)")
-            raw = f.read(size)
-    except FileNotFoundError as exc:
-        raise ModelFileError(f"{path}: model file not found") from exc
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read the model file ({exc.strerror or exc})") from exc
-    if len(raw) != size:
-        raise ModelFileError(f"{path}: the model file is truncated")
-    try:
-        header = json.loads(raw)
-        doc = json.loads(header["__metadata__"][_METADATA_KEY])
-    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: nested
-        raise ModelFileError(f"{path}: not a SegStudio model (no readable metadata)") from exc
+    doc = read_safetensors_header(path, what="model").document(_METADATA_KEY)
+    if doc is None:
+        raise ModelFileError(f"{path}: not a SegStudio model (no readable metadata)")
     if not isinstance(doc, dict) or doc.get("format") != _FORMAT:
         raise ModelFileError(f"{path}: not a SegStudio model")
     return doc

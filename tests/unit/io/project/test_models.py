@@ -59,7 +59,7 @@ def test_misfit_names_the_reason(model_file: Path) -> None:
     ("content", "says"),
     [
         (None, "not found"),
-        (b"", "bad header"),
+        (b"", "is empty"),
         (b"\xff" * 16, "bad header"),
         ((40).to_bytes(8, "little") + b"{}", "truncated"),
         ((2).to_bytes(8, "little") + b"{}", "not a SegStudio model"),
