@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--init (a SegNet; default the bundled model)",
     )
     p_train.add_argument("--out", required=True, help="model file to write (.safetensors)")
+    p_train.add_argument(
+        "--overwrite", action="store_true", help="replace an existing --out model file"
+    )
     p_train.set_defaults(func=cmd_train)
 
     p_exp = sub.add_parser("export", help="export a project's labelled images as a dataset")

@@ -36,6 +36,7 @@ def _train_args(args: argparse.Namespace) -> tuple[Path, Path, Any]:
         raise UsageError(f"--out {out}: folder {out.parent} does not exist")
     if out.is_dir():
         raise UsageError(f"--out {out}: is a folder")
+    _refuse_existing(out, args)
     if args.width is not None and args.init is not None:
         raise UsageError("--width applies to a new model (--arch), not to --init")
     if args.init is not None and not Path(args.init).is_file():
@@ -105,6 +106,16 @@ def _quick_bar(p: Any, bar: Any) -> Any:
     return bar
 
 
+def _refuse_existing(out: Path, args: argparse.Namespace) -> None:
+    """A trained model is never replaced without asking: ``--overwrite`` says so
+    (``--resume`` continues the run that writes it, and may write it again)."""
+    if out.exists() and not args.overwrite and not (args.resume and not args.quick):
+        raise UsageError(
+            f"--out {out}: exists; choose another file, add --overwrite to replace it"
+            + ("" if args.quick else ", or --resume to continue the run that wrote it")
+        )
+
+
 def cmd_train_quick(args: argparse.Namespace) -> int:
     """``train --quick``: fit only the live learner's head on a frozen SegNet."""
     from segstudio.core.bundled import bundled_model_path
@@ -115,6 +126,7 @@ def cmd_train_quick(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".safetensors" or not out.parent.is_dir() or out.is_dir():
         raise UsageError(f"--out {out}: must be a .safetensors file in an existing folder")
+    _refuse_existing(out, args)
     for flag in ("arch", "width", "epochs", "minutes", "resume", "checkpoint_dir", "lr"):
         if getattr(args, flag):
             raise UsageError(f"--{flag.replace('_', '-')} does not apply to --quick")

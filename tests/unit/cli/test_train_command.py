@@ -124,3 +124,18 @@ def test_cli_refuses_to_overwrite_an_earlier_runs_checkpoint(
     capsys.readouterr()
     assert main(argv) == 2  # the same command again would start over the old checkpoint
     assert "--resume" in capsys.readouterr().err
+
+
+def test_cli_train_never_replaces_a_model_without_overwrite(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "trained.safetensors"
+    out.write_bytes(b"a model someone trained")
+    argv = ["train", str(shapes), "--arch", "segnet_basic", "--width", "0.25", "--epochs", "1",
+            "--crop", "64", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exists" in err[0] and "--overwrite" in err[0]
+    assert out.read_bytes() == b"a model someone trained"
+    assert main([*argv, "--overwrite", "--checkpoint-dir", str(tmp_path / "c")]) == 0
+    assert out.read_bytes() != b"a model someone trained"
