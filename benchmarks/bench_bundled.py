@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -26,25 +24,15 @@ import time
 from pathlib import Path
 
 import torch
+from machine import machine_info
 
 from segstudio.core.bundled import bundled_model_path
 from segstudio.io.images import list_images, read_image
 from segstudio.model.arch import count_parameters
 from segstudio.model.files import load_model
-from segstudio.model.predictor import Predictor, cpu_has_native_bf16
+from segstudio.model.predictor import Predictor
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what the platform module says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _latency(fn, frames: list, repeat: int) -> list[float]:
@@ -125,15 +113,7 @@ def main() -> None:
                     "predictor_device": str(predictor.device),
                     "predictor_dtype": str(predictor.dtype).replace("torch.", ""),
                 },
-                "machine": {
-                    "host": platform.node(),
-                    "cpu": cpu_name(),
-                    "cores": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(),
-                    "cpu_native_bf16": cpu_has_native_bf16(),
-                    "torch": torch.__version__,
-                    "python": platform.python_version(),
-                },
+                "machine": machine_info(),
             },
             indent=2,
         )

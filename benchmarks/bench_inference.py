@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from machine import machine_info
 from torch.utils.flop_counter import FlopCounterMode
 
 from segstudio.core.labelset import preset
 from segstudio.model.arch import ArchSpec, count_parameters
 from segstudio.model.files import new_model
-from segstudio.model.predictor import Predictor, cpu_has_native_bf16
+from segstudio.model.predictor import Predictor
 
 CONFIGS = {
     "segnet": ArchSpec("segnet"),
@@ -97,10 +97,7 @@ def main() -> None:
                 "benchmark": "inference",
                 "image": [args.width, args.height],
                 "repeat": args.repeat,
-                "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
-                "cpu_native_bf16": cpu_has_native_bf16(),
-                "machine": platform.processor() or platform.machine(),
+                "machine": machine_info(),
                 "results": results,
             },
             indent=2,
