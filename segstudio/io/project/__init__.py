@@ -15,7 +15,7 @@ and :mod:`~segstudio.io.project.recent` (recently opened folders).
 
 from __future__ import annotations
 
-from segstudio.io.project.db import SCHEMA_VERSION
+from segstudio.io.project.db import SCHEMA_VERSION, StoreChange
 from segstudio.io.project.lock import LockHolder, ProjectLockedError
 from segstudio.io.project.models import ModelChoice, ModelKind, ModelSummary
 from segstudio.io.project.recent import (
@@ -40,6 +40,7 @@ __all__ = [
     "ModelSummary",
     "Project",
     "ProjectLockedError",
+    "StoreChange",
     "add_recent_project",
     "recent_projects",
 ]

@@ -24,8 +24,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
+
+from psygnal import Signal
 
 from segstudio.core.errors import LabelSetError, ProjectError
 from segstudio.core.labelset import LabelSet, preset
@@ -74,13 +77,39 @@ CREATE INDEX events_by_image ON events (image_id, id);
 """
 
 
+#: Actions after which any image may have changed (names are not listed).
+_WHOLE_PROJECT: Final[frozenset[str]] = frozenset(
+    {"scan", "set_labelset", "migrate_classes", "import_labels"}
+)
+
+
+@dataclass(frozen=True)
+class StoreChange:
+    """What one committed write changed, for those who keep a copy of the store.
+
+    ``names`` are the images whose records changed; None means any image may
+    have (a scan, an import, a class change). ``settings`` are the setting keys
+    written. ``actions`` are the event-log actions of the write.
+    """
+
+    actions: frozenset[str]
+    names: frozenset[str] | None = frozenset()
+    settings: frozenset[str] = frozenset()
+
+
 class _ProjectCore:
     """The open database of a project, the label set it stores, and the helpers
     every other part of :class:`~segstudio.io.project.Project` builds on.
 
     :class:`~segstudio.io.project.Project` sets the attributes below when it
     opens; the mixins of the other modules use them through this base.
+
+    *Signal* ``changed(StoreChange)``: after every committed write, from the
+    thread that wrote, outside the project's lock (a listener may read the
+    project). A window keeps its copy of the records current with it.
     """
+
+    changed = Signal(object)
 
     _folder: Path
     _state_dir: Path
@@ -93,6 +122,8 @@ class _ProjectCore:
     _settings: dict[str, Any]
     _lock: threading.RLock
     _labelset_cache: tuple[str, LabelSet] | None
+    #: the (action, image id) pairs the open transaction logged
+    _pending: list[tuple[str, int | None]]
 
     # ---------------------------------------------------------------- label set
 
@@ -142,18 +173,41 @@ class _ProjectCore:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """Hold the lock and a write transaction (BEGIN IMMEDIATE); commit on success."""
+        change = None
         with self._lock:
             db = self._check_open()
             self._check_writable()
             with _db_errors(self._state_dir / _DB_NAME):
                 db.execute("BEGIN IMMEDIATE")
+                self._pending = []
                 try:
                     yield db
+                    change = self._change(db)
                 except BaseException:
                     if db.in_transaction:
                         db.execute("ROLLBACK")
                     raise
+                finally:
+                    self._pending = []
                 db.execute("COMMIT")
+        if change is not None:
+            self.changed.emit(change)
+
+    def _change(self, db: sqlite3.Connection) -> StoreChange | None:
+        """What the open transaction's events say it changed (read before its commit)."""
+        if not self._pending:
+            return None
+        actions = frozenset(action for action, _ in self._pending)
+        if actions & _WHOLE_PROJECT:
+            return StoreChange(actions, None)
+        ids = sorted({i for _, i in self._pending if i is not None})
+        names: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = db.execute(f"SELECT name FROM images WHERE id IN ({marks})", chunk)
+            names.update(str(r[0]) for r in rows)
+        return StoreChange(actions, frozenset(names))
 
     def _row(self, db: sqlite3.Connection, name: str) -> _Row:
         row = db.execute(
@@ -204,6 +258,7 @@ class _ProjectCore:
             "INSERT INTO events (image_id, action, user, time, detail) VALUES (?, ?, ?, ?, ?)",
             (image_id, action, user, when, json.dumps(detail)),
         )
+        self._pending.append((action, image_id))
 
 
 def _connect(path: Path, *, create: bool, read_only: bool = False) -> sqlite3.Connection:

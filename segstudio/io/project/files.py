@@ -298,6 +298,7 @@ class _LabelFilesMixin(_SettingsMixin):
                         "VALUES (?, ?, ?, ?, ?)",
                         events,
                     )
+                    self._pending.append(("import_labels", None))  # every record may change
                 except BaseException:
                     # Not committed: no row names the new files. Remove them while the
                     # write lock keeps other processes away from the labels folder.

@@ -20,7 +20,7 @@ from typing import Any
 
 from segstudio.core.atomic import atomic_write_text
 from segstudio.core.errors import ProjectError
-from segstudio.io.project.db import _ProjectCore
+from segstudio.io.project.db import StoreChange, _ProjectCore
 
 _log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class _SettingsMixin(_ProjectCore):
             self._check_writable()
             self._settings["settings"][key] = stored
             self._write_settings()
+        self.changed.emit(StoreChange(frozenset({"set_setting"}), settings=frozenset({key})))
 
     def _write_settings(self) -> None:
         """Write settings.json: the settings and a copy of the database's label set."""

@@ -114,6 +114,7 @@ class Project(_MigrationMixin, _ModelsMixin):
         self._settings = settings
         self._lock = threading.RLock()
         self._labelset_cache = None
+        self._pending = []
 
     # ------------------------------------------------------------------ opening
 
