@@ -19,3 +19,24 @@ def test_every_package_is_listed_for_setuptools() -> None:
         f"missing from pyproject: {sorted(found - listed)}; "
         f"listed but absent: {sorted(listed - found)}"
     )
+
+
+def test_no_qt_in_the_unit_tests() -> None:
+    """tests/unit runs without a display or Qt: the window's tests live in tests/gui."""
+    import ast
+
+    offenders = []
+    for path in (REPO / "tests" / "unit").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            bad = [n for n in names if n.split(".")[0] in {"PySide6", "pytestqt", "superqt"}]
+            bad += [n for n in names if n.startswith("segstudio.gui")]
+            if bad:
+                offenders.append(f"{path.relative_to(REPO)}: {', '.join(bad)}")
+    assert not offenders, offenders
