@@ -1,7 +1,7 @@
 """Every action of the window, with a stable objectName and a shortcut.
 
-The table is data so that the menus, the Help → Keyboard shortcuts dialog,
-tests and scripts all read the same list. A script finds an action with
+The table is data so that the menus, the tool palette, the Help page, tests
+and scripts all read the same list. A script finds an action with
 ``window.findChild(QAction, "actionPredictAll")``.
 """
 
@@ -11,16 +11,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import (
-    QDialog,
-    QHeaderView,
-    QMainWindow,
-    QMenu,
-    QTableWidget,
-    QTableWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QMainWindow, QMenu
 
 from segstudio.gui.canvas import Tool
 
@@ -127,6 +118,23 @@ ACTIONS: tuple[ActionSpec, ...] = (
     _spec("actionTogglePrediction", "Show prediction", "J", "&View", checkable=True),
     _spec("actionToggleConfidence", "Show confidence", "C", "&View", checkable=True),
     _spec("actionToggleOutline", "Outline view of labels", "O", "&View", checkable=True),
+    _spec(
+        "actionToggleOverview",
+        "Show &overview",
+        "Ctrl+Shift+O",
+        "&View",
+        "A small map of the whole image in the canvas's corner when zoomed in: "
+        "click or drag it to move the view",
+        True,
+    ),
+    _spec(
+        "actionTogglePanels",
+        "Hide &panels (canvas only)",
+        "Ctrl+Shift+F",
+        "&View",
+        "Hide the side panels to give the canvas the whole window; again to bring them back",
+        True,
+    ),
     _spec("actionNextImage", "&Next image", ("PgDown", "."), "&Image"),
     _spec("actionPrevImage", "&Previous image", ("PgUp", ","), "&Image"),
     _spec(
@@ -189,8 +197,23 @@ ACTIONS: tuple[ActionSpec, ...] = (
         True,
     ),
     _spec("actionCancelJob", "&Cancel running job", "Ctrl+.", "&Model"),
-    _spec("actionShortcuts", "&Keyboard shortcuts", "F1", "&Help"),
+    _spec(
+        "actionShortcuts",
+        "&Workflow and keys",
+        "F1",
+        "&Help",
+        "How to go from a folder of images to a dataset, and every key",
+    ),
     _spec("actionAbout", "&About SegStudio", "Shift+F1", "&Help"),
+    # -- class keys (part b): 1-9 above; 0 for the tenth class, then a picker for every class
+    _spec("actionClass10", "Class 10", "0", "&Tools", "Pick class 10 of the palette"),
+    _spec(
+        "actionClassPicker",
+        "Pick a class by &name…",
+        ("Ctrl+K", "`"),
+        "&Tools",
+        "Type to find any class, Enter to choose it",
+    ),
 )
 
 MENUS = ("&File", "&Edit", "&Tools", "&View", "&Image", "&Model", "&Help")
@@ -214,66 +237,73 @@ TOOL_ACTIONS = {
 }
 
 
-def install_actions(window: QMainWindow) -> tuple[dict[str, QAction], QMenu]:
-    """Create every action of :data:`ACTIONS` on ``window``, in its menu and (tools,
-    undo, predict) on the toolbar; returns the actions by name and the Open Recent menu.
+#: The shipped icon (``resources/icons/<name>.svg``) of each action that has one.
+ICONS = {
+    "actionOpenFolder": "open",
+    "actionSave": "save",
+    "actionUndo": "undo",
+    "actionRedo": "redo",
+    "actionAcceptPrediction": "accept_all",
+    "actionLockUnlabeled": "lock",
+    "actionToolBrush": "brush",
+    "actionToolEraser": "eraser",
+    "actionToolFill": "fill",
+    "actionToolPolygon": "polygon",
+    "actionToolGrabCut": "grabcut",
+    "actionToolEyedropper": "eyedropper",
+    "actionToolAccept": "accept_brush",
+    "actionToolPan": "pan",
+    "actionFit": "fit",
+    "actionZoomIn": "zoom_in",
+    "actionZoomOut": "zoom_out",
+    "actionToggleOverview": "overview",
+    "actionTogglePanels": "panels",
+    "actionMarkReviewed": "reviewed",
+    "actionPredictImage": "predict",
+    "actionPredictAll": "predict_all",
+    "actionFineTune": "fine_tune",
+    "actionShortcuts": "help",
+}
+
+
+def tooltip(spec: ActionSpec) -> str:
+    """The action's name and keys ("Brush (B)") and, on a second line, what it does."""
+    head = f"{spec.text.replace('&', '')} ({shortcut_text(spec)})"
+    return f"{head}\n{spec.tip}" if spec.tip else head
+
+
+def install_actions(window: QMainWindow) -> tuple[dict[str, QAction], dict[str, QMenu]]:
+    """Create every action of :data:`ACTIONS` on ``window``, in its menu; returns the
+    actions by name and the menus by title (``"recent"``: File → Open Recent).
 
     The actions are added to the window too, so their shortcuts work with the
-    menus hidden.
+    menus hidden. The tool actions form one exclusive group; the tool palette
+    (:mod:`~segstudio.gui.tool_palette`) shows them with their icons.
     """
     menus = {title: window.menuBar().addMenu(title) for title in MENUS}
     tools = QActionGroup(window)
     actions: dict[str, QAction] = {}
-    recent = QMenu()
     for spec in ACTIONS:
         action = QAction(spec.text, window)
         action.setObjectName(spec.name)
         action.setShortcuts([QKeySequence(k) for k in spec.shortcuts])
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-        action.setToolTip(f"{spec.tip or spec.text.replace('&', '')} ({shortcut_text(spec)})")
+        action.setToolTip(tooltip(spec))
         action.setStatusTip(spec.tip)
         action.setCheckable(spec.checkable)
         if spec.name in TOOL_ACTIONS:
             tools.addAction(action)
         menus[spec.menu].addAction(action)
         if spec.name == "actionCloseFolder":
-            recent = menus[spec.menu].addMenu("Open &Recent")
+            menus["recent"] = menus[spec.menu].addMenu("Open &Recent")
         window.addAction(action)
         actions[spec.name] = action
     actions["actionToolBrush"].setChecked(True)
-    for name in ("actionToggleLabels", "actionTogglePrediction", "actionAutoPredict"):
+    for name in (
+        "actionToggleLabels",
+        "actionTogglePrediction",
+        "actionAutoPredict",
+        "actionToggleOverview",
+    ):
         actions[name].setChecked(True)
-    toolbar = window.addToolBar("Tools")
-    toolbar.setObjectName("toolsToolbar")
-    for name in (*TOOL_ACTIONS, "actionLockUnlabeled"):
-        toolbar.addAction(actions[name])
-    toolbar.addSeparator()
-    for name in ("actionUndo", "actionRedo", "actionPredictImage", "actionPredictAll"):
-        toolbar.addAction(actions[name])
-    toolbar.addAction(actions["actionMarkReviewed"])
-    return actions, recent
-
-
-def shortcuts_dialog(parent: QWidget) -> QDialog:
-    """Help → Keyboard shortcuts: every action's shortcut and objectName, and the mouse."""
-    dialog = QDialog(parent)
-    dialog.setObjectName("shortcutsDialog")
-    dialog.setWindowTitle("Keyboard shortcuts")
-    table = QTableWidget(len(ACTIONS) + 3, 3, dialog)
-    table.setObjectName("shortcutsTable")
-    table.setHorizontalHeaderLabels(["Action", "Shortcut", "objectName"])
-    rows = [(s.text.replace("&", ""), shortcut_text(s), s.name) for s in ACTIONS]
-    rows += [
-        ("Pan (hold and drag)", "Space / middle button", "canvas"),
-        ("Zoom", "Mouse wheel", "canvas"),
-        ("Close polygon / cancel", "Enter, double-click / Esc", "canvas"),
-    ]
-    for r, row in enumerate(rows):
-        for c, text in enumerate(row):
-            table.setItem(r, c, QTableWidgetItem(text))
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-    layout = QVBoxLayout(dialog)
-    layout.addWidget(table)
-    dialog.resize(640, 720)
-    return dialog
+    return actions, menus

@@ -13,18 +13,15 @@ import enum
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
-    QBrush,
     QColor,
     QImage,
     QKeyEvent,
     QMouseEvent,
     QPainterPath,
-    QPen,
     QPixmap,
     QWheelEvent,
 )
 from PySide6.QtWidgets import (
-    QGraphicsEllipseItem,
     QGraphicsPathItem,
     QGraphicsPixmapItem,
     QGraphicsRectItem,
@@ -33,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.gui.overlay import MapItem
+from segstudio.gui.overlay import BrushCursor, MapItem, cosmetic_pen
 
 
 class Tool(enum.Enum):
@@ -88,6 +85,7 @@ class Canvas(QGraphicsView):
     polygonFinished = Signal(list)  # noqa: N815
     boxFinished = Signal(int, int, int, int)  # noqa: N815
     zoomChanged = Signal(float)  # noqa: N815
+    imageChanged = Signal()  # noqa: N815 - [part a] set_image showed another image (minimap)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -118,15 +116,15 @@ class Canvas(QGraphicsView):
             Layer.PREDICTION: self.prediction_item,
             Layer.CONFIDENCE: self.confidence_item,
         }
-        self.cursor_item = QGraphicsEllipseItem()
-        self.cursor_item.setPen(_cosmetic_pen(QColor(255, 255, 255), 1.0))
+        self.prediction_item.set_mask(self.labels_item)  # the prediction shows where no label
+        self.cursor_item = BrushCursor()
         self.cursor_item.setZValue(10)
         self.cursor_item.setVisible(False)
         self.preview_item = QGraphicsPathItem()
-        self.preview_item.setPen(_cosmetic_pen(QColor(255, 230, 0), 1.5))
+        self.preview_item.setPen(cosmetic_pen(QColor(255, 230, 0), 1.5))
         self.preview_item.setZValue(11)
         self.box_item = QGraphicsRectItem()
-        self.box_item.setPen(_cosmetic_pen(QColor(0, 230, 255), 1.5, Qt.PenStyle.DashLine))
+        self.box_item.setPen(cosmetic_pen(QColor(0, 230, 255), 1.5, Qt.PenStyle.DashLine))
         self.box_item.setZValue(11)
         self.box_item.setVisible(False)
         for item in (
@@ -141,6 +139,10 @@ class Canvas(QGraphicsView):
             self.scene().addItem(item)
 
         self.tool = Tool.BRUSH
+        # [part c] GrabCut refining: while set (by the editing controller), drags with the
+        # GrabCut tool are strokes, not a new box; press_modifiers says if Shift was held
+        self.grabcut_strokes = False
+        self.press_modifiers = Qt.KeyboardModifier.NoModifier
         self.brush_radius = 8.0
         self._size = (0, 0)  # (height, width)
         self._space = False
@@ -164,6 +166,7 @@ class Canvas(QGraphicsView):
             self.image_item.setPixmap(QPixmap.fromImage(qimg))
             self._size = (h, w)
         self.scene().setSceneRect(QRectF(0, 0, self._size[1], self._size[0]))
+        self.imageChanged.emit()  # [part a]
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -182,12 +185,24 @@ class Canvas(QGraphicsView):
         self.confidence_item.set_values(confidence)
 
     def set_tables(
-        self, labels: np.ndarray, prediction: np.ndarray, confidence: np.ndarray
+        self,
+        labels: np.ndarray,
+        prediction: np.ndarray,
+        confidence: np.ndarray,
+        *,
+        labels_edge: np.ndarray | None = None,
+        prediction_faint: np.ndarray | None = None,
     ) -> None:
-        """The colour tables of the three map layers (opacity and hidden classes live there)."""
-        self.labels_item.set_table(labels)
-        self.prediction_item.set_table(prediction)
+        """The colour tables of the three map layers (opacity and hidden classes live there);
+        ``labels_edge`` draws the labels' region borders, ``prediction_faint`` hatches the
+        prediction (``prediction`` on the stripes, the faint table between them)."""
+        self.labels_item.set_table(labels, edge=labels_edge)
+        self.prediction_item.set_table(prediction, faint=prediction_faint)
         self.confidence_item.set_table(confidence)
+
+    def set_prediction_masked(self, on: bool) -> None:
+        """Show the prediction only where nobody labelled (True), or everywhere."""
+        self.prediction_item.set_mask(self.labels_item if on else None)
 
     def style_layer(self, layer: Layer, visible: bool, opacity: float, outline: bool) -> None:
         """Show or hide a layer; the image's opacity, the mask layers' outline view
@@ -230,11 +245,13 @@ class Canvas(QGraphicsView):
         if self._size == (0, 0):
             return
         self.fitInView(self.scene().sceneRect(), Qt.AspectRatioMode.KeepAspectRatio)
+        self.cursor_item.set_view_scale(self.scale_factor)
         self.zoomChanged.emit(self.scale_factor)
 
     def zoom_to(self, scale: float) -> None:
         scale = min(MAX_SCALE, max(MIN_SCALE, scale))
         self.setTransform(self.transform().fromScale(scale, scale))
+        self.cursor_item.set_view_scale(scale)
         self.zoomChanged.emit(scale)
 
     def zoom_by(self, factor: float) -> None:
@@ -257,14 +274,18 @@ class Canvas(QGraphicsView):
         return QPointF(min(max(p.x(), 0.0), w - 1e-3), min(max(p.y(), 0.0), h - 1e-3))
 
     def _update_cursor_item(self, p: QPointF) -> None:
-        show = self.tool in BRUSH_TOOLS and self._size != (0, 0)
+        show = self._brushing() and self._size != (0, 0)
         self.cursor_item.setVisible(show)
         if show:
-            r = self.brush_radius
-            self.cursor_item.setRect(QRectF(p.x() - r, p.y() - r, 2 * r, 2 * r))
+            self.cursor_item.set_brush(p, self.brush_radius)
+
+    def _brushing(self) -> bool:
+        """Whether a drag is a brush stroke (the brush tools; GrabCut while refining)."""
+        return self.tool in BRUSH_TOOLS or (self.tool is Tool.GRABCUT and self.grabcut_strokes)
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt API
         button = event.button()
+        self.press_modifiers = event.modifiers()
         panning = self._space or self.tool is Tool.PAN
         if button == Qt.MouseButton.MiddleButton or (
             button == Qt.MouseButton.LeftButton and panning
@@ -281,7 +302,7 @@ class Canvas(QGraphicsView):
             return
         if button != Qt.MouseButton.LeftButton:
             return
-        if self.tool in BRUSH_TOOLS:
+        if self._brushing():
             if not self._inside(p):
                 return
             if self._stroke_last is not None:  # a stroke whose release we never saw
@@ -420,9 +441,3 @@ class Canvas(QGraphicsView):
         self.preview_item.setPath(QPainterPath())
         if len(points) >= 3:
             self.polygonFinished.emit(points)
-
-
-def _cosmetic_pen(color: QColor, width: float, style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> QPen:
-    pen = QPen(QBrush(color), width, style)
-    pen.setCosmetic(True)  # same width on screen at every zoom
-    return pen

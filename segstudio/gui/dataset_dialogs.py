@@ -73,7 +73,12 @@ class ExportChoice:
 
 
 class ExportDialog(QDialog):
-    """Where and how to export the project's labels."""
+    """Where and how to export the project's labels.
+
+    It is kept for the project, so it opens with the choices made last time;
+    a folder that holds files is not refused here: the window asks whether to
+    replace it.
+    """
 
     def __init__(self, parent: QWidget | None, default_out: Path) -> None:
         super().__init__(parent)
@@ -111,8 +116,6 @@ class ExportDialog(QDialog):
         self.colour.setObjectName("exportCamvidColor")
         self.instances = QCheckBox("One annotation per connected region (instances)")
         self.instances.setObjectName("exportInstances")
-        self.overwrite = QCheckBox("Replace the folder if it holds files")
-        self.overwrite.setObjectName("exportOverwrite")
         form.addRow("Format", self.format)
         form.addRow("Folder", _folder_row(self.out, self, "Export to"))
         form.addRow("Split", shares_row)
@@ -121,7 +124,6 @@ class ExportDialog(QDialog):
         form.addRow("CamVid void index", self.void)
         form.addRow("", self.colour)
         form.addRow("", self.instances)
-        form.addRow("", self.overwrite)
         form.addRow(_buttons(self, "Export"))
         self.format.currentIndexChanged.connect(self._sync)
         self._sync()
@@ -143,7 +145,6 @@ class ExportDialog(QDialog):
             "camvid_void": void if fmt == "camvid" and void >= 0 else None,
             "camvid_color": fmt == "camvid" and self.colour.isChecked(),
             "instances": fmt == "coco" and self.instances.isChecked(),
-            "overwrite": self.overwrite.isChecked(),
         }
         return ExportChoice(Path(self.out.text()).expanduser(), options)
 

@@ -1,18 +1,23 @@
 """Export and import datasets from the window, as cancellable jobs.
 
 Export writes the labelled images in a training format; the output folder is
-swapped in whole, so a cancelled export writes nothing. Import brings a
+swapped in whole, so a cancelled export writes nothing. The export dialog
+keeps its choices (for the project, and after an error, when it opens again
+by itself); a folder that holds files is replaced only after the user says
+so in the window. Import brings a
 dataset's masks in as reviewed labels, all or nothing; meanwhile the canvas,
 the image list and the palette wait (imported labels must not race with
-painting), and afterwards they show what was imported.
+painting), and afterwards they show what was imported, counted honestly:
+masks for images the project had, and images that are new.
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QDialog, QMessageBox
 
 from segstudio.core.errors import SegStudioError
@@ -21,9 +26,38 @@ from segstudio.gui.dataset_dialogs import ExportChoice, ExportDialog, ImportChoi
 from segstudio.gui.editing import EditingController
 from segstudio.gui.jobs import JobKind, JobRunner
 from segstudio.gui.ui import Ui
+from segstudio.io.project import ImageStatus, Project
 
 if TYPE_CHECKING:  # read when a dataset is exported or imported, not at start-up
     from segstudio.io.datasets import ExportReport, ImportReport
+
+
+def plural(n: int, word: str) -> str:
+    """``1 mask``, ``2 masks``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def import_counts(report: ImportReport, before: set[str], project: Project) -> str:
+    """The import in words: masks for images the project had, and new images (with and
+    without a mask), e.g. "10 masks imported for 10 existing images, 0 new images"."""
+    new = [r for r in project.images() if r.name not in before]
+    new_masked = sum(r.status is ImageStatus.REVIEWED for r in new)
+    existing = max(report.labels - new_masked, 0)
+    text = (
+        f"{plural(report.labels, 'mask')} imported as reviewed labels for "
+        f"{plural(existing, 'existing image')}, {plural(len(new), 'new image')}"
+    )
+    if new and new_masked < len(new):
+        text += f" ({len(new) - new_masked} of them without a mask)"
+    return text + "."
+
+
+def folder_files(folder: Path) -> int:
+    """How many entries ``folder`` holds (0 when it does not exist or cannot be read)."""
+    try:
+        return sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
+    except OSError:
+        return 0
 
 
 class DatasetsController(QObject):
@@ -40,22 +74,73 @@ class DatasetsController(QObject):
     def __init__(self, ui: Ui, jobs: JobRunner, editing: EditingController) -> None:
         super().__init__(ui.window)
         self.ui, self.jobs, self.editing = ui, jobs, editing
+        self._export_dialog: ExportDialog | None = None  # keeps its choices for the project
+        self._export_for: Project | None = None
+        self._export_asked = False  # the running export's choices came from the dialog
+        self._before: set[str] = set()  # the project's images when an import started
         jobs.finished.connect(self._job_finished)
         ui.action("actionExportDataset").triggered.connect(lambda _c=False: self.export_dataset())
         ui.action("actionImportDataset").triggered.connect(lambda _c=False: self.import_dataset())
+
+    def export_dialog(self, project: Project) -> ExportDialog:
+        """The project's export dialog, with the choices made last time."""
+        if self._export_dialog is None or self._export_for is not project:
+            if self._export_dialog is not None:
+                self._export_dialog.deleteLater()
+            default = project.folder.parent / f"{project.folder.name}-dataset"
+            self._export_dialog = ExportDialog(self.ui.window, default)
+            self._export_for = project
+        return self._export_dialog
+
+    def ask_export(self, project: Project) -> ExportChoice | None:
+        """Ask where and how to export, until the choices hold (None: the user cancelled).
+
+        Wrong choices are said and the dialog opens again with them; a folder
+        that holds files is replaced only when the user clicks Replace.
+        """
+        from segstudio.io.datasets import ExportOptions
+
+        dialog = self.export_dialog(project)
+        while dialog.exec() == QDialog.DialogCode.Accepted:
+            choice = dialog.choice()
+            try:
+                ExportOptions(**choice.options)
+            except SegStudioError as exc:
+                QMessageBox.warning(self.ui.window, "Export", str(exc))
+                continue
+            n = folder_files(choice.out)
+            if n and not self.confirm_replace(choice.out, n):
+                continue
+            return ExportChoice(choice.out, {**choice.options, "overwrite": n > 0})
+        return None
+
+    def confirm_replace(self, out: Path, n: int) -> bool:
+        """Ask before an export replaces a folder that holds files."""
+        box = QMessageBox(
+            QMessageBox.Icon.Question,
+            "Export",
+            f"{out} already holds {plural(n, 'file or folder')}.\n\n"
+            "Replace its contents with the export? The old contents are removed only "
+            "once the export is complete.",
+            parent=self.ui.window,
+        )
+        replace = box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Choose another folder", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(replace)
+        box.setObjectName("exportReplace")
+        box.exec()
+        return box.clickedButton() is replace
 
     def export_dataset(self, choice: ExportChoice | None = None) -> None:
         """Export the labelled images in a job (progress, cancel); DIR is swapped in whole."""
         project = self.editing.project
         if project is None:
             return
+        asked = choice is None
         if choice is None:
-            dialog = ExportDialog(
-                self.ui.window, project.folder.parent / f"{project.folder.name}-dataset"
-            )
-            if dialog.exec() != QDialog.DialogCode.Accepted:
+            choice = self.ask_export(project)
+            if choice is None:
                 return
-            choice = dialog.choice()
         from segstudio.io.datasets import ExportOptions, export_dataset
 
         self.editing.save()
@@ -66,13 +151,16 @@ class DatasetsController(QObject):
             QMessageBox.warning(self.ui.window, "Export", str(exc))
             return
         cancel = threading.Event()
-        self.jobs.start(
-            JobKind.EXPORT,
-            relay,
-            export_dataset(project, choice.out, options),
-            cancel.is_set,
-            on_return=self._export_done,
-            cancel=cancel,
+        self._export_asked = (
+            self.jobs.start(
+                JobKind.EXPORT,
+                relay,
+                export_dataset(project, choice.out, options),
+                cancel.is_set,
+                on_return=self._export_done,
+                cancel=cancel,
+            )
+            and asked
         )
 
     def _export_done(self, report: ExportReport | None) -> None:
@@ -102,6 +190,7 @@ class DatasetsController(QObject):
         self.ui.canvas.cancel_gesture()
         self.editing.save()
         self.editing.saver.wait()
+        self._before = {r.name for r in project.images()}
         cancel = threading.Event()
         self.blocked.emit(True)  # imported labels must not race with painting
         gen = import_dataset(
@@ -131,7 +220,7 @@ class DatasetsController(QObject):
             self.editing.reload_labels()
         elif records:
             self.ui.images.select(records[0].name)
-        text = f"Imported {report.labels} mask(s) for {report.images} image(s) as reviewed labels."
+        text = import_counts(report, self._before, project)
         if report.warnings:
             text += "\n\n" + "\n".join(report.warnings[:20])
         QMessageBox.information(self.ui.window, "Import", text)
@@ -139,3 +228,7 @@ class DatasetsController(QObject):
     def _job_finished(self, kind: JobKind) -> None:
         if kind is JobKind.IMPORT:
             self.blocked.emit(False)
+        if kind is JobKind.EXPORT:
+            failed, self._export_asked = self._export_asked and self.jobs.failed, False
+            if failed:  # the error was shown: the dialog again, with the choices made
+                QTimer.singleShot(0, self.export_dataset)

@@ -7,16 +7,28 @@ prediction), so every tool goes through the one edit path and a whole drag is
 one undo step. The document's events drive the canvas: ``editor.changed``
 repaints the changed rectangle, ``predicted`` shows a new prediction, and
 ``saved`` (from the saver's thread, queued here) refreshes the image list.
-Images load in a worker, so the one on screen stays editable meanwhile.
-Edits are saved after a pause, at least every few seconds while the user
-keeps painting (also in the middle of a long drag: the part drawn so far),
-and when the image changes. What the document has to tell the user (labels
-kept aside, classes renumbered) goes to the status bar.
+Images load in a worker, so the one on screen stays editable meanwhile; a
+file that cannot be read is marked in the image list and next/previous pass
+over it (a status-bar note, never a dialog). Edits are saved after a pause,
+at least every few seconds while the user keeps painting (also in the middle
+of a long drag: the part drawn so far), and when the image changes; the view
+settings (class, brush, tool, ...) go with the autosave, on the saver's
+thread. What the document has to tell the user (labels kept aside, classes
+renumbered) goes to the status bar.
+
+Nothing is silently not done: Accept prediction pressed before the prediction
+arrived says so and accepts it when it comes (or says why none will come);
+marking an image reviewed while pixels are unlabelled asks first; editing a
+reviewed image makes it "in progress" again and says so. Fill and GrabCut
+live in :mod:`~segstudio.gui.region_tools`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,12 +37,16 @@ from PySide6.QtWidgets import QLabel, QMessageBox
 
 from segstudio.core.errors import SegStudioError
 from segstudio.core.labelset import UNLABELED
-from segstudio.core.tools import Placed, grabcut_region
+from segstudio.gui.actions import TOOL_ACTIONS
 from segstudio.gui.canvas import Tool
 from segstudio.gui.jobs import WorkerSet, error_text
+from segstudio.gui.region_tools import FillTool, GrabCutTool
+from segstudio.gui.review import Review
 from segstudio.gui.ui import Ui
 from segstudio.io.project import ImageStatus, Project
 from segstudio.session.document import ImageDocument, Saver, StrokeKind
+
+log = logging.getLogger(__name__)
 
 #: Save after this many idle seconds following an edit ...
 AUTOSAVE_IDLE_MS = 1500
@@ -40,6 +56,8 @@ AUTOSAVE_MAX_MS = 5000
 LOAD_DELAY_MS = 120
 #: How long closing waits for image loads and GrabCut to end.
 WAIT_S = 10.0
+#: The project setting the view settings are kept in.
+VIEW_SETTING = "view"
 
 STROKES = {
     Tool.BRUSH: StrokeKind.PAINT,
@@ -76,7 +94,17 @@ class EditingController(QObject):
         self.doc: ImageDocument | None = None
         self.saver = Saver(on_error=self.saveFailed.emit)
         self.loaders = WorkerSet(self)  # image loads
-        self.side = WorkerSet(self)  # GrabCut
+        self.fill = FillTool(ui, lambda: self.doc, lambda: self.lock_unlabeled, self._edited_now)
+        self.grabcut = GrabCutTool(
+            ui, lambda: self.doc, lambda: self.lock_unlabeled, self._edited_now
+        )
+        #: The window's view settings, saved with the autosave (the window sets it).
+        self.view_state: Callable[[], dict[str, object]] | None = None
+        self._view_saved: dict[str, object] | None = None
+        #: Makes sure a prediction of the document is coming (None) or says why none will
+        #: (the prediction controller sets it); Accept prediction asks it.
+        self.prediction_request: Callable[[ImageDocument], str | None] | None = None
+        self.review = Review(ui, self)
         self._loading: str | None = None  # the image being opened
         #: A message for the status bar once the image is shown (opening clears it).
         self._notice: str | None = None
@@ -101,7 +129,11 @@ class EditingController(QObject):
         c.polygonFinished.connect(self._polygon_finished)
         c.boxFinished.connect(self._box_finished)
         ui.images.imageChosen.connect(self.show_image)
+        ui.images.note.connect(self._list_note)
         ui.palette.classChosen.connect(lambda _i: self.show_cursor_info(-1, -1))
+        ui.palette.classChosen.connect(lambda _i: self.fill.refresh())  # the preview's colour
+        for name, tool in TOOL_ACTIONS.items():
+            ui.action(name).triggered.connect(lambda _c=False, t=tool: self._tool_changed(t))
         self.labelsSaved.connect(self.refresh_record)
         self.saveFailed.connect(self._save_failed)
         for name, handler in {
@@ -111,7 +143,7 @@ class EditingController(QObject):
             "actionAcceptPrediction": self.accept_prediction,
             "actionBrushBigger": lambda: self.resize_brush(1.25),
             "actionBrushSmaller": lambda: self.resize_brush(0.8),
-            "actionMarkReviewed": self.toggle_reviewed,
+            "actionMarkReviewed": lambda: self.toggle_reviewed(ask=True),
             "actionLeastConfident": self.go_least_confident,
         }.items():
             ui.action(name).triggered.connect(lambda _c=False, h=handler: h())
@@ -131,7 +163,9 @@ class EditingController(QObject):
         (telling the user what could not be saved), and show nothing."""
         self.stop_loading()
         self.loaders.wait(WAIT_S)
-        self.side.wait(WAIT_S)
+        self.grabcut.close()
+        self.fill.clear()
+        self.review.close()
         failed = self.flush_saves()
         if failed:
             QMessageBox.critical(
@@ -144,6 +178,7 @@ class EditingController(QObject):
         if self.doc is not None:
             self._detach(self.doc)
         self.doc, self.project, self._notice = None, None, None
+        self._view_saved = None
         self.ui.canvas.set_image(None)
         self.ui.canvas.set_labels(None)
         self.ui.canvas.set_prediction(None, None)
@@ -205,11 +240,15 @@ class EditingController(QObject):
         self.save()  # edits made to the previous image while this one loaded
         if self.doc is not None:
             self._detach(self.doc)
+        self.grabcut.end()
+        self.review.shown(doc)
         self.doc = doc
+        self.ui.images.set_broken(doc.name, None)  # it reads (again)
         doc.editor.changed.connect(self._labels_changed)
         doc.editor.history_changed.connect(self._history_changed)
         doc.predicted.connect(self._show_prediction)
         doc.noticed.connect(self._doc_notice)
+        doc.reopened.connect(self._reopened)
         doc.saved.connect(self._saved)  # kept: a save may finish after the next image shows
         canvas = self.ui.canvas
         canvas.set_image(doc.image.rgb)
@@ -233,6 +272,7 @@ class EditingController(QObject):
         doc.editor.history_changed.disconnect(self._history_changed)
         doc.predicted.disconnect(self._show_prediction)
         doc.noticed.disconnect(self._doc_notice)
+        doc.reopened.disconnect(self._reopened)
 
     def _doc_notice(self, text: str) -> None:
         """The open document says something the user must see (it saves on this thread)."""
@@ -242,17 +282,52 @@ class EditingController(QObject):
             self.ui.palette.set_labelset(project.labelset)  # classes changed elsewhere
 
     def _image_failed(self, name: str, exc: BaseException) -> None:
+        """``name`` cannot be read: marked in the list, never a dialog. Reached by
+        next/previous (or with no image shown yet), the list goes on the same way;
+        chosen by hand, it stays on the image shown."""
         if name != self._loading:
             return
         self._loading = None
-        msg = error_text(exc)
-        self.ui.say(msg, 15000)
-        QMessageBox.warning(self.ui.window, "Open image", msg)
+        images = self.ui.images
+        images.set_broken(name, error_text(exc))
+        stepped = images.stepped
+        delta = stepped[1] if stepped is not None and stepped[0] == name else 0
+        if delta == 0 and self.doc is None:
+            delta = 1  # nothing on screen yet (opening the project): the next one that reads
+        if delta and images.step(delta, start=name):
+            # the list names any other file it passed over; this one is said with the next
+            passed = f"Skipped {name}: it cannot be read ({images.broken(name)})"
+            self._notice = passed if self._notice is None else f"{passed}. {self._notice}"
+            return
+        reason = images.broken(name)
+        if delta:
+            where = "after" if delta > 0 else "before"
+            self.ui.say(f"{name} cannot be read ({reason}); no readable image {where} it", 15000)
+        else:
+            self.ui.say(f"{name} cannot be read: {reason}", 15000)
         if self.doc is not None:  # keep the list on the image that is shown
-            self.ui.images.select(self.doc.name, emit=False)
+            images.select(self.doc.name, emit=False)
+
+    def _list_note(self, text: str) -> None:
+        """Next/previous passed over unreadable files: said now, and again once the image
+        it went to is shown (opening it clears the status bar)."""
+        if self._loading is not None:
+            self.set_notice(text)
+        else:
+            self.ui.say(text, 15000)
+
+    def _reopened(self, name: str) -> None:
+        """A reviewed image was edited: it is in progress again (stored with the save)."""
+        record = self.ui.images.record_of(name)
+        if record is not None:
+            self.ui.images.update_record(
+                dataclasses.replace(record, status=ImageStatus.IN_PROGRESS)
+            )
+        self.ui.say(f"{name} was reviewed; edited, it is in progress again (R: reviewed)", 6000)
 
     def _labels_changed(self, rect: Any) -> None:
         self.ui.canvas.update_labels(rect.y0, rect.x0, rect.y1, rect.x1)
+        self.fill.refresh()
 
     def _history_changed(self) -> None:
         self.changed.emit()
@@ -265,7 +340,10 @@ class EditingController(QObject):
         self.ui.canvas.set_prediction(
             None if pred is None else pred.labels, None if pred is None else pred.confidence
         )
+        self.fill.refresh()
         self.changed.emit()
+        if self.doc is not None:
+            self.review.predicted(self.doc)  # accepted if asked for before it arrived
 
     def set_prediction(self, name: str, labels: np.ndarray, confidence: np.ndarray) -> None:
         """A prediction just made and stored for ``name``: shown if that image is open."""
@@ -296,22 +374,51 @@ class EditingController(QObject):
     def lock_unlabeled(self) -> bool:
         return self.ui.checked("actionLockUnlabeled")
 
+    def _edited_now(self) -> None:
+        """A tool edited the labels: save after the idle pause."""
+        self.idle_timer.start()
+
+    def restore_tool(self, name: object) -> None:
+        """Choose the tool a project stored by name (the brush for anything else)."""
+        tool = next((t for t in Tool if t.name == name), Tool.BRUSH)
+        for action_name, t in TOOL_ACTIONS.items():
+            if t is tool:
+                self.ui.action(action_name).setChecked(True)  # its group unchecks the others
+        self.ui.canvas.set_tool(tool)
+        self._tool_changed(tool)
+
+    def _tool_changed(self, tool: Tool) -> None:
+        """A tool button or key (before the canvas switches): the fill shows its options,
+        GrabCut stops refining."""
+        self.fill.tool_changed(tool)
+        self.grabcut.end()
+
     def resize_brush(self, factor: float) -> None:
+        """``]`` and ``[``: the brush size, or the fill's tolerance with the fill tool."""
         canvas = self.ui.canvas
+        if canvas.tool is Tool.FILL:
+            self.fill.nudge(factor > 1)
+            return
         canvas.set_brush_radius(canvas.brush_radius * factor)
         self.ui.say(f"Brush radius {canvas.brush_radius:.1f} px", 2000)
 
     def _stroke_started(self) -> None:
-        if self.doc is not None:
+        if self.ui.canvas.tool is Tool.GRABCUT:
+            self.grabcut.stroke_started()
+        elif self.doc is not None:
             kind = STROKES.get(self.ui.canvas.tool, StrokeKind.PAINT)
             self.doc.begin_stroke(kind, self.ui.palette.current(), lock=self.lock_unlabeled)
 
     def _stroke_moved(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        if self.doc is not None:
+        if self.ui.canvas.tool is Tool.GRABCUT:
+            self.grabcut.stroke_moved(x0, y0, x1, y1)
+        elif self.doc is not None:
             self.doc.stroke_to(x0, y0, x1, y1, self.ui.canvas.brush_radius)
 
     def _stroke_finished(self) -> None:
-        if self.doc is not None and self.doc.end_stroke():
+        if self.ui.canvas.tool is Tool.GRABCUT:
+            self.grabcut.stroke_finished()
+        elif self.doc is not None and self.doc.end_stroke():
             self.idle_timer.start()
 
     def _clicked(self, x: int, y: int) -> None:
@@ -323,8 +430,7 @@ class EditingController(QObject):
             if value is not None:
                 self.ui.palette.choose(value)
             return
-        doc.fill(x, y, self.ui.palette.current(), lock=self.lock_unlabeled)
-        self.idle_timer.start()
+        self.fill.click(x, y)
 
     def _polygon_finished(self, points: list[tuple[float, float]]) -> None:
         if self.doc is not None:
@@ -333,44 +439,23 @@ class EditingController(QObject):
 
     def _box_finished(self, x0: int, y0: int, x1: int, y1: int) -> None:
         """GrabCut runs in a worker (it can take a second on a big box)."""
-        doc = self.doc
-        if doc is None:
-            return
-        cls, version = self.ui.palette.current(), doc.labelset_version
-
-        def done(placed: Placed | None) -> None:
-            if self.doc is not doc or doc.labelset_version != version:
-                return  # the user moved on, or the classes were renumbered; drop it
-            if placed is None:
-                self.ui.say("GrabCut found no object in that box", 5000)
-                return
-            doc.place(placed, cls, "Box → GrabCut", lock=self.lock_unlabeled)
-            self.idle_timer.start()
-
-        self.ui.say("GrabCut…")
-        self.side.start(
-            grabcut_region,
-            doc.image.rgb,
-            x0,
-            y0,
-            x1,
-            y1,
-            returned=done,
-            errored=lambda e: self.ui.say(f"GrabCut failed: {e}", 8000),
-        )
+        self.grabcut.box(x0, y0, x1, y1)
 
     def undo(self) -> None:
+        self.grabcut.end()
         if self.doc is not None and self.doc.editor.undo() is not None:
             self.idle_timer.start()
 
     def redo(self) -> None:
+        self.grabcut.end()
         if self.doc is not None and self.doc.editor.redo() is not None:
             self.idle_timer.start()
 
     def accept_prediction(self) -> None:
-        """Copy the prediction into every unlabeled pixel: one undo step."""
-        if self.doc is not None and self.doc.accept_prediction():
-            self.idle_timer.start()
+        """Copy the prediction into every unlabelled pixel, or say why not (see
+        :class:`~segstudio.gui.review.Review`)."""
+        self.grabcut.end()
+        self.review.accept_prediction()
 
     def show_cursor_info(self, x: int, y: int) -> None:
         doc, ls = self.doc, self.ui.palette.labelset  # the palette's copy: no project lock
@@ -413,6 +498,7 @@ class EditingController(QObject):
         """
         if self.saver.failed:
             self.saver.retry_failed()
+        self.save_view()
         doc = self.doc
         if doc is None or not doc.unsaved:
             return
@@ -420,6 +506,18 @@ class EditingController(QObject):
             doc.save()  # not self.save(): that would end the drag
         else:
             self.save()
+
+    def save_view(self) -> None:
+        """Store the view settings (class, brush, tool, layers...) when they changed, on the
+        saver's thread: a kill -9 loses at most the last autosave interval of them."""
+        project = self.project
+        if project is None or self.view_state is None or project.read_only:
+            return
+        view = self.view_state()
+        if view == self._view_saved:
+            return
+        self._view_saved = view
+        self.saver.call(lambda: project.set_setting(VIEW_SETTING, view))
 
     def _save_failed(self, name: str, message: str) -> None:
         self.ui.say(
@@ -448,17 +546,10 @@ class EditingController(QObject):
         self.ui.say("Saved", 3000)
         return True
 
-    def toggle_reviewed(self) -> None:
-        doc, project = self.doc, self.project
-        if doc is None or project is None:
-            return
-        if not self.save_now():
-            return  # never mark reviewed what is not on disk
-        status = project.record(doc.name).status
-        new = ImageStatus.IN_PROGRESS if status is ImageStatus.REVIEWED else ImageStatus.REVIEWED
-        project.set_status(doc.name, new)
-        self.refresh_record(doc.name)
-        self.ui.say(f"{doc.name}: {new.value.replace('_', ' ')}", 4000)
+    def toggle_reviewed(self, *, ask: bool = False) -> None:
+        """Mark the image reviewed, or in progress again; ``ask`` (the R key): ask first
+        when pixels are unlabelled (see :class:`~segstudio.gui.review.Review`)."""
+        self.review.toggle_reviewed(ask=ask)
 
     def go_least_confident(self) -> None:
         if self.project is None:

@@ -71,6 +71,15 @@ def wait_for(signal: SignalInstance, done: Callable[[], bool], timeout_s: float)
     return done()
 
 
+def progress_bar(name: str, widest: str) -> QProgressBar:
+    """A status-bar progress bar wide enough for ``widest`` (its longest text)."""
+    bar = QProgressBar()
+    bar.setObjectName(name)
+    bar.setFixedWidth(bar.fontMetrics().horizontalAdvance(widest) + 24)
+    bar.setVisible(False)
+    return bar
+
+
 def _worker(func: Callable[..., Any], *args: Any) -> Any:
     return create_worker(func, *args, _start_thread=False, _ignore_errors=True)
 
@@ -134,10 +143,7 @@ class JobRunner(QObject):
         super().__init__(window)
         self._window = window
         self._status = status
-        self.progress = QProgressBar()
-        self.progress.setObjectName("jobProgress")
-        self.progress.setMaximumWidth(220)
-        self.progress.setVisible(False)
+        self.progress = progress_bar("jobProgress", "Predict all 9999/9999 · tile 999/999")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("jobCancel")
         self.cancel_button.setVisible(False)
@@ -148,6 +154,8 @@ class JobRunner(QObject):
         self._kind: JobKind | None = None
         self._cancel: threading.Event | None = None
         self._then: Callable[[], None] | None = None
+        self._outcome = ""  # how the running job ended: "" (finished), "cancelled", "failed"
+        self._said: str | None = None  # the status line when the job returned
         #: Set when the app quits: a cancelled fine-tune keeps its checkpoint to resume.
         self.keep = threading.Event()
 
@@ -184,9 +192,13 @@ class JobRunner(QObject):
         worker.finished.connect(self._ended)
         if isinstance(worker, GeneratorWorker):
             worker.yielded.connect(lambda report, f=on_report: self._report(report, f))
+        # what the status bar said before the job's own words on its result, if any
+        worker.returned.connect(lambda _r: setattr(self, "_said", self._status.currentMessage()))
         if on_return is not None:
             worker.returned.connect(on_return)
+        self._said = None
         self._worker, self._kind, self._cancel = worker, kind, cancel
+        self._outcome = ""
         self.progress.setRange(0, 0)
         self.progress.setFormat(f"{kind.value} %v/%m")
         self.progress.setVisible(True)
@@ -214,11 +226,22 @@ class JobRunner(QObject):
         if worker is None:
             return
         self._then = None
+        self._outcome = self._outcome or "cancelled"
         if self._cancel is not None:
             # the job returns at its next step, closing its generator in its own thread
             self._cancel.set()
         else:
             worker.quit()
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the running job (or the one that just ended) was asked to stop."""
+        return self._outcome == "cancelled"
+
+    @property
+    def failed(self) -> bool:
+        """Whether the running job (or the one that just ended) failed with an error."""
+        return self._outcome == "failed"
 
     def wait(self, timeout_s: float) -> bool:
         """Let the running job end (it reports back first); False if it still runs."""
@@ -233,13 +256,19 @@ class JobRunner(QObject):
     def _failed(self, exc: BaseException) -> None:
         title = self._kind.value if self._kind is not None else "Model"
         msg = error_text(exc)
+        if self._outcome == "cancelled":  # it stopped as asked, on its way out
+            log.info("%s cancelled: %s", title, msg)
+            return
+        self._outcome = "failed"
         log.error("%s failed: %s", title, msg)
         QMessageBox.warning(self._window, title, msg)
 
     def _ended(self) -> None:
         kind = self._kind
         assert kind is not None
-        self._status.showMessage(f"{kind.value} finished", 5000)
+        said = self._said
+        if said is None or self._status.currentMessage() == said:  # the job said nothing
+            self._status.showMessage(f"{kind.value} {self._outcome or 'finished'}", 5000)
         self._worker, self._kind, self._cancel = None, None, None
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)

@@ -5,6 +5,11 @@ canvas. The mask layers' colour tables carry the opacity and the classes the
 palette hides, so a change there rebuilds a 256-entry table, never the
 pixels. The View menu's layer toggles (and O, the labels' outline) stay in
 step with the panel both ways.
+
+Labels and predictions are drawn so that nobody takes one for the other:
+labels solid with their borders in the full class colour, the prediction
+paler and hatched, and only where no label is shown (a hidden or fully
+transparent labels layer lets the whole prediction through).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from PySide6.QtGui import QAction
 
 from segstudio.gui.canvas import Canvas, Layer
 from segstudio.gui.layers_panel import LayersPanel
-from segstudio.gui.overlay import heat_table, palette_table
+from segstudio.gui.overlay import edge_table, hatch_tables, heat_table, palette_table
 from segstudio.gui.palette_panel import PalettePanel
 from segstudio.gui.ui import set_quietly
 
@@ -57,11 +62,16 @@ class LayerView(QObject):
             return
         st = self.panel.state
         palette = ls.palette()
+        labels = st[Layer.LABELS]
+        stripes, faint = hatch_tables(palette, st[Layer.PREDICTION].opacity, self._hidden)
         self.canvas.set_tables(
-            palette_table(palette, st[Layer.LABELS].opacity, self._hidden),
-            palette_table(palette, st[Layer.PREDICTION].opacity, self._hidden),
+            palette_table(palette, labels.opacity, self._hidden),
+            stripes,
             heat_table(st[Layer.CONFIDENCE].opacity),
+            labels_edge=edge_table(palette, labels.opacity, self._hidden),
+            prediction_faint=faint,
         )
+        self.canvas.set_prediction_masked(labels.visible and labels.opacity > 0)
 
     def apply(self, layer: Layer) -> None:
         """Show ``layer`` as the panel says, and keep its menu toggles in step."""

@@ -1,13 +1,31 @@
-"""The layers panel: visibility, opacity and outline view of each canvas layer."""
+"""The layers panel: visibility, opacity and outline view of each canvas layer.
+
+Each mask layer's check box shows how the layer looks (labels solid with a
+border, the prediction hatched), and the confidence layer has a legend: a
+bar from 0 (the model is unsure: orange-red) to 1 (sure: clear).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, Signal
+import numpy as np
+from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPaintEvent, QPen, QPixmap
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QLabel, QSlider, QWidget
 
 from segstudio.gui.canvas import Layer
+from segstudio.gui.overlay import (
+    HATCH_GAP_ALPHA,
+    HATCH_PERIOD,
+    HATCH_WIDTH,
+    desaturated,
+    heat_table,
+    legend_image,
+)
+
+#: The colour of the style icons (a class colour that reads on light and dark themes).
+SAMPLE_COLOR = (64, 160, 255)
 
 
 @dataclass
@@ -20,7 +38,7 @@ class LayerState:
 DEFAULTS = {
     Layer.IMAGE: LayerState(True, 1.0),
     Layer.LABELS: LayerState(True, 0.6),
-    Layer.PREDICTION: LayerState(True, 0.35),
+    Layer.PREDICTION: LayerState(True, 0.5),
     Layer.CONFIDENCE: LayerState(False, 0.6),
 }
 MASK_LAYERS = (Layer.LABELS, Layer.PREDICTION)
@@ -44,9 +62,9 @@ class LayersPanel(QWidget):
         self.opacity: dict[Layer, QSlider] = {}
         self.outline: dict[Layer, QCheckBox] = {}
         # top-most first, as layer panels show them
-        for row, layer in enumerate(
-            (Layer.CONFIDENCE, Layer.LABELS, Layer.PREDICTION, Layer.IMAGE), start=1
-        ):
+        row = 0
+        for layer in (Layer.CONFIDENCE, Layer.LABELS, Layer.PREDICTION, Layer.IMAGE):
+            row += 1
             st = self.state[layer]
             key = layer.name.lower()
             box = QCheckBox(layer.value)
@@ -58,6 +76,13 @@ class LayersPanel(QWidget):
             slider.setRange(0, 100)
             slider.setValue(round(st.opacity * 100))
             slider.valueChanged.connect(lambda v, lay=layer: self._set(lay, opacity=v / 100))
+            if layer in MASK_LAYERS:
+                box.setIcon(style_icon(hatched=layer is Layer.PREDICTION))
+                box.setToolTip(
+                    "Predicted by the model, hatched: shown where nobody labelled"
+                    if layer is Layer.PREDICTION
+                    else "Your labels: solid, with a border"
+                )
             grid.addWidget(box, row, 0)
             grid.addWidget(slider, row, 1)
             self.visible[layer], self.opacity[layer] = box, slider
@@ -68,6 +93,10 @@ class LayersPanel(QWidget):
                 ol.toggled.connect(lambda on, lay=layer: self._set(lay, outline=on))
                 grid.addWidget(ol, row, 2)
                 self.outline[layer] = ol
+            if layer is Layer.CONFIDENCE:  # its legend, under its slider
+                row += 1
+                self.legend = HeatLegend()
+                grid.addWidget(self.legend, row, 1)
         grid.setRowStretch(grid.rowCount(), 1)
 
     def _set(self, layer: Layer, **changes: object) -> None:
@@ -106,3 +135,63 @@ class LayersPanel(QWidget):
         """Outline only (a mask layer); other layers have no outline view."""
         if layer in self.outline:
             self.outline[layer].setChecked(on)
+
+
+def style_icon(*, hatched: bool, size: int = 16) -> QIcon:
+    """A sample of a mask layer's look: solid with a border (labels) or hatched
+    (prediction), in one class colour."""
+    dpr = 2
+    pix = QPixmap(size * dpr, size * dpr)
+    pix.setDevicePixelRatio(dpr)
+    pix.fill(Qt.GlobalColor.transparent)
+    p = QPainter(pix)
+    box = QRect(1, 1, size - 2, size - 2)
+    if hatched:
+        pale = desaturated(np.array([SAMPLE_COLOR], np.float32))[0]
+        color = QColor(*(int(v) for v in np.rint(pale)))
+        faint = QColor(color)
+        faint.setAlphaF(0.5 * HATCH_GAP_ALPHA + 0.2)
+        p.fillRect(box, faint)
+        p.setClipRect(box)
+        p.setPen(QPen(color, HATCH_WIDTH * 0.8))
+        for k in range(-size, 2 * size, HATCH_PERIOD // 2 + 1):
+            p.drawLine(k, size, k + size, 0)
+    else:
+        fill = QColor(*SAMPLE_COLOR)
+        fill.setAlphaF(0.6)
+        p.fillRect(box, fill)
+        p.setPen(QPen(QColor(*SAMPLE_COLOR), 2))
+        p.drawRect(box.adjusted(1, 1, -1, -1))
+    p.end()
+    return QIcon(pix)
+
+
+class HeatLegend(QWidget):
+    """The confidence layer's legend: its colours from 0 (unsure) to 1 (sure)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("confidenceLegend")
+        self.setToolTip(
+            "Confidence of the prediction: orange-red where the model is unsure (0), "
+            "clear where it is sure (1)"
+        )
+        self.setMinimumSize(64, 22)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(96, 24)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
+        p = QPainter(self)
+        fm = p.fontMetrics()
+        w, h = self.width(), self.height()
+        pad = fm.horizontalAdvance("0") + 4
+        bar = QRect(pad, 2, max(w - 2 * pad, 8), max(h - 4, 6))
+        image = legend_image(heat_table(1.0), bar.width(), 1, QColor(128, 128, 128))
+        p.drawImage(bar, image)
+        p.setPen(self.palette().color(self.foregroundRole()))
+        p.drawRect(bar.adjusted(0, 0, -1, -1))
+        middle = Qt.AlignmentFlag.AlignVCenter
+        p.drawText(QRect(0, 0, pad - 2, h), middle | Qt.AlignmentFlag.AlignRight, "0")
+        p.drawText(QRect(w - pad + 2, 0, pad, h), middle | Qt.AlignmentFlag.AlignLeft, "1")
+        p.end()

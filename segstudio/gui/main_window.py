@@ -11,9 +11,11 @@ QObject in a module of its own:
 - :mod:`~segstudio.gui.jobs`: the one long job at a time, and side workers;
 - :mod:`~segstudio.gui.layer_view`: how the layers look.
 
-What the window does itself: open and close a folder, with the view
-settings a project keeps (layers, brush, class, lock), and enabling the
-actions that apply.
+What the window does itself: open and close a folder (a new one first asks
+for its classes, :mod:`~segstudio.gui.new_project`), with the view settings a
+project keeps (layers, brush, class, lock), and enabling the actions that
+apply. Its shape (tool palette, canvas, overview, narrow docks, a first size
+that fits the screen) is built by :mod:`~segstudio.gui.window_layout`.
 """
 
 from __future__ import annotations
@@ -22,38 +24,39 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QCloseEvent
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QShowEvent
 from PySide6.QtWidgets import (
-    QDialog,
-    QDockWidget,
     QFileDialog,
     QLabel,
-    QListWidget,
     QMainWindow,
     QMessageBox,
-    QPushButton,
     QStackedWidget,
-    QVBoxLayout,
     QWidget,
 )
 
 from segstudio import __version__
 from segstudio.core.errors import SegStudioError
-from segstudio.gui.actions import TOOL_ACTIONS, install_actions, shortcuts_dialog
+from segstudio.core.labelset import LabelSet
+from segstudio.gui.actions import ICONS, TOOL_ACTIONS, install_actions
 from segstudio.gui.canvas import Canvas, Layer
 from segstudio.gui.classes import ClassesController
 from segstudio.gui.datasets import DatasetsController
 from segstudio.gui.editing import EditingController
+from segstudio.gui.help import HelpDialog
 from segstudio.gui.image_list import ImageListPanel
 from segstudio.gui.jobs import JobRunner
 from segstudio.gui.layer_view import LayerView
 from segstudio.gui.layers_panel import LayersPanel
+from segstudio.gui.new_project import NewProjectPage, is_new_project
 from segstudio.gui.palette_panel import PalettePanel
 from segstudio.gui.prediction import PredictionController
+from segstudio.gui.theme import icon
 from segstudio.gui.training import TrainingController
 from segstudio.gui.training_panel import TrainingPanel
 from segstudio.gui.ui import Ui
+from segstudio.gui.welcome import WelcomePage
+from segstudio.gui.window_layout import CanvasPage, Docks, Section, default_geometry, stacked
 from segstudio.io.project import (
     Project,
     ProjectLockedError,
@@ -81,6 +84,8 @@ DOC_ACTIONS = (
 PROJECT_ACTIONS = (
     "actionCloseFolder",
     "actionLeastConfident",
+    "actionNextImage",
+    "actionPrevImage",
     "actionModels",
     "actionAutoUseBetter",
 )
@@ -92,37 +97,22 @@ JOB_ACTIONS = (
     "actionExportDataset",
     "actionImportDataset",
 )
-
-
-class WelcomePage(QWidget):
-    """Shown without a folder: Open Folder and the recent projects."""
-
-    def __init__(
-        self, open_folder: Callable[[], None], open_path: Callable[[Path], object]
-    ) -> None:
-        super().__init__()
-        self.setObjectName("welcome")
-        title = QLabel("<h2>SegStudio</h2><p>Open a folder of images to start labelling.</p>")
-        title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        button = QPushButton("Open Folder…")
-        button.setObjectName("welcomeOpenFolder")
-        button.clicked.connect(open_folder)
-        self.recent = QListWidget()
-        self.recent.setObjectName("recentProjects")
-        self.recent.itemActivated.connect(lambda item: open_path(Path(item.text())))
-        layout = QVBoxLayout(self)
-        layout.addStretch(1)
-        layout.addWidget(title)
-        layout.addWidget(button, alignment=Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(QLabel("Recent projects:"), alignment=Qt.AlignmentFlag.AlignCenter)
-        layout.addWidget(self.recent, stretch=1, alignment=Qt.AlignmentFlag.AlignHCenter)
-        layout.addStretch(1)
-        self.recent.setMinimumWidth(480)
-
-    def refresh(self) -> None:
-        self.recent.clear()
-        for folder in recent_projects():
-            self.recent.addItem(str(folder))
+#: Actions that act on the image on screen: tools, class keys, zoom, layers.
+VIEW_ACTIONS = (
+    *TOOL_ACTIONS,
+    "actionLockUnlabeled",
+    "actionBrushBigger",
+    "actionBrushSmaller",
+    "actionFit",
+    "actionZoom100",
+    "actionZoomIn",
+    "actionZoomOut",
+    "actionToggleLabels",
+    "actionTogglePrediction",
+    "actionToggleConfidence",
+    "actionToggleOutline",
+    "actionToggleOverview",
+)
 
 
 class MainWindow(QMainWindow):
@@ -132,37 +122,53 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setObjectName("mainWindow")
         self.setWindowTitle("SegStudio")
-        self.resize(1400, 900)
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is not None:  # fits the screen: a 1366 x 768 laptop shows all of it
+            self.setGeometry(default_geometry(screen.availableGeometry()))
+        self.actions_by_name, menus = install_actions(self)
+        self.recent_menu = menus["recent"]
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         self.canvas = Canvas()
-        self.welcome = WelcomePage(self.choose_folder, self.open_folder)
+        self.canvas_page = CanvasPage(self.canvas, self.actions_by_name)
+        self.tool_palette, self.minimap = self.canvas_page.palette_bar, self.canvas_page.minimap
+        self.welcome = WelcomePage(self.choose_folder, self.start_folder)
+        self.new_project = NewProjectPage()
         self.stack = QStackedWidget()
-        self.stack.addWidget(self.welcome)
-        self.stack.addWidget(self.canvas)
+        for page in (self.welcome, self.canvas_page, self.new_project):
+            self.stack.addWidget(page)
         self.setCentralWidget(self.stack)
         self.images = ImageListPanel()
         self.layers_panel = LayersPanel()
         self.palette = PalettePanel()
         self.training_panel = TrainingPanel()
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
-        images_dock = self._dock("Images", self.images, left, "imagesDock")
-        self._dock("Classes", self.palette, right, "classesDock")
-        layers_dock = self._dock("Layers", self.layers_panel, right, "layersDock")
-        self.training_dock = self._dock("Training", self.training_panel, right, "trainingDock")
-        self.tabifyDockWidget(layers_dock, self.training_dock)
-        layers_dock.raise_()
-        self.resizeDocks([images_dock], [300], Qt.Orientation.Horizontal)
-        self.actions_by_name, self.recent_menu = install_actions(self)
-        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.docks = Docks(self)
+        self.images_dock = self.docks.add("Images", self.images, left, "imagesDock")
+        # Layers is a compact, foldable section under the classes, not a tab of its own
+        self.layers_section = Section("Layers", self.layers_panel, "layersSection")
+        classes = stacked((self.palette, 1), (self.layers_section, 0))
+        classes.setObjectName("classesAndLayers")
+        self.classes_dock = self.docks.add("Classes", classes, right, "classesDock")
+        self.training_dock = self.docks.add("Training", self.training_panel, right, "trainingDock")
 
         ui = Ui(self, self.actions_by_name, self.canvas, self.images, self.palette)
         self.jobs = JobRunner(self, self.statusBar())
         self.editing = EditingController(ui)
+        self.editing.view_state = self._view  # [part c] the view is saved with the autosave
         self.prediction = PredictionController(ui, self.jobs, self.editing)
         self.training = TrainingController(
             ui, self.training_panel, self.jobs, self.prediction, self.editing
         )
         self.datasets = DatasetsController(ui, self.jobs, self.editing)
         self.classes = ClassesController(ui, self.jobs, self.editing)
+        # the Models panel (the prediction controller's): a dock beside Training
+        self.models_dock = self.docks.add(
+            "Models", self.prediction.models_panel, right, "modelsDock"
+        )
+        self.tabifyDockWidget(self.training_dock, self.models_dock)
+        self.models_dock.raise_()
+        self.size_docks()
+        self.docks.add_menu(menus["&View"])
         a = self.actions_by_name
         toggles = {
             Layer.LABELS: a["actionToggleLabels"],
@@ -173,23 +179,49 @@ class MainWindow(QMainWindow):
             self.canvas, self.layers_panel, self.palette, toggles, a["actionToggleOutline"]
         )
         self.zoom_label = QLabel()
+        self.zoom_label.setObjectName("zoomLevel")
         self.statusBar().addPermanentWidget(self.zoom_label)
-        self.shortcuts_dialog: QDialog | None = None
+        #: Status-bar parts that describe the open project: hidden without one.
+        self.project_status: tuple[QWidget, ...] = (
+            self.zoom_label,
+            self.prediction.model_label,
+            self.prediction.live_label,
+            self.editing.pos_label,
+        )
+        self.shortcuts_dialog: HelpDialog | None = None
         self._blocked = False  # masks migrate or a dataset is imported
+        self._sized = False  # the docks get their first sizes when the window shows
         self._connect()
+        self._restyle()
         self.welcome.refresh()
+        self._show_project_status(False)
         self.sync_actions()
 
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, name: str) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(name)
-        dock.setWidget(widget)
-        dock.setFeatures(
-            QDockWidget.DockWidgetFeature.DockWidgetMovable
-            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-        )
-        self.addDockWidget(area, dock)
-        return dock
+    def size_docks(self) -> None:
+        """Narrow docks for the window's size; Classes over Training and Models."""
+        self.docks.fit(self.images_dock, self.classes_dock, self.training_dock, self.layers_section)
+
+    def toggle_panels(self, hide: bool) -> None:
+        """View → Hide panels: the canvas takes the window (again: the panels come back)."""
+        self.docks.hide_all(hide)
+
+    def _restyle(self) -> None:
+        """The actions' icons in the current palette's colours (menus and the palette)."""
+        pal = QMainWindow.palette(self)  # self.palette is the class palette panel
+        for name, icon_name in ICONS.items():
+            if name in self.actions_by_name:
+                self.actions_by_name[name].setIcon(icon(icon_name, pal))
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if not self._sized:  # the first show: size the docks for the real window size
+            self._sized = True
+            self.size_docks()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # the theme changed: recolour icons
+            self._restyle()
 
     def _connect(self) -> None:
         a, c = self.actions_by_name, self.canvas
@@ -207,6 +239,10 @@ class MainWindow(QMainWindow):
             "actionShortcuts": self.show_shortcuts,
             "actionAbout": self.show_about,
         }
+        a["actionToggleOverview"].toggled.connect(self.minimap.set_wanted)
+        a["actionTogglePanels"].toggled.connect(self.toggle_panels)
+        self.new_project.chosen.connect(self._new_project_chosen)
+        self.new_project.cancelled.connect(self._new_project_cancelled)
         for name, handler in handlers.items():
             a[name].triggered.connect(lambda _checked=False, h=handler: h())
         for name, tool in TOOL_ACTIONS.items():
@@ -251,16 +287,34 @@ class MainWindow(QMainWindow):
             return  # everything but Quit and Cancel waits
         for name in DOC_ACTIONS:
             self.action(name).setEnabled(doc is not None)
+        for name in self._view_actions():
+            self.action(name).setEnabled(doc is not None)  # nothing to act on without an image
+        for dock in (self.images_dock, self.classes_dock):
+            dock.widget().setEnabled(has_project)  # the welcome page: nothing to pick there
         if doc is not None:
             self.action("actionUndo").setEnabled(doc.editor.can_undo)
             self.action("actionRedo").setEnabled(doc.editor.can_redo)
-            self.action("actionAcceptPrediction").setEnabled(doc.prediction is not None)
+            # [part c] Accept prediction stays enabled: without a prediction it says why
             self.action("actionToggleValidation").setChecked(self.training.is_marked(doc.name))
         for name in PROJECT_ACTIONS:
             self.action(name).setEnabled(has_project)
         for name in JOB_ACTIONS:
             self.action(name).setEnabled(has_project and not running)
         self.action("actionChooseModel").setEnabled(not running)
+
+    def _view_actions(self) -> list[str]:
+        """:data:`VIEW_ACTIONS` and every class key (1-9, 0, the picker)."""
+        keys = [n for n in self.actions_by_name if n.startswith("actionClass")]
+        return [*VIEW_ACTIONS, *keys]
+
+    def _show_project_status(self, on: bool) -> None:
+        """Show (or hide and clear) what the status bar says about the open project."""
+        for widget in self.project_status:
+            widget.setVisible(on)
+        if not on:
+            self.statusBar().clearMessage()
+            self.zoom_label.clear()
+            self.editing.pos_label.clear()
 
     def _set_blocked(self, blocked: bool) -> None:
         """Freeze (or thaw) everything that edits or switches images, while masks migrate
@@ -278,10 +332,46 @@ class MainWindow(QMainWindow):
     def choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
         if folder:
-            self.open_folder(Path(folder))
+            self.start_folder(Path(folder))
 
-    def open_folder(self, folder: Path) -> bool:
-        """Open ``folder`` as a project; returns False (after telling the user) on failure."""
+    def start_folder(self, folder: Path) -> bool:
+        """Open ``folder`` as the user asked to: a folder that is no project yet first asks
+        (on a page of the window) which classes it will have; returns False on failure."""
+        folder = Path(folder)
+        project = self.project
+        if project is not None and project.folder.resolve() == folder.resolve():
+            return True  # already open (a double click on a recent project)
+        if not folder.is_dir():
+            QMessageBox.warning(self, "Open folder", f"{folder} is not a folder")
+            return False
+        if not is_new_project(folder):
+            return self.open_folder(folder)
+        self.close_folder()
+        self.new_project.ask(folder)
+        self.stack.setCurrentWidget(self.new_project)
+        self.setWindowTitle(f"SegStudio — new project in {folder}")
+        self.sync_actions()
+        return True
+
+    def _new_project_chosen(self, folder: Path, labelset: LabelSet) -> None:
+        if self.open_folder(folder, labelset):
+            names = ", ".join(labelset.names[:6]) + ("…" if labelset.num_classes > 6 else "")
+            self.editing.set_notice(  # said again once the first image shows
+                f"New project with {labelset.num_classes} class"
+                f"{'es' if labelset.num_classes != 1 else ''}: {names}. "
+                "Add, rename or recolour classes in the Classes panel."
+            )
+
+    def _new_project_cancelled(self) -> None:
+        self.setWindowTitle("SegStudio")
+        self.welcome.refresh()
+        self.stack.setCurrentWidget(self.welcome)
+
+    def open_folder(self, folder: Path, labelset: LabelSet | None = None) -> bool:
+        """Open ``folder`` as a project, without asking anything (scripts and tests call
+        this; the user's way in is :meth:`start_folder`). A project without classes gets
+        ``labelset``, else the default preset. Returns False (after telling the user) on
+        failure."""
         self.close_folder()
         try:
             project = Project.open(folder)
@@ -300,7 +390,9 @@ class MainWindow(QMainWindow):
             return False
         add_recent_project(project.folder)
         if project.labelset is None:
-            project.set_labelset(project.labelset_or_default())
+            project.set_labelset(
+                labelset if labelset is not None else project.labelset_or_default()
+            )
         self.palette.set_labelset(project.labelset)  # the GUI's copy of the classes
         view = project.get_setting("view")
         if not isinstance(view, dict):
@@ -310,7 +402,8 @@ class MainWindow(QMainWindow):
         self.prediction.open(project, learn=view.get("learn_as_i_paint"))
         self.training.open(project)
         self.setWindowTitle(f"SegStudio — {project.folder}")
-        self.stack.setCurrentWidget(self.canvas)
+        self.stack.setCurrentWidget(self.canvas_page)
+        self._show_project_status(True)
         records = project.images()
         self.images.set_source(lambda name, folder=project.folder: folder / name)
         self.images.set_records(records)
@@ -335,12 +428,14 @@ class MainWindow(QMainWindow):
         # a project's own choice, else the default (not the previous project's)
         self.action("actionLockUnlabeled").setChecked(view.get("lock_unlabeled") is True)
         self.action("actionAutoPredict").setChecked(view.get("auto_predict") is not False)
+        self.editing.restore_tool(view.get("tool"))  # [part c] the brush when none was stored
 
     def _view(self) -> dict[str, object]:
         return {
             "layers": self.layers_panel.to_dict(),
             "brush_radius": self.canvas.brush_radius,
             "class": self.palette.current(),
+            "tool": self.canvas.tool.name,  # [part c]
             "lock_unlabeled": self.action("actionLockUnlabeled").isChecked(),
             "auto_predict": self.action("actionAutoPredict").isChecked(),
             "learn_as_i_paint": self.action("actionLearnAsIPaint").isChecked(),
@@ -368,6 +463,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("SegStudio")
         self.welcome.refresh()
         self.stack.setCurrentWidget(self.welcome)
+        self._show_project_status(False)
         self.sync_actions()
 
     def _fill_recent_menu(self) -> None:
@@ -375,13 +471,17 @@ class MainWindow(QMainWindow):
         for i, folder in enumerate(recent_projects()):
             act = self.recent_menu.addAction(str(folder))
             act.setObjectName(f"actionRecent{i}")
-            act.triggered.connect(lambda _c=False, f=folder: self.open_folder(f))
+            act.triggered.connect(lambda _c=False, f=folder: self.start_folder(f))
 
     # -- help and closing --------------------------------------------------------------------
 
     def show_shortcuts(self) -> None:
-        self.shortcuts_dialog = shortcuts_dialog(self)
+        """Help → Workflow and keys: one non-modal page, raised when already open."""
+        if self.shortcuts_dialog is None:
+            self.shortcuts_dialog = HelpDialog(self)
         self.shortcuts_dialog.show()
+        self.shortcuts_dialog.raise_()
+        self.shortcuts_dialog.activateWindow()
 
     def show_about(self) -> None:
         QMessageBox.about(

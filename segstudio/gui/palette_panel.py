@@ -4,26 +4,33 @@ The panel edits a :class:`LabelSet` value and never touches masks: each edit
 is emitted as ``labelsetEdited(new_labelset, lut, description)``, where
 ``lut`` (a 256-entry uint8 table, or None when no class id moves) tells the
 window how to migrate every stored mask consistently.
+
+Each row shows the class's colour, its key (1-9, 0 for the tenth; the quick
+picker reaches the rest) and how many pixels of the open image carry it; a
+line under the list says how much of the image is labelled.
 """
 
 from __future__ import annotations
 
-import colorsys
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPalette
 from PySide6.QtWidgets import (
     QColorDialog,
     QFileDialog,
     QGridLayout,
     QInputDialog,
+    QLabel,
     QListWidget,
     QListWidgetItem,
     QMenu,
     QMessageBox,
-    QPushButton,
+    QSizePolicy,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -31,13 +38,52 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.edit import lut_delete, lut_merge, lut_move
 from segstudio.core.errors import SegStudioError
-from segstudio.core.labelset import PRESETS, UNLABELED, LabelClass, LabelSet, preset
+from segstudio.core.labelset import (
+    PRESETS,
+    UNLABELED,
+    LabelClass,
+    LabelSet,
+    distinct_color,
+    preset,
+)
+from segstudio.gui.class_dialogs import ask_merge_target, class_key, swatch
+
+#: The item data role holding a row's pixel count (shown right-aligned).
+COUNT_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
-def swatch(color: tuple[int, int, int], size: int = 16) -> QIcon:
-    pix = QPixmap(size, size)
-    pix.fill(QColor(*color))
-    return QIcon(pix)
+def format_count(n: int) -> str:
+    """A pixel count in a few characters: 950, 12,345, 123k, 1.23M."""
+    if n < 100_000:
+        return f"{n:,}"
+    if n < 1_000_000:
+        return f"{n / 1000:.0f}k"
+    return f"{n / 1e6:.3g}M"
+
+
+class _CountDelegate(QStyledItemDelegate):
+    """Draws a row as usual, with its pixel count right-aligned in a muted colour."""
+
+    def paint(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> None:
+        super().paint(painter, option, index)
+        text = index.data(COUNT_ROLE)
+        if not text:
+            return
+        painter.save()
+        role = (
+            QPalette.ColorRole.HighlightedText
+            if option.state & QStyle.StateFlag.State_Selected
+            else QPalette.ColorRole.PlaceholderText
+        )
+        painter.setPen(option.palette.color(role))
+        rect = option.rect.adjusted(0, 0, -6, 0)
+        painter.drawText(rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
+        painter.restore()
 
 
 def lut_by_name(old: LabelSet, new: LabelSet) -> tuple[np.ndarray, list[str]]:
@@ -57,19 +103,9 @@ def lut_by_name(old: LabelSet, new: LabelSet) -> tuple[np.ndarray, list[str]]:
     return lut, lost
 
 
-def distinct_color(taken: set[tuple[int, int, int]]) -> tuple[int, int, int]:
-    """A saturated colour not yet in ``taken`` (golden-ratio hue steps)."""
-    for k in range(1, 4096):
-        h = (k * 0.618033988749895) % 1.0
-        r, g, b = colorsys.hsv_to_rgb(h, 0.75, 0.95 - 0.3 * ((k // 64) % 2))
-        c = (round(r * 255), round(g * 255), round(b * 255))
-        if c not in taken:
-            return c
-    raise SegStudioError("no free colour left")
-
-
 class PalettePanel(QWidget):
-    """Class list with swatches, keys 1-9, show/hide per class, and class editing."""
+    """Class list with swatches, keys (1-9, 0), pixel counts, show/hide per class, and
+    class editing."""
 
     classChosen = Signal(int)  # noqa: N815 - Qt naming
     hiddenChanged = Signal(frozenset)  # noqa: N815
@@ -86,26 +122,40 @@ class PalettePanel(QWidget):
         self.list.currentRowChanged.connect(self._row_changed)
         self.list.itemChanged.connect(self._item_changed)
         self.list.itemDoubleClicked.connect(lambda _item: self.recolour())
+        self.list.setItemDelegate(_CountDelegate(self.list))
+        self.summary = QLabel()
+        self.summary.setObjectName("classSummary")
+        self.summary.setToolTip("Pixels of the open image that carry a label")
+        self._counts: np.ndarray | None = None
         buttons = QGridLayout()
+        buttons.setSpacing(3)
+        # tool buttons: compact enough for a narrow dock (push buttons are 80 px at least).
+        # Every slot is called with no argument: clicked(bool) must not land in a parameter.
         specs = [
-            ("Add", "classAdd", self.add),
-            ("Rename", "classRename", self.rename),
-            ("Colour", "classRecolour", self.recolour),
-            ("Delete", "classDelete", self.delete),
-            ("Merge into…", "classMerge", self.merge),
-            ("Up", "classUp", lambda: self.move(-1)),
-            ("Down", "classDown", lambda: self.move(+1)),
+            ("Add", "classAdd", self.add, "Add a class (it gets a colour unlike the others)"),
+            ("Rename", "classRename", self.rename, "Rename the chosen class"),
+            ("Colour", "classRecolour", self.recolour, "Choose the chosen class's colour"),
+            ("Up", "classUp", lambda: self.move(-1), "Move the chosen class up"),
+            ("Merge…", "classMerge", self.merge, "Merge the chosen class into another class"),
+            ("Delete", "classDelete", self.delete, "Delete the chosen class from every image"),
+            ("Presets", "classPresets", None, "Use another set of classes"),
+            ("Down", "classDown", lambda: self.move(+1), "Move the chosen class down"),
         ]
-        for i, (text, name, slot) in enumerate(specs):
-            b = QPushButton(text)
+        made: dict[str, QToolButton] = {}
+        for i, (text, name, slot, tip) in enumerate(specs):
+            b = made[name] = QToolButton()
             b.setObjectName(name)
+            b.setText(text)
+            b.setToolTip(tip)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space must never press these
-            b.clicked.connect(slot)
+            if text in ("Up", "Down"):
+                b.setArrowType(Qt.ArrowType.UpArrow if text == "Up" else Qt.ArrowType.DownArrow)
+            else:
+                b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            if slot is not None:
+                b.clicked.connect(lambda _checked=False, f=slot: f())
             buttons.addWidget(b, i // 4, i % 4)
-        self.presets = QToolButton()
-        self.presets.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.presets.setObjectName("classPresets")
-        self.presets.setText("Presets")
+        self.presets = made["classPresets"]
         self.presets.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         menu = QMenu(self.presets)
         for key in sorted(PRESETS):
@@ -113,10 +163,10 @@ class PalettePanel(QWidget):
         menu.addSeparator()
         menu.addAction("Import classes JSON…", self.import_json)
         self.presets.setMenu(menu)
-        buttons.addWidget(self.presets, 1, 3)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.list)
+        layout.addWidget(self.summary)
         layout.addLayout(buttons)
         self._filling = False
 
@@ -134,26 +184,63 @@ class PalettePanel(QWidget):
         self.list.clear()
         if labelset is not None:
             for i, cls in enumerate(labelset.classes):
-                key = f"{i + 1}  " if i < 9 else "    "
-                item = QListWidgetItem(swatch(cls.color), f"{key}{cls.name}")
+                # a figure space is as wide as a digit: names line up with or without a key
+                key = class_key(i) or "\u2007"
+                item = QListWidgetItem(swatch(cls.color), f"{key}  {cls.name}")
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(
                     Qt.CheckState.Unchecked if i in hidden else Qt.CheckState.Checked
                 )
-                item.setToolTip(f"class {i}: {cls.name}, RGB {cls.color}; untick to hide")
                 self.list.addItem(item)
         self._filling = False
+        self._show_counts()
         if labelset is not None and labelset.num_classes:
             row = 0 if keep_row is None else min(max(keep_row, 0), labelset.num_classes - 1)
-            self.list.setCurrentRow(row)
+            self.choose(row)
         self.hiddenChanged.emit(self.hidden())
+
+    def set_counts(self, counts: np.ndarray | None) -> None:
+        """Pixels per class value in the open image (256 entries; None: not known)."""
+        self._counts = None if counts is None else np.asarray(counts, np.int64)
+        self._show_counts()
+
+    def count(self, index: int) -> int | None:
+        """Pixels of class ``index`` in the open image, as shown (None: not known)."""
+        return None if self._counts is None else int(self._counts[index])
+
+    def _show_counts(self) -> None:
+        ls, counts = self.labelset, self._counts
+        total = 0 if counts is None else int(counts.sum())
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            if ls is None or i >= ls.num_classes:
+                continue
+            cls = ls.classes[i]
+            key = class_key(i)
+            how = f"key {key}" if key else "Ctrl+K or ` to pick it by name"
+            tip = f"class {i}: {cls.name}, RGB {cls.color}; {how}; untick to hide"
+            if counts is not None and total:
+                n = int(counts[i])
+                item.setData(COUNT_ROLE, format_count(n) if n else None)  # no noise of zeros
+                tip += f"\n{n:,} pixels ({100 * n / total:.1f} %) of this image"
+            else:
+                item.setData(COUNT_ROLE, None)
+            item.setToolTip(tip)
+        if counts is None or not total:
+            self.summary.setText("")
+            return
+        unlabeled = int(counts[UNLABELED])
+        done = 100 * (total - unlabeled) / total
+        self.summary.setText(f"Labelled {done:.1f} % · unlabelled {format_count(unlabeled)} px")
 
     def current(self) -> int:
         return max(self.list.currentRow(), 0)
 
     def choose(self, index: int) -> None:
+        """Make class ``index`` the current one and scroll it into view."""
         if self.labelset is not None and 0 <= index < self.labelset.num_classes:
             self.list.setCurrentRow(index)
+            self.list.scrollToItem(self.list.item(index))
 
     def hidden(self) -> frozenset[int]:
         return frozenset(
@@ -186,7 +273,7 @@ class PalettePanel(QWidget):
             return
         name, ok = QInputDialog.getText(self, "Add class", "Name of the new class:")
         if ok and name.strip():
-            taken = {c.color for c in self.labelset.classes} | {self.labelset.unlabeled_color}
+            taken = [c.color for c in self.labelset.classes] + [self.labelset.unlabeled_color]
             classes = [*self.labelset.classes, LabelClass(name.strip(), distinct_color(taken))]
             self._emit(classes, None, f"add class {name.strip()}")
 
@@ -228,19 +315,19 @@ class PalettePanel(QWidget):
         self._emit(classes, lut_delete(self.labelset.num_classes, i), f"delete class {name}")
 
     def merge(self, target: int | None = None, *, confirm: bool = True) -> None:
+        """Merge the current class into ``target``; without one, a dialog asks for it
+        (nothing chosen at first, Cancel the default) and is the only confirmation."""
         if self.labelset is None or self.labelset.num_classes <= 1:
             return
         i = self.current()
         names = list(self.labelset.names)
         if target is None:
-            others = [n for j, n in enumerate(names) if j != i]
-            choice, ok = QInputDialog.getItem(
-                self, "Merge class", f"Merge “{names[i]}” into:", others, 0, False
-            )
-            if not ok:
+            colors = [c.color for c in self.labelset.classes]
+            target = ask_merge_target(self, names, colors, i)
+            if target is None:
                 return
-            target = names.index(choice)
-        if target == i:
+            confirm = False  # the dialog said what happens and asked
+        if not 0 <= target < len(names) or target == i:
             return
         if confirm and not self._confirm(
             f"Merge “{names[i]}” into “{names[target]}” in every image of the project?"
@@ -290,5 +377,6 @@ class PalettePanel(QWidget):
         self.use_labelset(new)
 
     def _confirm(self, text: str) -> bool:
-        answer = QMessageBox.question(self, "Classes", text)
-        return answer == QMessageBox.StandardButton.Yes
+        """Ask before a project-wide change; No is the default (Enter must not rewrite)."""
+        no, yes = QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes
+        return QMessageBox.question(self, "Classes", text, yes | no, no) == yes

@@ -71,6 +71,8 @@ class TrainingController(QObject):
         #: GUI-side copy of the project's validation images (no project lock to read it)
         self._val_names: list[str] = []
         self._trained: Path | None = None
+        #: The step of the running fine-tune's last checkpoint (None: none saved yet).
+        self._checkpoint: int | None = None
         panel.cancelRequested.connect(jobs.cancel)
         panel.useModelRequested.connect(self.use_trained_model)
         jobs.finished.connect(self._job_finished)
@@ -199,11 +201,15 @@ class TrainingController(QObject):
             cancel=cancel,
         )
         if started:
+            # a resumed run starts from a checkpoint on disk
+            self._checkpoint = (resumed.step or 0) if resumed is not None else None
             self.panel.start(names, what)
             self.started.emit()
 
     def _progress(self, p: TrainProgress) -> None:
         self.panel.progress(p)
+        if p.kind == "checkpoint":
+            self._checkpoint = p.step
         if p.kind == "step":
             self.jobs.show_progress(p.step, p.total_steps or None, f"Fine-tune: step {p.step}")
 
@@ -212,6 +218,8 @@ class TrainingController(QObject):
             self.panel.finish("Cancelled: no model was stored.", can_use=False)
             return
         r = outcome.result
+        self.panel.show_final(r.after)  # the kept weights' numbers, not the last epoch's
+        self.prediction.models_panel.refresh()  # list the new model
         text = f"The new model: {r.verdict}."  # better, NOT better, or why no verdict
         if r.stopped_early:
             text += f" Stopped early: {r.stopped_early}."
@@ -237,20 +245,33 @@ class TrainingController(QObject):
         """Make the newest trained model active and re-predict what nobody reviewed."""
         if self._trained is None:
             return
-        self.prediction.set_model(self._trained)
+        if not self.prediction.set_model(self._trained):
+            return
+        self.panel.used(
+            f"{self._trained.name} is the active model now; the unreviewed images are "
+            "re-predicted with it."
+        )
         self.prediction.predict_all()
 
     def confirm_quit(self) -> bool:
-        """Quitting during a fine-tune: ask; yes keeps its checkpoint, to resume next time."""
+        """Quitting during a fine-tune: ask. With a checkpoint saved, yes keeps it, to
+        resume next time; without one, the run is lost, and the question says so."""
         if self.jobs.kind is not JobKind.FINE_TUNE:
             return True
-        answer = QMessageBox.question(
-            self.ui.window,
-            "Quit",
-            "A fine-tune is running. Quit now? It can resume from its last checkpoint "
-            "when you fine-tune next.",
-        )
+        step = self._checkpoint
+        if step is not None:
+            text = (
+                "A fine-tune is running. Quit now? It can resume from its last checkpoint "
+                f"(step {step}) when you fine-tune next."
+            )
+        else:
+            text = (
+                "A fine-tune is running and has saved no checkpoint yet. Quit now? "
+                "This run is lost; the next fine-tune starts again."
+            )
+        answer = QMessageBox.question(self.ui.window, "Quit", text)
         if answer != QMessageBox.StandardButton.Yes:
             return False
-        self.jobs.keep.set()
+        if step is not None:
+            self.jobs.keep.set()
         return True

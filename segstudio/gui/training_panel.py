@@ -20,9 +20,11 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -146,8 +148,18 @@ def _fmt_time(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+#: Rows of the per-class IoU table shown without scrolling it.
+TABLE_ROWS = 6
+
+
 class TrainingPanel(QWidget):
-    """Live view of a training run; ``cancelRequested`` and ``useModelRequested`` go out."""
+    """Live view of a training run; ``cancelRequested`` and ``useModelRequested`` go out.
+
+    The plots start empty for each run, with axes from 0 (steps to the run's
+    end when known); a single point sits inside them, not on a degenerate
+    range. The panel scrolls as a whole in a short dock, so the per-class
+    table keeps its rows.
+    """
 
     cancelRequested = Signal()  # noqa: N815 - Qt naming
     useModelRequested = Signal()  # noqa: N815
@@ -159,25 +171,24 @@ class TrainingPanel(QWidget):
         self.status.setObjectName("trainingStatus")
         self.status.setWordWrap(True)
         pg.setConfigOptions(antialias=True)
-        self.loss_plot = pg.PlotWidget(title="Training loss")
-        self.loss_plot.setObjectName("lossPlot")
-        self.loss_plot.setLabel("bottom", "step")
-        self.loss_plot.setMinimumHeight(110)
-        self.loss_curve = self.loss_plot.plot(pen=pg.mkPen((80, 160, 255), width=1.5))
-        self.miou_plot = pg.PlotWidget(title="Validation mIoU")
-        self.miou_plot.setObjectName("miouPlot")
-        self.miou_plot.setLabel("bottom", "step")
-        self.miou_plot.setYRange(0, 1)
-        self.miou_plot.setMinimumHeight(100)
+        self.loss_plot = _plot("lossPlot", "Training loss")
+        self.loss_curve = self.loss_plot.plot(
+            pen=pg.mkPen((80, 160, 255), width=1.5), symbol="o", symbolSize=4
+        )
+        self.miou_plot = _plot("miouPlot", "Validation mIoU")
         self.miou_curve = self.miou_plot.plot(
             pen=pg.mkPen((80, 200, 110), width=1.5), symbol="o", symbolSize=5
         )
+        self.table_title = QLabel("Per-class IoU")
+        self.table_title.setObjectName("perClassTitle")
         self.table = QTableWidget(0, 2)
         self.table.setObjectName("perClassIou")
         self.table.setHorizontalHeaderLabels(["Class", "IoU"])
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        rows = self.table.verticalHeader().defaultSectionSize() * TABLE_ROWS
+        self.table.setMinimumHeight(rows + self.table.horizontalHeader().sizeHint().height() + 4)
         self.result = QLabel()
         self.result.setObjectName("trainingResult")
         self.result.setWordWrap(True)
@@ -187,27 +198,44 @@ class TrainingPanel(QWidget):
         self.use = QPushButton("Use this model and re-predict unreviewed images")
         self.use.setObjectName("useTrainedModel")
         self.use.clicked.connect(self.useModelRequested)
-        layout = QVBoxLayout(self)
+        inner = QWidget()
+        layout = QVBoxLayout(inner)
         layout.setContentsMargins(4, 4, 4, 4)
-        for w in (self.status, self.loss_plot, self.miou_plot, self.table, self.result):
+        widgets = (self.status, self.loss_plot, self.miou_plot, self.table_title, self.table)
+        for w in (*widgets, self.result):
             layout.addWidget(w)
         buttons = QHBoxLayout()
         buttons.addWidget(self.cancel)
         buttons.addWidget(self.use)
         layout.addLayout(buttons)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setObjectName("trainingScroll")
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(inner)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
         self._loss: tuple[list[float], list[float]] = ([], [])
         self._miou: tuple[list[float], list[float]] = ([], [])
+        self._total_steps: int | None = None
         self.class_names: tuple[str, ...] = ()
         self.set_running(False)
         self.use.setVisible(False)
+        self._set_ranges()
 
     def start(self, class_names: tuple[str, ...], what: str) -> None:
+        """A new run: empty plots and table, axes from the start again."""
         self.class_names = class_names
         self._loss = ([], [])
         self._miou = ([], [])
+        self._total_steps = None
         self.loss_curve.setData([], [])
         self.miou_curve.setData([], [])
+        self._set_ranges()
         self.table.setRowCount(0)
+        self.table_title.setText("Per-class IoU")
         self.result.setText("")
         self.use.setVisible(False)
         self.status.setText(f"Starting: {what}")
@@ -218,11 +246,14 @@ class TrainingPanel(QWidget):
 
     def progress(self, p: Any) -> None:
         """Show one :class:`TrainProgress`."""
+        if p.total_steps:
+            self._total_steps = p.total_steps
         if p.kind == "step":
             if p.loss is not None:
                 self._loss[0].append(p.step)
                 self._loss[1].append(p.loss)
                 self.loss_curve.setData(*self._loss)
+                self._set_ranges()
             total = f"/{p.total_steps}" if p.total_steps else ""
             speed = f"{p.images_per_s:.1f} img/s" if p.images_per_s else ""
             loss = f"loss {p.loss:.3f}" if p.loss is not None else ""
@@ -234,11 +265,35 @@ class TrainingPanel(QWidget):
             self._miou[0].append(p.step)
             self._miou[1].append(p.metrics.get("mean_iou", 0.0))
             self.miou_curve.setData(*self._miou)
+            self._set_ranges()
+            self.table_title.setText(f"Per-class IoU at step {p.step}")
             self._show_per_class(p.metrics.get("per_class_iou") or [])
         elif p.kind == "checkpoint":
             self.status.setText(f"step {p.step}: checkpoint saved (a crash can resume from here)")
         elif p.message:
             self.status.setText(p.message)
+
+    def _set_ranges(self) -> None:
+        """Axes from 0: steps up to the run's end when known (else a bit past the last
+        point), loss up to its largest value, mIoU 0..1."""
+        steps = self._loss[0] + self._miou[0]
+        last = max(steps, default=0)
+        end = self._total_steps or max(10, int(last * 1.25) + 1)
+        top = max(self._loss[1], default=0.0)
+        self.loss_plot.setXRange(0, max(end, last), padding=0.02)
+        self.loss_plot.setYRange(0, top * 1.1 if top > 0 else 1.0, padding=0.02)
+        self.miou_plot.setXRange(0, max(end, last), padding=0.02)
+        self.miou_plot.setYRange(0, 1, padding=0.02)
+
+    def show_final(self, metrics: dict[str, Any] | None) -> None:
+        """The stored model's validation (the weights kept, which may be the starting
+        model's or an earlier epoch's), in place of the last validation's."""
+        if not metrics:
+            return
+        self.table_title.setText(
+            f"Per-class IoU of the stored model (mIoU {metrics.get('mean_iou', 0.0):.3f})"
+        )
+        self._show_per_class(metrics.get("per_class_iou") or [])
 
     def _show_per_class(self, ious: list[float | None]) -> None:
         self.table.setRowCount(len(ious))
@@ -253,8 +308,25 @@ class TrainingPanel(QWidget):
         """No trained model to offer (the project closed)."""
         self.use.setVisible(False)
 
+    def used(self, text: str) -> None:
+        """The trained model was made active: nothing left to offer."""
+        self.use.setVisible(False)
+        self.result.setText(text)
+
     def finish(self, text: str, *, can_use: bool) -> None:
         self.set_running(False)
         self.status.setText("Finished." if can_use else "Stopped.")
         self.result.setText(text)
         self.use.setVisible(can_use)
+
+
+def _plot(name: str, title: str) -> pg.PlotWidget:
+    """A plot of a value over training steps, with axes the panel sets itself."""
+    plot = pg.PlotWidget(title=title)
+    plot.setObjectName(name)
+    plot.setLabel("bottom", "step")
+    plot.setMinimumHeight(120)
+    plot.setMouseEnabled(x=False, y=False)
+    plot.disableAutoRange()
+    plot.hideButtons()
+    return plot

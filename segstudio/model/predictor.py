@@ -12,6 +12,12 @@ leave no seams. Tiles are visited in raster order and only two carries are
 kept between them (the right overlap of the previous tile, and the bottom
 overlap of the previous row of tiles), so memory is ``O(tile^2 + overlap *
 width)`` for the probabilities, however tall or wide the image.
+
+A prediction can report its tiles as they are done (``progress(done, total)``)
+and be cancelled (``cancelled()``, checked before every layer of the network,
+so a cancel lands within one layer's compute, not one tile's). Two threads may
+predict with one :class:`Predictor` at once: they take turns tile by tile, so
+a small image never waits for all the tiles of a huge one.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -38,6 +45,14 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
 class DeviceError(SegStudioError):
     """A requested device or precision is not available on this machine."""
+
+
+class PredictionCancelled(SegStudioError):  # noqa: N818 - a request, not a fault
+    """A prediction stopped because its ``cancelled`` callback said so."""
+
+
+#: ``progress(done, total)``: ``done`` of ``total`` tiles are predicted.
+TileProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -302,6 +317,24 @@ class Predictor:
         self._shift = (-mean / std).view(1, -1, 1, 1)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
+        # one forward at a time; callers take turns by tile (see the module docstring)
+        self._forward_lock = threading.Lock()
+        self._call = threading.local()  # the running prediction's cancel check, per thread
+        for module in net.modules():
+            if next(module.children(), None) is None:  # a layer that computes
+                module.register_forward_pre_hook(self._check_cancel)
+
+    def _check_cancel(self, *_args: object) -> None:
+        cancelled = getattr(self._call, "cancelled", None)
+        if cancelled is not None and cancelled():
+            raise PredictionCancelled("prediction cancelled")
+
+    def tile_count(self, height: int, width: int) -> int:
+        """How many tiles an image of ``height x width`` is predicted in (1: whole)."""
+        if height <= self.tile and width <= self.tile:
+            return 1
+        rows = _split(height, self.tile, self.overlap, self.align)
+        return len(rows) * len(_split(width, self.tile, self.overlap, self.align))
 
     def __repr__(self) -> str:
         return (
@@ -315,12 +348,13 @@ class Predictor:
         x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
         x = x.permute(2, 0, 1).unsqueeze(0).float() * self._scale + self._shift
         x = x.contiguous(memory_format=torch.channels_last)
-        if self._autocast:
-            with torch.autocast(self.device.type, dtype=self.dtype):
-                out = self.network(x)
-        else:
-            out = self.network(x.to(self.dtype))
-        return out.float()
+        with self._forward_lock:
+            if self._autocast:
+                with torch.autocast(self.device.type, dtype=self.dtype):
+                    out = self.network(x)
+            else:
+                out = self.network(x.to(self.dtype))
+            return out.float()
 
     def _check(self, rgb: np.ndarray) -> None:
         if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:
@@ -332,24 +366,56 @@ class Predictor:
             raise SegStudioError("cannot predict an empty image")
 
     @torch.inference_mode()
-    def predict(self, rgb: np.ndarray) -> Prediction:
-        """Class map and confidence for one ``H x W x 3`` uint8 image."""
+    def predict(
+        self,
+        rgb: np.ndarray,
+        *,
+        progress: TileProgress | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Prediction:
+        """Class map and confidence for one ``H x W x 3`` uint8 image.
+
+        ``progress(done, total)`` is called before the first tile and after each
+        one (a small image is one tile); ``cancelled()`` is checked before every
+        layer, and raises :class:`PredictionCancelled` when it returns True.
+        """
         self._check(rgb)
         h, w = rgb.shape[:2]
-        if h <= self.tile and w <= self.tile:
-            logits = self._logits(rgb)[0]
-            top, labels = logits.max(dim=0)
-            # top softmax probability = 1 / sum(exp(logit - max logit))
-            conf = torch.exp(logits - top).sum(dim=0).reciprocal()
-            return Prediction(
-                labels.to(torch.uint8).cpu().numpy(), conf.to(torch.float16).cpu().numpy()
+        total = self.tile_count(h, w)
+        done = 0
+
+        def report() -> None:
+            if progress is not None:
+                progress(done, total)
+
+        self._call.cancelled = cancelled
+        try:
+            self._check_cancel()
+            report()
+            if total == 1:
+                logits = self._logits(rgb)[0]
+                top, labels = logits.max(dim=0)
+                # top softmax probability = 1 / sum(exp(logit - max logit))
+                conf = torch.exp(logits - top).sum(dim=0).reciprocal()
+                done = 1
+                report()
+                return Prediction(
+                    labels.to(torch.uint8).cpu().numpy(), conf.to(torch.float16).cpu().numpy()
+                )
+
+            def tile_probs(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+                nonlocal done
+                self._check_cancel()
+                probs = torch.softmax(self._logits(rgb[y0:y1, x0:x1])[0], dim=0).cpu().numpy()
+                done += 1
+                report()
+                return probs
+
+            return stitch_tiles(
+                h, w, self.num_classes, self.tile, self.overlap, tile_probs, self.align
             )
-
-        def tile_probs(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-            probs = torch.softmax(self._logits(rgb[y0:y1, x0:x1])[0], dim=0)
-            return probs.cpu().numpy()
-
-        return stitch_tiles(h, w, self.num_classes, self.tile, self.overlap, tile_probs, self.align)
+        finally:
+            self._call.cancelled = None
 
     def predict_many(self, images: Iterator[np.ndarray]) -> Iterator[Prediction]:
         """Predict a stream of images, one at a time (bounded memory)."""

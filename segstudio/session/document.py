@@ -2,11 +2,19 @@
 
 Qt-free on purpose, shared by the window and tests: the window turns canvas
 gestures into the edit operations here (paint, erase, accept, fill, polygon,
-a placed region) and listens to the document's events (``editor.changed``
-with the changed rectangle, ``editor.history_changed``, :attr:`predicted`,
-:attr:`saved`, :attr:`save_failed`, :attr:`noticed`). Saving copies the labels on the
-calling thread (cheap) and writes the PNG on one background thread, in order, so
-a big image never stalls the window and no two saves of one image race.
+a placed region, a region placed again: GrabCut's refinements) and listens to
+the document's events (``editor.changed`` with the changed rectangle,
+``editor.history_changed``, :attr:`predicted`, :attr:`saved`,
+:attr:`save_failed`, :attr:`noticed`, :attr:`reopened`). Saving copies the
+labels on the calling thread (cheap) and writes the PNG on one background
+thread, in order, so a big image never stalls the window and no two saves of
+one image race.
+
+A fill covers the connected region under the click, of the image's colours
+(within a tolerance) or of the prediction's classes, and never leaves the
+clicked pixel's label: an unlabelled click fills unlabelled pixels only.
+Editing a reviewed image returns it to "in progress" (the status is written
+with the next save, on the saver's thread).
 
 Nothing a person painted is dropped:
 
@@ -23,21 +31,30 @@ Nothing a person painted is dropped:
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import Enum
 
 import numpy as np
 from psygnal import Signal
 
-from segstudio.core.edit import LabelEditor, apply_lut
+from segstudio.core.edit import LabelEditor
 from segstudio.core.errors import SegStudioError
+from segstudio.core.geometry import Rect
 from segstudio.core.labelset import UNLABELED
-from segstudio.core.tools import Placed, brush_segment, flood_region, polygon_region
+from segstudio.core.tools import (
+    DEFAULT_FILL_TOLERANCE,
+    Placed,
+    brush_segment,
+    fill_region,
+    polygon_region,
+)
 from segstudio.io.images import LoadedImage, read_image
 from segstudio.io.project import ImageStatus, Project
+from segstudio.session.saver import Saver
+
+__all__ = ["FillBy", "ImageDocument", "PlacedAgain", "PredictionLayer", "Saver", "StrokeKind"]
 
 log = logging.getLogger(__name__)
 
@@ -50,87 +67,26 @@ class PredictionLayer:
     confidence: np.ndarray
 
 
-class Saver:
-    """Writes label maps on one background thread, in submission order.
+class FillBy(Enum):
+    """What a fill compares to find the region under the click."""
 
-    A write that fails (disk full, permission denied) is not lost: its labels
-    are kept in :attr:`failed` and written again by :meth:`retry_failed`, and
-    ``on_error(name, message)`` is called (from the saver thread) so the
-    window can tell the user.
+    COLOUR = "colour"  # the image's colours, within a tolerance
+    PREDICTION = "prediction"  # the prediction's classes
+
+
+@dataclass(frozen=True)
+class PlacedAgain:
+    """A region placed by a tool that can place it again, refined (GrabCut).
+
+    ``area`` is the part of the image the tool may touch, ``before`` the labels
+    there before its first placement, ``changes`` the document's change count
+    right after its last one: a refinement replaces the last placement (as a
+    new undo step) only while nothing else changed the labels.
     """
 
-    def __init__(self, on_error: Callable[[str, str], None] | None = None) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="segstudio-save")
-        self._lock = threading.Lock()
-        self._pending: list[Future[None]] = []
-        self.failed: dict[str, tuple[Project, np.ndarray, int | None]] = {}
-        self.on_error = on_error
-
-    def submit(
-        self, project: Project, name: str, labels: np.ndarray, version: int | None = None
-    ) -> Future[None]:
-        def write() -> None:
-            try:
-                _save_current(project, name, labels, version)
-            except (SegStudioError, OSError) as exc:
-                with self._lock:
-                    self.failed[name] = (project, labels, version)
-                log.error("saving labels of %s failed: %s", name, exc)  # noqa: TRY400 - expected
-                if self.on_error is not None:
-                    self.on_error(name, str(exc))
-                raise
-            with self._lock:
-                self.failed.pop(name, None)
-
-        future = self._pool.submit(write)
-        with self._lock:
-            self._pending = [f for f in self._pending if not f.done()] + [future]
-        return future
-
-    def retry_failed(self) -> None:
-        """Queue again every write that failed (newer saves of an image replace it)."""
-        with self._lock:
-            failed = dict(self.failed)
-        for name, (project, labels, version) in failed.items():
-            self.submit(project, name, labels, version)
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until every submitted save has finished."""
-        with self._lock:
-            pending = list(self._pending)
-        for future in pending:
-            future.exception(timeout=timeout)
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
-
-
-def _save_current(project: Project, name: str, labels: np.ndarray, version: int | None) -> None:
-    """Save ``labels`` numbered for label-set ``version``, renumbered if the project moved on.
-
-    A class migration between the copy and the write (by this process or, without
-    the write lock, another) would make the save stale: the labels go through the
-    migration's recorded lookup table instead, or, without one, are kept aside in
-    the project, and the error says where. Never are they dropped.
-    """
-    if version is not None:
-        current = project.labelset_version
-        if current != version:
-            lut = project.migration_lut(version)
-            if lut is None:
-                path = project.keep_labels_aside(
-                    name,
-                    labels,
-                    f"the classes were migrated from version {version} to {current} with no "
-                    "recorded way to renumber these labels",
-                    labelset_version=version,
-                )
-                raise SegStudioError(
-                    f"the classes were changed while these labels were being saved, and they "
-                    f"cannot be renumbered; they were kept in {path}"
-                )
-            labels, version = apply_lut(labels, lut), current
-    project.save_labels(name, labels, labelset_version=version)
+    area: Rect
+    before: np.ndarray
+    changes: int
 
 
 class StrokeKind(Enum):
@@ -147,7 +103,8 @@ class ImageDocument:
     *Events* (psygnal): ``predicted()`` when the prediction shown changed;
     ``saved(name)`` and ``save_failed(name, message)`` from the saver's thread
     (connect a thread-safe receiver); ``noticed(text)`` when :attr:`notice`
-    changes after loading (on the thread that saves). Pixel changes come from
+    changes after loading (on the thread that saves); ``reopened(name)`` when
+    an edit made a reviewed image "in progress" again. Pixel changes come from
     ``editor.changed(rect)`` and ``editor.history_changed()``.
 
     :attr:`notice` is a message the user must see, or None: labels set aside
@@ -159,6 +116,7 @@ class ImageDocument:
     saved = Signal(str)
     save_failed = Signal(str, str)
     noticed = Signal(str)
+    reopened = Signal(str)
 
     def __init__(self, project: Project, name: str, saver: Saver) -> None:
         self.project = project
@@ -181,6 +139,10 @@ class ImageDocument:
         self._saved_changes = 0
         self._pending: Future[None] | None = None  # the last save handed to the saver
         self.editor.changed.connect(self._count_change)
+        #: whether the image is reviewed: an edit makes it "in progress" (see :meth:`save`)
+        self.reviewed = project.record(name).status is ImageStatus.REVIEWED
+        self._reopen = False  # the status change an edit owes to the store
+        self._quiet = False  # labels replaced, not edited (a migration, a reload)
         self.prediction: PredictionLayer | None = None
         self._stroke: tuple[StrokeKind, int, bool] | None = None
         self.reload_prediction()
@@ -271,9 +233,36 @@ class ImageDocument:
         self.editor.end_step()
         return True
 
-    def fill(self, x: int, y: int, value: int, *, lock: bool = False) -> bool:
-        """Fill the region of equal labels around (x, y) with ``value``."""
-        return self.place(flood_region(self.labels, x, y), value, "Fill", lock=lock)
+    def fill_region(
+        self,
+        x: int,
+        y: int,
+        by: FillBy = FillBy.COLOUR,
+        tolerance: int = DEFAULT_FILL_TOLERANCE,
+    ) -> Placed | None:
+        """Where a fill at (x, y) writes: the connected region of pixels like the clicked
+        one (its colour within ``tolerance``, or its predicted class) that hold its label.
+
+        None outside the image, or by prediction when there is none yet.
+        """
+        if by is FillBy.PREDICTION:
+            if self.prediction is None:
+                return None
+            return fill_region(self.prediction.labels, self.labels, x, y, tolerance=0)
+        return fill_region(self.image.rgb, self.labels, x, y, tolerance=tolerance)
+
+    def fill(
+        self,
+        x: int,
+        y: int,
+        value: int,
+        *,
+        lock: bool = False,
+        by: FillBy = FillBy.COLOUR,
+        tolerance: int = DEFAULT_FILL_TOLERANCE,
+    ) -> bool:
+        """Fill the region :meth:`fill_region` finds with ``value`` (one undo step)."""
+        return self.place(self.fill_region(x, y, by, tolerance), value, "Fill", lock=lock)
 
     def polygon(self, points: list[tuple[float, float]], value: int, *, lock: bool = False) -> bool:
         return self.place(polygon_region(self.labels.shape, points), value, "Polygon", lock=lock)
@@ -285,6 +274,38 @@ class ImageDocument:
         with self.editor.step(step):
             self._write(placed, value, lock)
         return True
+
+    def place_again(
+        self,
+        placed: Placed | None,
+        value: int,
+        step: str,
+        area: Rect,
+        last: PlacedAgain | None = None,
+        *,
+        lock: bool = False,
+    ) -> PlacedAgain:
+        """Place a region that replaces ``last`` (a refinement), as one undo step.
+
+        While nothing else changed the labels since ``last``, the pixels of
+        ``area`` first go back to what they were before the first placement,
+        so what the refinement drops is unlabelled again; otherwise (or with
+        no ``last``) the region is placed over the labels as they are. The
+        result is handed to the next refinement.
+        """
+        area = area.clip(*self.labels.shape)
+        again = last is not None and last.changes == self._changes and last.area == area
+        before = last.before if again and last is not None else self.labels[area.slices].copy()
+        with self.editor.step(step):
+            if again:
+                self.editor.apply(area.y0, area.x0, np.ones(before.shape, bool), before)
+            if placed is not None:
+                self._write(placed, value, lock)
+        return PlacedAgain(area, before, self._changes)
+
+    def unlabeled(self) -> int:
+        """How many pixels nobody has labelled."""
+        return int(np.count_nonzero(self.labels == UNLABELED))
 
     def accept_prediction(self) -> bool:
         """Copy the prediction into every unlabeled pixel (one undo step); False when
@@ -310,10 +331,33 @@ class ImageDocument:
         """Re-read the stored labels (after a class migration); clears undo history."""
         stored = self.project.load_labels(self.name)
         if stored is not None and stored.shape == self.labels.shape:
-            self.editor.set_labels(np.ascontiguousarray(stored))
+            self._replace(lambda: self.editor.set_labels(np.ascontiguousarray(stored)))
+
+    def _replace(self, change: Callable[[], None]) -> None:
+        """Change the labels without it counting as an edit (a reviewed image stays so)."""
+        self._quiet = True
+        try:
+            change()
+        finally:
+            self._quiet = False
+
+    @property
+    def changes(self) -> int:
+        """How many pixel changes so far (undo and redo count too): a version for caches."""
+        return self._changes
 
     def _count_change(self, _rect: object) -> None:
         self._changes += 1
+        if self.reviewed and not self._quiet:
+            self.reviewed = False
+            self._reopen = True
+            self.reopened.emit(self.name)
+
+    def set_reviewed(self, reviewed: bool) -> None:
+        """The image's status was set (by the window, in the store): reviewed or not."""
+        self.reviewed = reviewed
+        if reviewed:
+            self._reopen = False
 
     @property
     def unsaved(self) -> bool:
@@ -329,6 +373,10 @@ class ImageDocument:
         next one rather than queue another copy of the labels).
         """
         if not self.unsaved:
+            if self._reopen:  # edited and undone: the image was edited all the same
+                self._reopen = False
+                project, name = self.project, self.name
+                return self._saver.call(lambda: project.set_status(name, ImageStatus.IN_PROGRESS))
             return None
         if self.stroking and self._pending is not None and not self._pending.done():
             return None  # a big image's last save is still writing: no pile of copies
@@ -339,8 +387,9 @@ class ImageDocument:
         if not self.unsaved:
             return None  # the edits were kept aside, and the stored labels are shown
         future = self._saver.submit(
-            self.project, self.name, self.labels.copy(), self.labelset_version
+            self.project, self.name, self.labels.copy(), self.labelset_version, reopen=self._reopen
         )
+        self._reopen = False
         self.editor.mark_saved()  # a failed write is kept by the saver and retried
         self._saved_changes = self._changes
         self._pending = future
@@ -359,7 +408,7 @@ class ImageDocument:
             return
         lut = self.project.migration_lut(old)
         if lut is not None:
-            self.editor.remap(lut)  # undo keeps working, in the new numbering
+            self._replace(lambda: self.editor.remap(lut))  # undo works, in the new numbering
             self.labelset_version = current
             self.reload_prediction()
             self._say(
@@ -379,11 +428,8 @@ class ImageDocument:
         h, w = self.labels.shape
         fresh = stored if stored is not None and stored.shape == (h, w) else None
         self._stroke = None  # set_labels abandons the open undo step
-        self.editor.set_labels(
-            np.ascontiguousarray(fresh)
-            if fresh is not None
-            else np.full((h, w), UNLABELED, np.uint8)
-        )
+        labels = fresh if fresh is not None else np.full((h, w), UNLABELED, np.uint8)
+        self._replace(lambda: self.editor.set_labels(np.ascontiguousarray(labels)))
         self._saved_changes = self._changes
         self.reload_prediction()
         self._say(

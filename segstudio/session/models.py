@@ -4,13 +4,18 @@ Qt-free, shared by the window and the command line. :class:`ModelService`
 loads the active model lazily in whichever worker thread first needs it, so
 torch is imported, and models loaded, never on the window's thread. The
 predictions come back as arrays and are stored in the project.
+
+A prediction can report its tiles (``progress(done, total)``) and be
+cancelled (``cancelled()``, checked within every layer of the network), so
+a huge image shows how far it is and stops within a moment; a cancelled
+prediction stores nothing and returns None.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,11 @@ from segstudio.io.images import read_image
 from segstudio.io.project import ImageStatus, Project
 
 log = logging.getLogger(__name__)
+
+#: ``progress(done, total)``: tiles of the image in hand.
+TileProgress = Callable[[int, int], None]
+#: ``cancelled()``: True once the prediction should stop.
+Cancelled = Callable[[], bool]
 
 
 def warm_up_torch() -> threading.Thread:
@@ -61,7 +71,6 @@ class ModelService:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._run_lock = threading.Lock()
         self._path: Path | None = None
         self._predictor: Any = None
 
@@ -81,12 +90,16 @@ class ModelService:
         The model loads outside the lock, so choosing another model on the GUI
         thread never waits for a load.
         """
+        return self._loaded()[1]
+
+    def _loaded(self) -> tuple[Path, Any]:
+        """The active model's file and its predictor, loaded if need be."""
         with self._lock:
             path, predictor = self._path, self._predictor
         if path is None:
             raise SegStudioError("no model chosen: Model → Choose model file…")
         if predictor is not None:
-            return predictor
+            return path, predictor
         from segstudio.model.files import load_model
         from segstudio.model.predictor import Predictor
 
@@ -94,21 +107,32 @@ class ModelService:
         log.info("loaded %s as %s", path, predictor)
         with self._lock:
             if self._path == path:
+                if self._predictor is not None:  # another thread loaded it meanwhile
+                    return path, self._predictor
                 self._predictor = predictor
-        return predictor
+        return path, predictor
 
     def labelset(self) -> Any:
         return self.predictor().info.labelset
 
-    def predict(self, rgb: np.ndarray) -> tuple[Any, Path | None]:
-        """Predict with the active model, one caller at a time (the automatic
-        prediction of the shown image may run beside a job); returns the
-        prediction and the model file that made it."""
-        predictor = self.predictor()
-        with self._run_lock:
-            pred = predictor.predict(rgb)
+    def predict(
+        self,
+        rgb: np.ndarray,
+        progress: TileProgress | None = None,
+        cancelled: Cancelled | None = None,
+    ) -> tuple[Any, Path | None]:
+        """Predict with the active model; returns the prediction and the model file
+        that made it (None when another model was chosen meanwhile).
+
+        Callers on several threads (the automatic prediction of the shown image
+        beside a job) take turns tile by tile in the predictor, so a small image
+        never waits for a huge one to finish. Raises a
+        :class:`~segstudio.core.errors.SegStudioError` when ``cancelled()``.
+        """
+        path, predictor = self._loaded()
+        pred = predictor.predict(rgb, progress=progress, cancelled=cancelled)
         with self._lock:  # None when another model was chosen meanwhile
-            return pred, self._path if self._predictor is predictor else None
+            return pred, path if self._path == path else None
 
 
 def _to_uint8_confidence(conf: np.ndarray) -> np.ndarray:
@@ -131,12 +155,22 @@ def check_model_fits(service: ModelService, project: Project) -> None:
 
 
 def predict_one(
-    service: ModelService, project: Project, name: str
-) -> tuple[str, np.ndarray, np.ndarray]:
-    """Predict one image and store the prediction; returns (name, labels, confidence)."""
+    service: ModelService,
+    project: Project,
+    name: str,
+    progress: TileProgress | None = None,
+    cancelled: Cancelled | None = None,
+) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """Predict one image and store the prediction; returns (name, labels, confidence),
+    or None when ``cancelled()`` stopped it (nothing is stored then)."""
     check_model_fits(service, project)
     image = read_image(project.image_path(name))
-    pred, model = service.predict(image.rgb)
+    try:
+        pred, model = service.predict(image.rgb, progress, cancelled)
+    except SegStudioError:
+        if cancelled is not None and cancelled():
+            return None
+        raise
     if model is None:  # another model was chosen meanwhile: this prediction is stale
         raise SegStudioError("the model changed during the prediction; predict again")
     conf = _to_uint8_confidence(pred.confidence)
@@ -144,19 +178,30 @@ def predict_one(
     return name, pred.labels, conf
 
 
-def predict_all(service: ModelService, project: Project, names: list[str]) -> Iterator[Progress]:
+def predict_all(
+    service: ModelService,
+    project: Project,
+    names: list[str],
+    progress: TileProgress | None = None,
+    cancelled: Cancelled | None = None,
+) -> Iterator[Progress]:
     """Predict every image in ``names`` that is not reviewed; yields after each image.
 
     Unreadable images are reported in the progress and skipped; the rest go on.
+    ``progress`` sees the tiles of the image in hand; ``cancelled()`` stops the
+    run within a moment, also in the middle of a huge image.
     """
     check_model_fits(service, project)
     total = len(names)
     yield Progress(0, total, "")
     for i, name in enumerate(names, 1):
+        if cancelled is not None and cancelled():
+            return
         error = None
         try:
-            if project.record(name).status is not ImageStatus.REVIEWED:
-                predict_one(service, project, name)
+            reviewed = project.record(name).status is ImageStatus.REVIEWED
+            if not reviewed and predict_one(service, project, name, progress, cancelled) is None:
+                return  # cancelled in the middle of this image
         except SegStudioError as exc:
             error = str(exc)
             log.warning("predict %s: %s", name, exc)

@@ -40,7 +40,11 @@ def _start_driver(folder: Path, log: Path, config: Path, mode: str) -> subproces
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
-def test_kill_9_loses_at_most_the_autosave_window(tmp_path: Path, isolated_config: Path) -> None:
+# kills at different moments of the autosave cycle (idle 1.5 s, at most every 5 s)
+@pytest.mark.parametrize("paint_s", [6.7, 9.1, 12.0])
+def test_kill_9_loses_at_most_the_autosave_window(
+    tmp_path: Path, isolated_config: Path, paint_s: float
+) -> None:
     folder = make_images(tmp_path / "p", n=2, size=(360, 480))
     log = tmp_path / "dots.log"
     child = _start_driver(folder, log, isolated_config, "dots")
@@ -51,7 +55,7 @@ def test_kill_9_loses_at_most_the_autosave_window(tmp_path: Path, isolated_confi
             if child.poll() is not None:
                 pytest.fail(f"the app died by itself: {child.stderr.read().decode()[-2000:]}")
             lines = log.read_text().splitlines() if log.exists() else []
-            if lines and float(lines[-1].split()[2]) - float(lines[0].split()[2]) > 12:
+            if lines and float(lines[-1].split()[2]) - float(lines[0].split()[2]) > paint_s:
                 break
             time.sleep(0.2)
         else:
@@ -62,7 +66,7 @@ def test_kill_9_loses_at_most_the_autosave_window(tmp_path: Path, isolated_confi
         killed_at = time.time()
         child.stderr.close()
     dots = [line.split() for line in log.read_text().splitlines()]
-    assert len(dots) > 50
+    assert len(dots) > 20
     window_s = (AUTOSAVE_MAX_MS + AUTOSAVE_IDLE_MS) / 1000 + 2.0  # save interval + write time
     with Project.open(folder) as project:
         labels = project.load_labels("img0.png")  # must read: no half-written file

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox, QPushButton
 
 from segstudio.core.labelset import preset
-from segstudio.gui.dataset_dialogs import ExportChoice, ImportChoice
+from segstudio.gui.dataset_dialogs import ExportChoice, ExportDialog, ImportChoice
 from segstudio.io.project import ImageStatus, Project
 from tests.gui.conftest import make_images, open_window
 
@@ -45,7 +48,8 @@ def test_export_then_import_into_a_new_project(qtbot, tmp_path: Path, monkeypatc
     win2 = open_window_empty(qtbot, dst)
     win2.datasets.import_dataset(ImportChoice(out, "camvid", None, None))
     qtbot.waitUntil(lambda: not win2.jobs.running, timeout=30_000)
-    assert "Imported 3 mask(s)" in shown[-1]
+    # honest counts: the masks came with new images
+    assert "3 masks imported as reviewed labels for 0 existing images, 3 new images." in shown[-1]
     records = win2.project.images()
     assert len(records) == 3 and all(r.status is ImageStatus.REVIEWED for r in records)
     with Project.open(src) as a:
@@ -63,3 +67,109 @@ def open_window_empty(qtbot, folder: Path):
     win.show()
     assert win.open_folder(folder)
     return win
+
+
+def test_import_into_the_project_that_has_the_images_counts_them_as_existing(
+    qtbot, tmp_path: Path, monkeypatch
+) -> None:
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: shown.append(a[2]))
+    src = _reviewed_project(tmp_path / "src")
+    win = open_window(qtbot, src)
+    out = tmp_path / "dataset"
+    win.datasets.export_dataset(ExportChoice(out, {"format": "index", "split": (1, 0, 0)}))
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=30_000)
+    win.close()
+    dst = tmp_path / "dst"  # the same images, without labels
+    dst.mkdir()
+    for i in range(4):
+        shutil.copy(src / f"img{i}.png", dst / f"img{i}.png")
+    win = open_window(qtbot, dst)
+    win.datasets.import_dataset(ImportChoice(out, "index", None, None))
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=30_000)
+    assert "3 masks imported as reviewed labels for 3 existing images, 0 new images." in shown[-1]
+    assert len(win.project.images()) == 4
+    win.close()
+
+
+def _answer(steps: list) -> None:
+    """Answer modal windows as they appear, in order: each step is (find, fill); ``fill``
+    (or None) sets the window's fields, then a real click on the button ``find`` returns."""
+    todo = list(steps)
+
+    def attempt() -> None:
+        if not todo:
+            return
+        find, fill = todo[0]
+        for widget in QApplication.topLevelWidgets():
+            button = find(widget) if widget.isVisible() else None
+            if button is not None:
+                if fill is not None:
+                    fill(widget)
+                todo.pop(0)
+                QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+                break
+        QTimer.singleShot(20, attempt)
+
+    QTimer.singleShot(0, attempt)
+
+
+def _export_button(widget):
+    if isinstance(widget, ExportDialog):
+        box = widget.findChild(QDialogButtonBox)
+        return box.button(QDialogButtonBox.StandardButton.Ok)
+    return None
+
+
+def _button(text: str):
+    def find(widget):
+        if isinstance(widget, QMessageBox):
+            for button in widget.findChildren(QPushButton):
+                if button.text() == text:
+                    return button
+        return None
+
+    return find
+
+
+def test_export_dialog_keeps_its_choices_and_offers_replace_itself(
+    qtbot, tmp_path: Path, monkeypatch
+) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warnings.append(a[2]))
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: None)
+    src = _reviewed_project(tmp_path / "src")
+    out = tmp_path / "full"
+    out.mkdir()
+    (out / "old.txt").write_text("earlier export")
+    win = open_window(qtbot, src)
+
+    def fill(dialog: ExportDialog) -> None:
+        dialog.format.setCurrentIndex(dialog.format.findData("voc"))
+        dialog.out.setText(str(out))
+        dialog.shares[0].setValue(0.5)  # 0.5 + 0.1 + 0.1: the shares do not sum to 1
+
+    seen = []
+
+    def check_kept_then_fix(dialog: ExportDialog) -> None:
+        seen.append((dialog.format.currentData(), dialog.out.text(), dialog.shares[0].value()))
+        dialog.shares[0].setValue(0.8)
+
+    _answer(
+        [
+            (_export_button, fill),  # 1. wrong shares: said, the dialog opens again ...
+            (_export_button, check_kept_then_fix),  # ... with every choice kept
+            (_button("Replace"), None),  # 2. the folder holds a file: Replace, offered here
+        ]
+    )
+    win.datasets.export_dataset()
+    assert warnings and "sum to 1" in warnings[0]
+    assert seen == [("voc", str(out), 0.5)]
+    assert win.jobs.kind is not None  # replaced, so the export runs
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=30_000)
+    assert not (out / "old.txt").exists() and (out / "JPEGImages").is_dir()
+    assert all("--overwrite" not in w for w in warnings)
+    # the next export opens with the same choices
+    dialog = win.datasets.export_dialog(win.project)
+    assert dialog.format.currentData() == "voc" and dialog.out.text() == str(out)
+    win.close()

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMainWindow
 
 from segstudio.core.jobs import Progress
@@ -80,3 +81,44 @@ def test_worker_set_keeps_workers_until_they_end(qtbot) -> None:
     gate.set()
     assert workers.wait(10)
     assert not workers.busy and sorted(results) == [7, 8]
+
+
+def test_a_cancelled_job_says_cancelled_and_a_failed_one_failed(
+    runner: JobRunner, qtbot, monkeypatch
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    cancel = threading.Event()
+    started = threading.Event()
+
+    def job() -> Iterator[Progress]:
+        while not cancel.is_set():
+            started.set()
+            yield Progress(0, 60)
+            cancel.wait(0.01)
+
+    assert runner.start(JobKind.PREDICT_ALL, job, cancel=cancel)
+    assert started.wait(10)
+    qtbot.mouseClick(runner.cancel_button, Qt.MouseButton.LeftButton)
+    assert runner.wait(10)
+    status = runner.parent().statusBar()
+    assert status.currentMessage() == "Predict all cancelled"
+    assert runner.start(JobKind.EXPORT, lambda: 7, on_return=lambda _r: None)
+    assert runner.wait(10)
+    assert status.currentMessage() == "Export finished"
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: shown.append(a[2]))
+
+    def broken() -> None:
+        raise ValueError("disk on fire")
+
+    assert runner.start(JobKind.EXPORT, broken)
+    assert runner.wait(10)
+    assert runner.failed and status.currentMessage() == "Export failed"
+    assert shown == ["ValueError: disk on fire"]
+
+
+def test_the_progress_bar_has_room_for_its_text(runner: JobRunner) -> None:
+    bar = runner.progress
+    text = "Predict all 55/60"
+    assert bar.minimumWidth() > bar.fontMetrics().horizontalAdvance(text)

@@ -11,12 +11,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from segstudio.core.labelset import preset
 from segstudio.gui.jobs import JobKind
 from segstudio.gui.main_window import MainWindow
-from segstudio.gui.models_dialog import COLUMNS
+from segstudio.gui.models_panel import MARK, MODEL
 from segstudio.io.project import Project
 from segstudio.io.project.models import ModelKind
 from segstudio.model.arch import ArchSpec
@@ -112,6 +113,10 @@ def test_a_missing_model_is_said_and_nothing_else_is_used(
     assert "model-chosen.safetensors, is missing" in win.statusBar().currentMessage()
     choice = win.project.model_choice()
     assert choice is not None and choice.label == "model-chosen.safetensors"  # kept as chosen
+    panel = win.prediction.models_panel  # listed, greyed, saying why
+    qtbot.waitUntil(lambda: panel.loaded, timeout=10_000)
+    assert _row_text(panel, chosen) == "model-chosen\nunusable: model file not found"
+    assert panel.tree.topLevelItem(panel.row_of(chosen)).text(MARK) == "●"
     win.close()
 
 
@@ -159,6 +164,27 @@ def test_a_fine_tuned_model_is_never_active_by_itself(
     win.close()
 
 
+def test_use_hides_itself_once_the_trained_model_is_active(
+    qtbot, camvid: Path, bundled: Path, monkeypatch
+) -> None:
+    win = open_window(qtbot, camvid)
+    _fine_tune(qtbot, win, monkeypatch, improved=False)
+    panel = win.training_panel
+    assert panel.use.isVisible() and "until you click Use" in panel.result.text()
+    qtbot.mouseClick(panel.use, Qt.MouseButton.LeftButton)
+    new = win.project.models_dir / "model-20990101-000000.safetensors"
+    assert win.models.path == new
+    assert not panel.use.isVisible()
+    assert "until you click Use" not in panel.result.text()
+    assert "is the active model now" in panel.result.text()
+    # the Models panel lists the new model, marked active
+    models = win.prediction.models_panel
+    qtbot.waitUntil(lambda: models.loaded and models.row_of(new) is not None, timeout=10_000)
+    assert models.models[models.active].path == new
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=60_000)
+    win.close()
+
+
 def test_a_better_model_is_used_when_the_user_asked_for_that(
     qtbot, camvid: Path, bundled: Path, monkeypatch
 ) -> None:
@@ -179,66 +205,140 @@ def test_a_better_model_is_used_when_the_user_asked_for_that(
     win.close()
 
 
-def test_the_model_list_shows_lineage_and_switches_the_active_model(
+def _row_text(panel, path: Path) -> str:
+    return panel.tree.topLevelItem(panel.row_of(path)).text(MODEL)
+
+
+def _click_row(qtbot, panel, path: Path, column: int = MODEL) -> None:
+    """A real click on a model's row (its ○ for column MARK)."""
+    item = panel.tree.topLevelItem(panel.row_of(path))
+    rect = panel.tree.visualItemRect(item)
+    x = panel.tree.header().sectionPosition(column) + 6
+    qtbot.mouseClick(
+        panel.tree.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, rect.center().y())
+    )
+
+
+def test_the_models_panel_shows_metrics_and_lineage_and_switches_with_one_click(
     qtbot, camvid: Path, bundled: Path, monkeypatch
 ) -> None:
     tuned = _project_model(
         camvid,
         "model-tuned.safetensors",
-        provenance={"parent": {"path": str(bundled), "mean_iou": 0.4}, "head": "kept"},
-        metrics={"mean_iou": 0.625, "images": 2},
+        provenance={
+            "parent": {"path": str(bundled), "mean_iou": 0.4},
+            "kind": "fine-tuned",
+            "head": "kept",
+            "train_images": 7,
+            "val_images": 2,
+            "recipe": {"epochs": 3, "lr": 0.001, "batch_size": 4},
+        },
+        metrics={"mean_iou": 0.625, "pixel_accuracy": 0.9, "images": 2},
     )
     voc = _model(camvid / ".segstudio" / "models" / "model-voc.safetensors", "voc")
     win = open_window(qtbot, camvid)
-    win.action("actionModels").trigger()
-    dialog = win.prediction.models_dialog
-    assert dialog is not None and dialog.isVisible()
-    qtbot.waitUntil(lambda: dialog.loaded, timeout=10_000)
-    table = dialog.table
-    rows = {table.item(r, 1).text(): r for r in range(table.rowCount())}
-    assert set(rows) == {"camvid_segnet.safetensors (bundled)", tuned.name, voc.name}
-
-    def cell(name: str, column: str) -> str:
-        return table.item(rows[name], COLUMNS.index(column)).text()
-
-    bundled_row = "camvid_segnet.safetensors (bundled)"
-    assert cell(bundled_row, "Active") == "●" and cell(tuned.name, "Active") == ""
-    assert cell(tuned.name, "Architecture") == "segnet_basic"
-    assert cell(tuned.name, "Classes") == "11"
-    assert cell(tuned.name, "Val mIoU") == "0.625"
-    assert cell(tuned.name, "Parent") == "camvid_segnet.safetensors (bundled)"
-    assert cell(tuned.name, "Created")[:2] == "20"
-    assert "the project has 11" in cell(voc.name, "Note")  # greyed, with the reason
-    assert dialog.select(voc)
-    assert not dialog.use.isEnabled()
+    win.action("actionModels").trigger()  # Model → Models…: the dock, in front
+    panel = win.prediction.models_panel
+    assert win.models_dock.isVisible() and panel.isVisible()
+    qtbot.waitUntil(lambda: panel.loaded, timeout=10_000)
+    assert panel.tree.topLevelItemCount() == 3
+    assert _row_text(panel, bundled).startswith("camvid_segnet (bundled)")
+    assert panel.tree.topLevelItem(panel.row_of(bundled)).text(MARK) == "●"  # the active one
+    line = _row_text(panel, tuned)
+    assert line.startswith("model-tuned\nsegnet_basic · 11 classes · 20") and "mIoU 0.625" in line
+    assert "does not fit: 21 classes; the project has 11" in _row_text(panel, voc)
+    _click_row(qtbot, panel, tuned)  # selecting shows it in full
+    details = panel.details.toPlainText()
+    for text in (
+        "segnet_basic",
+        "11: Sky, Building",
+        "mIoU 0.625, pixel accuracy 0.900, on 2 image(s)",
+        "Parent\ncamvid_segnet (bundled) (its mIoU 0.400)",
+        "fine-tuned · kept",
+        "trained on 7, validated on 2",
+        "epochs 3, lr 0.001, batch_size 4",
+    ):
+        assert text in details, (text, details)
+    _click_row(qtbot, panel, voc, MARK)  # greyed: its ○ does nothing
+    assert "Cannot be used" in panel.details.toPlainText()
+    assert not panel.use.isEnabled() and win.models.path == bundled
     asked = []
     monkeypatch.setattr(
         QMessageBox,
         "question",
         lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.Yes,
     )
-    assert dialog.select(tuned)
-    assert dialog.use.isEnabled()
-    dialog.use.click()
-    assert not dialog.isVisible()
+    _click_row(qtbot, panel, tuned, MARK)  # one click makes it active ...
     assert win.models.path == tuned
     assert win.project.model_choice().kind is ModelKind.PROJECT
+    assert panel.tree.topLevelItem(panel.row_of(tuned)).text(MARK) == "●"
+    assert panel.tree.topLevelItem(panel.row_of(bundled)).text(MARK) == "○"
+    assert "model-tuned" in win.prediction.model_label.text()
+    # ... then offers to re-predict the unreviewed images
     assert asked and "Re-predict the 3 unreviewed image(s)" in asked[0]
     assert win.jobs.kind is JobKind.PREDICT_ALL
+    assert panel.isVisible()  # a panel: it stays open
     qtbot.waitUntil(lambda: not win.jobs.running, timeout=60_000)
     assert all(r.has_prediction for r in win.project.images())
     win = _reopen(qtbot, win, camvid)
     assert win.models.path == camvid.resolve() / ".segstudio" / "models" / tuned.name
-    # and back to the bundled model, marked active in the list
-    win.prediction.show_models()
-    dialog = win.prediction.models_dialog
-    qtbot.waitUntil(lambda: dialog.loaded, timeout=10_000)
-    assert dialog.models[dialog.active].name == tuned.name
+    # and back to the bundled model with Use
+    panel = win.prediction.models_panel
+    qtbot.waitUntil(lambda: panel.loaded, timeout=10_000)
+    assert panel.models[panel.active].name == tuned.name
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
-    assert dialog.select(bundled)
-    dialog.use_selected()
+    win.prediction.show_models()
+    qtbot.waitUntil(lambda: panel.loaded, timeout=10_000)
+    _click_row(qtbot, panel, bundled)
+    assert panel.use.isEnabled()
+    qtbot.mouseClick(panel.use, Qt.MouseButton.LeftButton)
     assert win.models.path == bundled and not win.jobs.running
     assert win.project.get_setting("active_model") == {"kind": "bundled"}
+    assert not panel.use.isEnabled()  # it is the active one now
+    win.close()
+
+
+def test_a_class_change_that_makes_the_active_model_unfit_is_said_at_once(
+    qtbot, camvid: Path, bundled: Path
+) -> None:
+    win = open_window(qtbot, camvid)
+    panel = win.prediction.models_panel
+    qtbot.waitUntil(lambda: panel.loaded, timeout=10_000)
+    assert win.prediction.unfit is None
+    win.palette.use_labelset(preset("voc"), confirm=False)  # Classes → Presets → VOC
+    qtbot.waitUntil(lambda: win.prediction.unfit is not None, timeout=30_000)
+    assert win.prediction.unfit == "11 classes; the project has 21"
+    assert "does not fit" in win.prediction.model_label.text()
+    assert "does not fit the classes" in win.statusBar().currentMessage()
+    assert "does not fit" in panel.status.text()
+    assert "does not fit" in _row_text(panel, bundled)
+    win.palette.use_labelset(preset("camvid11"), confirm=False)  # and back
+    qtbot.waitUntil(lambda: win.prediction.unfit is None, timeout=30_000)
+    assert "does not fit" not in win.prediction.model_label.text()
+    assert "fits the classes again" in win.statusBar().currentMessage()
+    win.close()
+
+
+def test_choosing_a_model_file_that_does_not_fit_is_refused(
+    qtbot, camvid: Path, bundled: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from PySide6.QtWidgets import QFileDialog
+
+    voc = _model(tmp_path / "other" / "voc.safetensors", "voc")
+    where = []
+
+    def pick(_parent, _title, start, _filter):
+        where.append(start)
+        return str(voc), ""
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", pick)
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a: warnings.append(a[2]))
+    win = open_window(qtbot, camvid)
+    win.action("actionChooseModel").trigger()
+    assert where == [str(win.project.models_dir)]  # not the working directory
+    assert warnings and "cannot be used here: 21 classes; the project has 11" in warnings[0]
+    assert win.models.path == bundled
     win.close()
 
 

@@ -228,3 +228,98 @@ def test_every_architecture_trains_and_predicts_in_the_window(
     assert win.doc.prediction.labels.shape == (90, 120)
     assert win.doc.prediction.labels.max() < 11
     win.close()
+
+
+def test_training_plots_restart_per_run_with_sane_axes_for_one_point(qtbot) -> None:
+    from segstudio.gui.training_panel import TrainingPanel
+    from segstudio.training.events import TrainProgress
+
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.start(("a", "b"), "run 1")
+    for step in range(1, 301):
+        panel.progress(TrainProgress("step", step=step, total_steps=300, loss=2.0 / step))
+    (x0, x1), (y0, y1) = panel.loss_plot.viewRange()
+    assert x0 <= 0 and 300 <= x1 < 320 and y0 <= 0 and 2.0 <= y1 < 2.5
+    panel.start(("a", "b"), "run 2")  # a new run: nothing of the last one's
+    assert panel._loss == ([], []) and panel.table.rowCount() == 0
+    panel.progress(TrainProgress("step", step=1, loss=0.8))  # one point, no known end
+    (x0, x1), (y0, y1) = panel.loss_plot.viewRange()
+    assert x0 <= 0 < 1 < x1 <= 13  # the point inside an axis from 0, not a 0-wide range
+    assert y0 <= 0 < 0.8 < y1 < 1.0
+    panel.progress(TrainProgress("validation", step=1, metrics={"mean_iou": 0.5}))
+    (x0, x1), (y0, y1) = panel.miou_plot.viewRange()
+    assert x0 <= 0 < 1 < x1 <= 13 and y0 <= 0 and 1 <= y1 < 1.1
+
+
+def _fake_run(checkpoint: bool, kept: dict | None = None):
+    """Stands in for run_training: reports a validation (and a checkpoint), then waits for
+    cancel, or returns a model whose kept weights scored ``kept``."""
+    from types import SimpleNamespace
+
+    from segstudio.session.training import TrainingOutcome
+    from segstudio.training.events import TrainProgress
+
+    def run(project, active_model, request, cancel, resume=None, keep=None):
+        last = {"mean_iou": 0.2, "per_class_iou": [0.1] * 11}
+        yield TrainProgress("validation", step=5, metrics=last)
+        if checkpoint:
+            yield TrainProgress("checkpoint", step=5)
+        if kept is None:
+            while not cancel.wait(0.01):
+                yield TrainProgress("step", step=6, loss=1.0)
+            return None
+        path = project.models_dir / "model-kept.safetensors"
+        model = new_model(
+            ArchSpec("segnet_basic", {"width": 0.125, "depth": 2}), preset("camvid11")
+        )
+        save_model(path, model)
+        result = SimpleNamespace(
+            after=kept, improved=False, stopped_early=None, verdict="NOT better (kept start)"
+        )
+        return TrainingOutcome(path, result)
+
+    return run
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_the_quit_question_promises_a_resume_only_with_a_checkpoint(
+    qtbot, labelled: Path, monkeypatch, checkpoint: bool
+) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr("segstudio.gui.training.run_training", _fake_run(checkpoint))
+    win = open_window(qtbot, labelled)
+    win.training.fine_tune(_request())
+    qtbot.waitUntil(lambda: win.training_panel.table.rowCount() == 11, timeout=10_000)
+    if checkpoint:
+        qtbot.waitUntil(lambda: win.training._checkpoint == 5)
+    asked: list[str] = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *a: asked.append(a[2]) or QMessageBox.StandardButton.No
+    )
+    win.close()  # answered No: it stays open
+    assert win.isVisible() and win.jobs.kind is JobKind.FINE_TUNE
+    if checkpoint:
+        assert "resume from its last checkpoint (step 5)" in asked[0]
+    else:
+        assert "no checkpoint yet" in asked[0] and "resume" not in asked[0]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a: QMessageBox.StandardButton.Yes)
+    win.close()
+    assert not win.isVisible() and not win.jobs.running
+    assert win.jobs.keep.is_set() is checkpoint  # the checkpoint is kept only when there is one
+
+
+def test_per_class_iou_shows_the_kept_weights_not_the_last_epoch(
+    qtbot, labelled: Path, monkeypatch
+) -> None:
+    kept = {"mean_iou": 0.7, "per_class_iou": [0.9] + [0.5] * 10, "images": 2}
+    monkeypatch.setattr("segstudio.gui.training.run_training", _fake_run(False, kept))
+    win = open_window(qtbot, labelled)
+    win.training.fine_tune(_request())
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=30_000)
+    table = win.training_panel.table
+    assert table.rowCount() == 11
+    assert table.item(0, 1).text() == "0.900" and table.item(1, 1).text() == "0.500"
+    assert "stored model (mIoU 0.700)" in win.training_panel.table_title.text()
+    win.close()

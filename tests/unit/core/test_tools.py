@@ -1,4 +1,4 @@
-"""Tests of segstudio.core.tools: the geometry of brush, fill, polygon, box and GrabCut."""
+"""Tests of segstudio.core.tools: the geometry of brush, fill, polygon and box."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from segstudio.core.edit import LabelEditor, Rect
 from segstudio.core.labelset import UNLABELED
 from segstudio.core.tools import (
-    GRABCUT_MIN_SIZE,
+    DEFAULT_FILL_TOLERANCE,
     Placed,
     box_region,
     brush_segment,
+    fill_region,
     flood_region,
-    grabcut_region,
     polygon_region,
 )
 
@@ -231,6 +231,90 @@ def test_flood_reads_read_only_and_strided_maps() -> None:
     assert q is not None and q.rect == Rect(0, 0, 10, 10)
 
 
+# ---------------------------------------------------------------- fill by colour, by class
+
+
+def two_regions(h: int = 60, w: int = 80) -> np.ndarray:
+    """Left half dark, right half bright, with a little noise."""
+    rng = np.random.default_rng(0)
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, : w // 2] = 40
+    img[:, w // 2 :] = 200
+    return (img + rng.integers(0, 6, img.shape)).astype(np.uint8)
+
+
+def test_fill_region_stays_in_the_colour_region_under_the_click() -> None:
+    img = two_regions()
+    labels = np.full(img.shape[:2], UNLABELED, np.uint8)
+    left = fill_region(img, labels, 5, 30)
+    assert left is not None and left.rect == Rect(0, 0, 60, 40) and left.mask.all()
+    right = fill_region(img, labels, 70, 3)
+    assert right is not None and right.rect == Rect(0, 40, 60, 80)
+
+
+def test_fill_region_tolerance_is_per_channel_from_the_seed() -> None:
+    img = np.zeros((1, 8, 3), np.uint8)
+    img[0, :, 1] = [100, 105, 110, 115, 120, 125, 130, 135]  # a gradient in green only
+    labels = np.full((1, 8), UNLABELED, np.uint8)
+    got = fill_region(img, labels, 0, 0, tolerance=10)
+    assert got is not None and got.rect == Rect(0, 0, 1, 3)  # fixed range: no creeping
+    assert fill_region(img, labels, 0, 0, tolerance=0).rect == Rect(0, 0, 1, 1)
+    every = fill_region(img, labels, 0, 0, tolerance=255)
+    assert every is not None and every.rect == Rect(0, 0, 1, 8)
+    assert DEFAULT_FILL_TOLERANCE == 12
+
+
+def test_fill_region_never_leaves_the_seeds_label() -> None:
+    img = np.full((20, 20, 3), 90, np.uint8)  # one flat colour everywhere
+    labels = np.full((20, 20), UNLABELED, np.uint8)
+    labels[:, 10] = 3  # a labelled wall splits the unlabelled area in two
+    labels[5:8, 14:17] = 4  # and an island inside the right half
+    right = full(fill_region(img, labels, 15, 15), labels.shape)
+    assert right[:, 11:].sum() == 20 * 9 - 9 and not right[:, :11].any()
+    assert not right[5:8, 14:17].any()  # labelled pixels stay out
+    wall = full(fill_region(img, labels, 10, 0), labels.shape)
+    assert np.array_equal(wall, labels == 3)  # a labelled seed: its own class only
+
+
+def test_fill_region_by_prediction_follows_the_predicted_class() -> None:
+    pred = np.zeros((10, 10), np.uint8)
+    pred[2:6, 2:6] = 7
+    labels = np.full((10, 10), UNLABELED, np.uint8)
+    labels[2, 2] = 1
+    got = full(fill_region(pred, labels, 3, 3, tolerance=0), labels.shape)
+    expected = pred == 7
+    expected[2, 2] = False
+    assert np.array_equal(got, expected)
+
+
+def test_fill_region_seed_outside_and_bad_arguments() -> None:
+    img = np.zeros((5, 5, 3), np.uint8)
+    labels = np.zeros((5, 5), np.uint8)
+    assert fill_region(img, labels, 5, 0) is None
+    for bad in (
+        dict(source=np.zeros((5, 6, 3), np.uint8)),
+        dict(source=np.zeros((5, 5, 4), np.uint8)),
+        dict(source=np.zeros((5, 5, 3))),
+        dict(labels=np.zeros((5, 5), np.int32)),
+        dict(tolerance=256),
+        dict(connectivity=6),
+    ):
+        kwargs = {"source": img, "labels": labels, "x": 0, "y": 0, **bad}
+        with pytest.raises(ValueError):
+            fill_region(**kwargs)
+
+
+def test_fill_region_reads_read_only_and_strided_images() -> None:
+    img = two_regions()
+    img.flags.writeable = False
+    labels = np.full(img.shape[:2], UNLABELED, np.uint8)
+    got = fill_region(img, labels, 50, 10)
+    assert got is not None and got.rect == Rect(0, 40, 60, 80)
+    strided = two_regions(60, 160)[:, ::2]
+    got = fill_region(strided, labels, 0, 0)
+    assert got is not None and got.rect == Rect(0, 0, 60, 40)
+
+
 # ------------------------------------------------------------------------ polygon
 
 
@@ -281,54 +365,3 @@ def test_box_clipped_and_outside() -> None:
     assert box_region((10, 12), 20, 0, 30, 5) is None
     one = box_region((10, 12), 4, 4, 4, 4)
     assert one is not None and one.rect == Rect(4, 4, 5, 5)
-
-
-# ------------------------------------------------------------------------- GrabCut
-
-
-def synthetic(h: int, w: int, square: Rect, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    img = rng.normal(45, 18, (h, w, 3)).clip(0, 255).astype(np.uint8)
-    img[square.slices] = rng.normal(205, 18, (square.height, square.width, 3)).clip(0, 255)
-    truth = np.zeros((h, w), dtype=bool)
-    truth[square.slices] = True
-    return img, truth
-
-
-def test_grabcut_recovers_a_bright_square() -> None:
-    cv2.setRNGSeed(1)
-    img, truth = synthetic(240, 320, Rect(70, 110, 170, 220))
-    p = grabcut_region(img, 90, 50, 240, 190)  # a loose box around the square
-    assert p is not None
-    got = full(p, truth.shape)
-    assert iou(got, truth) > 0.8
-    assert p.rect.y0 >= 50 and p.rect.x0 >= 90 and p.rect.y1 <= 191 and p.rect.x1 <= 241
-
-
-def test_grabcut_downscales_big_crops() -> None:
-    cv2.setRNGSeed(1)
-    img, truth = synthetic(1500, 1600, Rect(300, 350, 1200, 1300), seed=3)
-    p = grabcut_region(img, 250, 250, 1350, 1250, max_side=256)
-    assert p is not None
-    assert iou(full(p, truth.shape), truth) > 0.8
-
-
-def test_grabcut_small_or_hopeless_boxes_give_none() -> None:
-    img, _ = synthetic(100, 100, Rect(30, 30, 70, 70))
-    small = GRABCUT_MIN_SIZE - 2
-    assert grabcut_region(img, 10, 10, 10 + small, 60) is None
-    assert grabcut_region(img, 10, 10, 60, 10 + small) is None
-    # The whole image as box leaves no background to learn from: GrabCut fails.
-    assert grabcut_region(img, 0, 0, 99, 99) is None
-    # A flat image has no foreground to find.
-    flat = np.full((80, 80, 3), 120, dtype=np.uint8)
-    assert grabcut_region(flat, 20, 20, 60, 60) is None
-
-
-@pytest.mark.parametrize(
-    "image",
-    [np.zeros((20, 20), np.uint8), np.zeros((20, 20, 4), np.uint8), np.zeros((20, 20, 3))],
-)
-def test_grabcut_accepts_only_rgb_uint8(image: np.ndarray) -> None:
-    with pytest.raises(ValueError):
-        grabcut_region(image, 2, 2, 15, 15)

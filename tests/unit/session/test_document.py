@@ -231,3 +231,141 @@ def test_edits_that_cannot_be_renumbered_are_kept_aside(
     assert (read_label_map(kept) == 1).all()  # ... but the edits are on disk
     assert notices and str(kept.relative_to(project.folder)) in notices[0]
     assert doc.labelset_version == 1 and (doc.labels == UNLABELED).all()
+
+
+# -- fill under the click, GrabCut's refinements, reviewed images edited again -------------
+
+
+@pytest.fixture
+def halves(tmp_path: Path) -> ImageDocument:
+    """An unlabelled image whose left half is dark and right half bright."""
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[:, 30:] = 220
+    Image.fromarray(rgb).save(tmp_path / "halves.png")
+    with Project.open(tmp_path) as project:
+        project.scan()
+        project.set_labelset(LS)
+        saver = Saver()
+        yield ImageDocument(project, "halves.png", saver)
+        saver.shutdown()
+
+
+def test_fill_by_colour_fills_only_the_region_under_the_click(halves: ImageDocument) -> None:
+    assert halves.fill(5, 20, 1)
+    assert (halves.labels[:, :30] == 1).all() and (halves.labels[:, 30:] == UNLABELED).all()
+    assert halves.editor.undo_name == "Fill"
+    # a click on the labelled half fills its own class only: the bright half stays
+    assert halves.fill(10, 10, 0)
+    assert (halves.labels[:, :30] == 0).all() and (halves.labels[:, 30:] == UNLABELED).all()
+
+
+def test_fill_by_prediction_needs_one_and_follows_its_classes(halves: ImageDocument) -> None:
+    from segstudio.session.document import FillBy
+
+    assert halves.fill_region(5, 5, FillBy.PREDICTION) is None  # no prediction yet
+    assert not halves.fill(5, 5, 1, by=FillBy.PREDICTION)
+    pred = np.zeros(halves.labels.shape, np.uint8)
+    pred[10:20, 10:50] = 1  # one predicted object across both colour halves
+    halves.set_prediction(pred, np.zeros_like(pred))
+    assert halves.fill(15, 15, 1, by=FillBy.PREDICTION)
+    np.testing.assert_array_equal(halves.labels == 1, pred == 1)
+
+
+def test_place_again_replaces_the_last_placement_as_one_step_each(doc: ImageDocument) -> None:
+    from segstudio.core.geometry import Rect
+    from segstudio.core.tools import box_region
+
+    doc.fill(0, 0, 0)
+    doc.begin_stroke(StrokeKind.ERASE)
+    doc.stroke_to(20, 20, 40, 20, radius=3)  # an unlabelled hole for the tool to work in
+    doc.end_stroke()
+    area = Rect(10, 10, 30, 50)
+    first = doc.place_again(box_region(doc.labels.shape, 18, 16, 42, 24), 1, "Box → GrabCut", area)
+    assert (doc.labels[16:25, 18:43] == 1).all()
+    smaller = box_region(doc.labels.shape, 25, 18, 35, 22)
+    second = doc.place_again(smaller, 1, "GrabCut refinement", area, first)
+    assert (doc.labels[18:23, 25:36] == 1).all()
+    assert doc.labels[20, 20] == UNLABELED  # dropped by the refinement: as before the tool
+    assert doc.labels[16, 18] == 0  # labelled before the tool, so labelled again
+    assert doc.editor.undo_name == "GrabCut refinement"
+    doc.editor.undo()
+    assert (doc.labels[16:25, 18:43] == 1).all()  # back to the first placement
+    doc.editor.redo()
+    # another edit since: a refinement goes over the labels as they are
+    doc.begin_stroke(StrokeKind.PAINT, 0)
+    doc.stroke_to(30, 20, 30, 20, radius=1)
+    doc.end_stroke()
+    doc.place_again(None, 1, "GrabCut refinement", area, second)
+    assert doc.labels[20, 30] == 0 and doc.labels[20, 26] == 1
+
+
+def test_editing_a_reviewed_image_makes_it_in_progress_again(project: Project) -> None:
+    project.save_labels("one.png", np.zeros((40, 60), np.uint8))
+    project.set_status("one.png", ImageStatus.REVIEWED)
+    saver = Saver()
+    try:
+        doc = ImageDocument(project, "one.png", saver)
+        reopened = []
+        doc.reopened.connect(reopened.append)
+        assert doc.reviewed
+        doc.reload_labels()  # labels read again are no edit
+        assert doc.reviewed and not reopened
+        doc.begin_stroke(StrokeKind.PAINT, 1)
+        doc.stroke_to(5, 5, 5, 5, radius=2)
+        doc.stroke_to(6, 5, 6, 5, radius=2)
+        doc.end_stroke()
+        assert reopened == ["one.png"] and not doc.reviewed  # said once
+        assert project.record("one.png").status is ImageStatus.REVIEWED  # until saved
+        doc.save().result(timeout=30)
+        assert project.record("one.png").status is ImageStatus.IN_PROGRESS
+        # reviewed again, edited and undone: it was edited all the same
+        project.set_status("one.png", ImageStatus.REVIEWED)
+        doc.set_reviewed(True)
+        assert doc.fill(30, 30, 1)
+        doc.editor.undo()
+        assert not doc.editor.dirty
+        doc.save().result(timeout=30)
+        assert project.record("one.png").status is ImageStatus.IN_PROGRESS
+    finally:
+        saver.shutdown()
+
+
+def test_a_failed_save_still_owes_the_status_change(project: Project, monkeypatch) -> None:
+    project.save_labels("one.png", np.zeros((40, 60), np.uint8))
+    project.set_status("one.png", ImageStatus.REVIEWED)
+    saver = Saver()
+    try:
+        doc = ImageDocument(project, "one.png", saver)
+        doc.fill(0, 0, 1)
+        real = Project.save_labels
+        calls = {"n": 0}
+
+        def flaky(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise OSError("No space left on device")
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Project, "save_labels", flaky)
+        doc.save().exception(timeout=30)
+        assert saver.failed["one.png"][3]  # the status change is kept with the labels
+        project.set_status("one.png", ImageStatus.REVIEWED)  # as if it had not happened
+        saver.retry_failed()
+        saver.wait()
+        assert project.record("one.png").status is ImageStatus.IN_PROGRESS
+        assert (project.load_labels("one.png") == 1).all()
+    finally:
+        saver.shutdown()
+
+
+def test_saver_call_runs_after_the_saves_queued_before(project: Project) -> None:
+    saver = Saver()
+    try:
+        saver.submit(project, "one.png", np.ones((40, 60), np.uint8))
+        seen = []
+        saver.call(lambda: seen.append(project.load_labels("one.png")))
+        saver.call(lambda: project.set_setting("view", {"class": float("nan")}))  # logged
+        saver.wait()
+        assert seen and (seen[0] == 1).all()
+    finally:
+        saver.shutdown()
