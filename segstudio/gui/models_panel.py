@@ -108,17 +108,17 @@ def display_name(summary: ModelSummary) -> str:
     return stem
 
 
-def one_line(summary: ModelSummary) -> str:
-    """Architecture, classes, date and validation mIoU, in one short line."""
+def summary_lines(summary: ModelSummary) -> str:
+    """Validation mIoU and classes, then architecture and date: two short lines that fit
+    a narrow dock (the details pane has the rest)."""
     if summary.error is not None:
         return "unreadable"
-    parts = [summary.arch or "?"]
-    if summary.labelset is not None:
-        parts.append(f"{summary.labelset.num_classes} classes")
-    parts.append(summary.created.astimezone().strftime("%Y-%m-%d %H:%M"))
     miou = summary.mean_iou
-    parts.append("no val mIoU" if miou is None else f"mIoU {miou:.3f}")
-    return " · ".join(parts)
+    first = "no val mIoU" if miou is None else f"mIoU {miou:.3f}"
+    if summary.labelset is not None:
+        first += f" · {summary.labelset.num_classes} classes"
+    when = summary.created.astimezone().strftime("%Y-%m-%d %H:%M")
+    return f"{first}\n{summary.arch or '?'} · {when}"
 
 
 def details_html(summary: ModelSummary, active: bool, misfit: str | None) -> str:
@@ -128,12 +128,12 @@ def details_html(summary: ModelSummary, active: bool, misfit: str | None) -> str
     if misfit is not None:
         rows.append(("Cannot be used", f"<span style='color:#c0392b'>{e(misfit)}</span>"))
     rows.append(("Status", "the active model" if active else "not active"))
+    rows.append(("Validation", e(_metrics_text(s.metrics))))
     rows.append(("Architecture", e(s.arch or "—")))
+    rows.append(("Created", s.created.astimezone().strftime("%Y-%m-%d %H:%M")))
+    rows += _lineage(s)
     if s.labelset is not None:
         rows.append(("Classes", f"{s.labelset.num_classes}: " + e(", ".join(s.labelset.names))))
-    rows.append(("Created", s.created.astimezone().strftime("%Y-%m-%d %H:%M")))
-    rows.append(("Validation", e(_metrics_text(s.metrics))))
-    rows += _lineage(s)
     rows.append(("File", e(str(s.path))))
     cells = "".join(f"<tr><td valign='top'><b>{k}</b></td><td>{v}</td></tr>" for k, v in rows)
     return f"<b>{e(display_name(s))}</b><table cellspacing='2'>{cells}</table>"
@@ -191,9 +191,13 @@ def _lineage(s: ModelSummary) -> list[tuple[str, str]]:
     return rows
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.splitlines())
+
+
 def _why_not(summary: ModelSummary, misfit: str) -> str:
-    """The second line of a model that cannot be used."""
-    return f"unusable: {misfit}" if summary.error is not None else f"does not fit: {misfit}"
+    """The lines under a model that cannot be used."""
+    return f"unusable:\n{misfit}" if summary.error is not None else f"does not fit:\n{misfit}"
 
 
 class ModelsPanel(QWidget):
@@ -225,7 +229,6 @@ class ModelsPanel(QWidget):
         self.tree.setHeaderHidden(True)
         self.tree.setRootIsDecorated(False)
         self.tree.setUniformRowHeights(False)
-        self.tree.setWordWrap(True)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         header = self.tree.header()
@@ -346,12 +349,12 @@ class ModelsPanel(QWidget):
         for r, summary in enumerate(rows.models):
             misfit = self.misfit(summary)
             active = r == rows.active
-            second = one_line(summary) if misfit is None else _why_not(summary, misfit)
+            second = summary_lines(summary) if misfit is None else _why_not(summary, misfit)
             item = QTreeWidgetItem(
                 [ACTIVE_MARK if active else OTHER_MARK, f"{display_name(summary)}\n{second}"]
             )
             item.setData(MODEL, Qt.ItemDataRole.UserRole, str(summary.path))
-            tip = f"{summary.path}\n{second}"
+            tip = f"{summary.path}\n{_one_line(second)}"
             item.setToolTip(MODEL, tip)
             item.setToolTip(
                 MARK,
@@ -387,7 +390,7 @@ class ModelsPanel(QWidget):
             self.status.setText(
                 f"Active: {name}."
                 if misfit is None
-                else f"The active model {name}: {_why_not(summary, misfit)}."
+                else f"The active model {name}: {_one_line(_why_not(summary, misfit))}."
             )
 
     # -- choosing ------------------------------------------------------------------------

@@ -12,6 +12,7 @@ out of training to judge the new model.
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,6 +74,7 @@ class TrainingController(QObject):
         self._trained: Path | None = None
         #: The step of the running fine-tune's last checkpoint (None: none saved yet).
         self._checkpoint: int | None = None
+        self._started = 0.0  # when the running fine-tune started (monotonic)
         panel.cancelRequested.connect(jobs.cancel)
         panel.useModelRequested.connect(self.use_trained_model)
         jobs.finished.connect(self._job_finished)
@@ -201,6 +203,7 @@ class TrainingController(QObject):
             cancel=cancel,
         )
         if started:
+            self._started = time.monotonic()
             # a resumed run starts from a checkpoint on disk
             self._checkpoint = (resumed.step or 0) if resumed is not None else None
             self.panel.start(names, what)
@@ -210,8 +213,16 @@ class TrainingController(QObject):
         self.panel.progress(p)
         if p.kind == "checkpoint":
             self._checkpoint = p.step
-        if p.kind == "step":
-            self.jobs.show_progress(p.step, p.total_steps or None, f"Fine-tune: step {p.step}")
+        if p.kind != "step":
+            return
+        if p.total_steps:
+            self.jobs.show_progress(p.step, p.total_steps, f"Fine-tune: step {p.step}/%m")
+        elif p.eta_s is not None:  # a time budget: the bar shows the time, the text the step
+            spent = time.monotonic() - self._started
+            left = f"{int(p.eta_s) // 60}:{int(p.eta_s) % 60:02d}"
+            self.jobs.show_progress(
+                int(spent), int(spent + p.eta_s), f"Fine-tune: step {p.step}, {left} left"
+            )
 
     def _done(self, outcome: TrainingOutcome | None) -> None:
         if outcome is None:

@@ -348,13 +348,17 @@ class Predictor:
         x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
         x = x.permute(2, 0, 1).unsqueeze(0).float() * self._scale + self._shift
         x = x.contiguous(memory_format=torch.channels_last)
-        with self._forward_lock:
+        while not self._forward_lock.acquire(timeout=0.05):  # waiting for another caller's
+            self._check_cancel()  # tile can be cancelled too
+        try:
             if self._autocast:
                 with torch.autocast(self.device.type, dtype=self.dtype):
                     out = self.network(x)
             else:
                 out = self.network(x.to(self.dtype))
             return out.float()
+        finally:
+            self._forward_lock.release()
 
     def _check(self, rgb: np.ndarray) -> None:
         if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:

@@ -165,3 +165,17 @@ def test_quitting_during_a_huge_prediction_and_predict_all_ends_at_once(
     qtbot.waitUntil(lambda: "tile" in bar.format(), timeout=60_000)
     win.close()
     assert not win.isVisible() and not win.jobs.running
+
+
+def test_a_cancelled_predict_all_says_cancelled(qtbot, project: Path, tiny: Path) -> None:
+    win = open_window(qtbot, project)
+    win.prediction.automatic.stop()
+    win.action("actionPredictAll").trigger()
+    bar = win.jobs.progress
+    qtbot.waitUntil(lambda: "tile" in bar.format(), timeout=60_000)
+    assert bar.format().startswith("Predict all 0/3 · tile ")
+    qtbot.mouseClick(win.jobs.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=10_000)
+    assert win.statusBar().currentMessage() == "Predict all cancelled"
+    assert not win.project.record("big.png").has_prediction
+    win.close()

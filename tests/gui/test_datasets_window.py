@@ -173,3 +173,32 @@ def test_export_dialog_keeps_its_choices_and_offers_replace_itself(
     dialog = win.datasets.export_dialog(win.project)
     assert dialog.format.currentData() == "voc" and dialog.out.text() == str(out)
     win.close()
+
+
+def test_a_failed_export_opens_the_dialog_again_with_its_choices(
+    qtbot, tmp_path: Path, monkeypatch
+) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warnings.append(a[2]))
+    folder = make_images(tmp_path / "nothing-reviewed", n=2)
+    win = open_window(qtbot, folder)
+    out = tmp_path / "out"
+    seen: list[str] = []
+
+    def fill(dialog: ExportDialog) -> None:
+        dialog.out.setText(str(out))
+
+    def cancel_button(widget):
+        if isinstance(widget, ExportDialog):
+            seen.append(widget.out.text())
+            return widget.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Cancel)
+        return None
+
+    _answer([(_export_button, fill), (cancel_button, None)])
+    win.datasets.export_dataset()
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=30_000)
+    qtbot.waitUntil(lambda: bool(seen), timeout=10_000)  # the dialog, again
+    assert warnings and "nothing to export" in warnings[0]
+    assert seen == [str(out)]
+    qtbot.waitUntil(lambda: not win.datasets.export_dialog(win.project).isVisible())
+    win.close()

@@ -115,7 +115,7 @@ def test_a_missing_model_is_said_and_nothing_else_is_used(
     assert choice is not None and choice.label == "model-chosen.safetensors"  # kept as chosen
     panel = win.prediction.models_panel  # listed, greyed, saying why
     qtbot.waitUntil(lambda: panel.loaded, timeout=10_000)
-    assert _row_text(panel, chosen) == "model-chosen\nunusable: model file not found"
+    assert _row_text(panel, chosen) == "model-chosen\nunusable:\nmodel file not found"
     assert panel.tree.topLevelItem(panel.row_of(chosen)).text(MARK) == "●"
     win.close()
 
@@ -245,8 +245,8 @@ def test_the_models_panel_shows_metrics_and_lineage_and_switches_with_one_click(
     assert _row_text(panel, bundled).startswith("camvid_segnet (bundled)")
     assert panel.tree.topLevelItem(panel.row_of(bundled)).text(MARK) == "●"  # the active one
     line = _row_text(panel, tuned)
-    assert line.startswith("model-tuned\nsegnet_basic · 11 classes · 20") and "mIoU 0.625" in line
-    assert "does not fit: 21 classes; the project has 11" in _row_text(panel, voc)
+    assert line.startswith("model-tuned\nmIoU 0.625 · 11 classes\nsegnet_basic · 20")
+    assert "does not fit:\n21 classes; the project has 11" in _row_text(panel, voc)
     _click_row(qtbot, panel, tuned)  # selecting shows it in full
     details = panel.details.toPlainText()
     for text in (
