@@ -26,7 +26,7 @@ from segstudio.gui.dataset_dialogs import ExportChoice, ExportDialog, ImportChoi
 from segstudio.gui.editing import EditingController
 from segstudio.gui.jobs import JobKind, JobRunner
 from segstudio.gui.ui import Ui
-from segstudio.io.project import ImageStatus, Project
+from segstudio.io.project import ImageRecord, ImageStatus, Project
 
 if TYPE_CHECKING:  # read when a dataset is exported or imported, not at start-up
     from segstudio.io.datasets import ExportReport, ImportReport
@@ -37,10 +37,10 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def import_counts(report: ImportReport, before: set[str], project: Project) -> str:
+def import_counts(report: ImportReport, before: set[str], records: list[ImageRecord]) -> str:
     """The import in words: masks for images the project had, and new images (with and
     without a mask), e.g. "10 masks imported for 10 existing images, 0 new images"."""
-    new = [r for r in project.images() if r.name not in before]
+    new = [r for r in records if r.name not in before]
     new_masked = sum(r.status is ImageStatus.REVIEWED for r in new)
     existing = max(report.labels - new_masked, 0)
     text = (
@@ -190,7 +190,7 @@ class DatasetsController(QObject):
         self.ui.canvas.cancel_gesture()
         self.editing.save()
         self.editing.saver.wait()
-        self._before = {r.name for r in project.images()}
+        self._before = {r.name for r in self.editing.records()}
         cancel = threading.Event()
         self.blocked.emit(True)  # imported labels must not race with painting
         gen = import_dataset(
@@ -214,13 +214,13 @@ class DatasetsController(QObject):
             return
         palette = self.ui.palette
         palette.set_labelset(project.labelset, keep_row=palette.current())  # redraws the tables
-        records = project.images()
+        records = self.editing.records()  # the import's commit refreshed them
         self.ui.images.set_records(records)
         if self.editing.doc is not None:
             self.editing.reload_labels()
         elif records:
             self.ui.images.select(records[0].name)
-        text = import_counts(report, self._before, project)
+        text = import_counts(report, self._before, records)
         if report.warnings:
             text += "\n\n" + "\n".join(report.warnings[:20])
         QMessageBox.information(self.ui.window, "Import", text)

@@ -25,7 +25,6 @@ live in :mod:`~segstudio.gui.region_tools`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -35,7 +34,6 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QMessageBox
 
-from segstudio.core.errors import SegStudioError
 from segstudio.core.labelset import UNLABELED
 from segstudio.gui.actions import TOOL_ACTIONS
 from segstudio.gui.canvas import Tool
@@ -43,7 +41,8 @@ from segstudio.gui.jobs import WorkerSet, error_text
 from segstudio.gui.region_tools import FillTool, GrabCutTool
 from segstudio.gui.review import Review
 from segstudio.gui.ui import Ui
-from segstudio.io.project import ImageStatus, Project
+from segstudio.io.project import ImageRecord, ImageStatus, Project
+from segstudio.session.cache import ProjectCache
 from segstudio.session.document import ImageDocument, Saver, StrokeKind
 
 log = logging.getLogger(__name__)
@@ -79,6 +78,10 @@ class EditingController(QObject):
         What the actions depend on changed (the image, its history, its prediction).
     labelsSaved(name), saveFailed(name, message)
         Emitted on the saver's thread; queued to the GUI thread.
+    recordsChanged(names)
+        The open project's records changed (a frozenset of image names, or None: any);
+        emitted from the thread that wrote, queued to the GUI thread, which reads the new
+        records from :attr:`cache` (never from the store).
     """
 
     docShown = Signal(object)  # noqa: N815 - Qt naming
@@ -86,11 +89,15 @@ class EditingController(QObject):
     changed = Signal()
     labelsSaved = Signal(str)  # noqa: N815
     saveFailed = Signal(str, str)  # noqa: N815
+    recordsChanged = Signal(object)  # noqa: N815
 
     def __init__(self, ui: Ui) -> None:
         super().__init__(ui.window)
         self.ui = ui
         self.project: Project | None = None
+        #: The open project's records in memory, current after every write: what the
+        #: GUI thread reads instead of the store (which can wait behind a worker's write).
+        self.cache: ProjectCache | None = None
         self.doc: ImageDocument | None = None
         self.saver = Saver(on_error=self.saveFailed.emit)
         self.loaders = WorkerSet(self)  # image loads
@@ -135,6 +142,7 @@ class EditingController(QObject):
         for name, tool in TOOL_ACTIONS.items():
             ui.action(name).triggered.connect(lambda _c=False, t=tool: self._tool_changed(t))
         self.labelsSaved.connect(self.refresh_record)
+        self.recordsChanged.connect(self._records_changed)
         self.saveFailed.connect(self._save_failed)
         for name, handler in {
             "actionSave": self.save_now,
@@ -152,6 +160,33 @@ class EditingController(QObject):
 
     def open(self, project: Project) -> None:
         self.project = project
+        self.cache = ProjectCache(project)
+        self.cache.changed.connect(self._cache_changed)
+
+    def records(self) -> list[ImageRecord]:
+        """Every image's record, from memory (none without a project)."""
+        return [] if self.cache is None else self.cache.records()
+
+    def status(self, name: str) -> ImageStatus | None:
+        """The status of ``name``, from memory (None: no such image, or no project)."""
+        return None if self.cache is None else self.cache.status(name)
+
+    def _cache_changed(self, names: frozenset[str] | None) -> None:
+        """On the writing thread: hand the change to the GUI thread (a queued signal)."""
+        self.recordsChanged.emit(names)
+
+    def _records_changed(self, names: frozenset[str] | None) -> None:
+        """The image list shows the records the store now holds."""
+        cache = self.cache
+        if cache is None:
+            return  # closed meanwhile
+        records = [cache.record(name) for name in names] if names is not None else None
+        if records is None or any(r is None for r in records):
+            self.ui.images.set_records(cache.records())  # images came or went
+            return
+        for record in records:
+            assert record is not None
+            self.ui.images.update_record(record)
 
     def stop_loading(self) -> None:
         """Drop a load under way (its result is ignored when it arrives)."""
@@ -177,7 +212,10 @@ class EditingController(QObject):
             self.saver.failed.clear()
         if self.doc is not None:
             self._detach(self.doc)
-        self.doc, self.project, self._notice = None, None, None
+        if self.cache is not None:
+            self.cache.changed.disconnect(self._cache_changed)
+            self.cache.close()
+        self.doc, self.project, self.cache, self._notice = None, None, None, None
         self._view_saved = None
         self.ui.canvas.set_image(None)
         self.ui.canvas.set_labels(None)
@@ -364,9 +402,9 @@ class EditingController(QObject):
             self.ui.canvas.set_labels(self.doc.labels)
 
     def refresh_record(self, name: str) -> None:
-        if self.project is not None:
-            with contextlib.suppress(SegStudioError):  # the image may have vanished
-                self.ui.images.update_record(self.project.record(name))
+        record = None if self.cache is None else self.cache.record(name)
+        if record is not None:  # else the image vanished
+            self.ui.images.update_record(record)
 
     # -- tools -------------------------------------------------------------------------------
 
@@ -552,9 +590,9 @@ class EditingController(QObject):
         self.review.toggle_reviewed(ask=ask)
 
     def go_least_confident(self) -> None:
-        if self.project is None:
+        if self.cache is None:
             return
-        name = self.project.least_confident()
+        name = self.cache.least_confident()
         if name is None:
             self.ui.say("No predicted image to review: predict first", 6000)
             return

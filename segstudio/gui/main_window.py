@@ -404,7 +404,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"SegStudio — {project.folder}")
         self.stack.setCurrentWidget(self.canvas_page)
         self._show_project_status(True)
-        records = project.images()
+        records = self.editing.records()
         self.images.set_source(lambda name, folder=project.folder: folder / name)
         self.images.set_records(records)
         last = project.get_setting("last_image")

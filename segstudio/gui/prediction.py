@@ -290,7 +290,7 @@ class PredictionController(QObject):
             return
         if not self.set_model(summary.path):
             return
-        unreviewed = [r for r in project.images() if r.status is not ImageStatus.REVIEWED]
+        unreviewed = [r for r in self.editing.records() if r.status is not ImageStatus.REVIEWED]
         if not unreviewed:
             return
         answer = QMessageBox.question(
@@ -355,7 +355,7 @@ class PredictionController(QObject):
         doc, project = self.editing.doc, self.editing.project
         if doc is None or project is None:
             return
-        if project.record(doc.name).status is ImageStatus.REVIEWED:
+        if self.editing.status(doc.name) is ImageStatus.REVIEWED:
             self.ui.say("This image is reviewed: its labels stay as they are", 6000)
         if self.jobs.kind is None:
             self.automatic.cancel_for(doc.name)  # the job predicts it now
@@ -378,7 +378,7 @@ class PredictionController(QObject):
         project = self.editing.project
         if project is None:
             return
-        names = [r.name for r in project.images() if r.status is not ImageStatus.REVIEWED]
+        names = [r.name for r in self.editing.records() if r.status is not ImageStatus.REVIEWED]
         cancel = threading.Event()
         self._all_done = (0, len(names))
         self.jobs.start(

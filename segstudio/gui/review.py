@@ -117,7 +117,7 @@ class Review(QObject):
             return
         if not self.editing.save_now():
             return  # never mark reviewed what is not on disk
-        status = project.record(doc.name).status
+        status = self.editing.status(doc.name)  # from memory: the save above updated it
         if force is None:
             force = status is not ImageStatus.REVIEWED
         new = ImageStatus.REVIEWED if force else ImageStatus.IN_PROGRESS

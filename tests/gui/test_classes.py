@@ -12,7 +12,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractButton, QColorDialog, QDialog, QInputDialog, QListWidget
 
-from segstudio.core.labelset import UNLABELED, distinct_color, preset, srgb_to_lab
+from segstudio.core.colours import distinct_color, srgb_to_lab
+from segstudio.core.labelset import UNLABELED, preset
 from segstudio.gui.class_counts import BUDGET_PX, TILE, TileCounts
 from segstudio.gui.class_dialogs import ClassPicker, MergeDialog
 from segstudio.gui.main_window import MainWindow
