@@ -4,7 +4,11 @@ The :class:`Predictor` turns an ``HxWx3`` uint8 image into a class map and a
 per-pixel confidence (the top softmax probability). On the CPU it folds every
 batch norm into the convolution before it, keeps activations channels-last,
 and runs in bfloat16 where the processor has native bf16 units (AVX512-BF16
-or AMX); on CUDA it uses fp16/bf16 autocast.
+or AMX); on CUDA it uses fp16/bf16 autocast. On a CPU without bf16 units
+(AVX2, most laptops) a SegNet-family model that carries an int8 calibration
+(:mod:`segstudio.model.quantize`) runs its convolutions in int8 through
+oneDNN; when that is not possible it falls back to float32. ``path`` names
+what was chosen.
 
 Images larger than a tile are predicted in overlapping tiles whose softmax
 probabilities are blended with a linear ramp across each overlap, so tiles
@@ -40,7 +44,7 @@ from segstudio.model.files import LoadedModel
 
 log = logging.getLogger(__name__)
 
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16", "int8"]
 
 
 class DeviceError(SegStudioError):
@@ -113,8 +117,16 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(device: torch.device, precision: Precision = "auto") -> torch.dtype:
-    """The compute dtype for ``device``: bf16/fp16 where fast, else fp32."""
+    """The compute dtype for ``device``: bf16/fp16 where fast, else fp32.
+
+    ``"int8"`` (CPU only) answers float32: the dtype the int8 network takes
+    and returns (see :class:`Predictor`).
+    """
     if precision == "fp32":
+        return torch.float32
+    if precision == "int8":
+        if device.type != "cpu":
+            raise DeviceError("int8 inference runs on the CPU only")
         return torch.float32
     if device.type == "cuda":
         if precision == "fp16":
@@ -267,7 +279,9 @@ class Predictor:
         ``"auto"`` (CUDA, then MPS, then CPU), or ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
     precision
         ``"auto"`` picks bf16 on CPUs with bf16 hardware and on CUDA GPUs that
-        support it, fp16 on other GPUs, fp32 otherwise.
+        support it, fp16 on other GPUs; on other CPUs int8 (oneDNN) when the
+        model is SegNet-family and carries an int8 calibration, else fp32.
+        ``"int8"`` insists on int8 (:class:`DeviceError` when it cannot run).
     tile
         Images with a side longer than this are predicted in tiles of at most
         ``tile x tile`` pixels.
@@ -309,6 +323,12 @@ class Predictor:
         self._autocast = self.device.type != "cpu" and self.dtype != torch.float32
         if self.device.type == "cpu":
             net = net.to(self.dtype)
+        #: what runs: "int8-onednn", "bf16", "fp16" or "fp32" (see ``precision``)
+        self.path = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.dtype, "fp32")
+        if self.device.type == "cpu" and self.dtype == torch.float32 and precision != "fp32":
+            qnet = self._int8_network(model, net, required=precision == "int8")
+            if qnet is not None:
+                net, self.path = qnet, "int8-onednn"
         self.network = net
         norm = model.info.normalization
         mean = torch.tensor(norm.mean, dtype=torch.float32, device=self.device)
@@ -324,6 +344,27 @@ class Predictor:
             if next(module.children(), None) is None:  # a layer that computes
                 module.register_forward_pre_hook(self._check_cancel)
 
+    @staticmethod
+    def _int8_network(model: LoadedModel, folded: nn.Module, *, required: bool) -> nn.Module | None:
+        """The int8 version of ``folded``, or None (then float32 runs) when it cannot be made."""
+        from segstudio.model.quantize import (
+            QuantizationUnavailable,
+            calibration_of,
+            quantize_network,
+        )
+
+        try:
+            cal = calibration_of(model)
+            if cal is None:
+                raise QuantizationUnavailable("the model has no int8 calibration")
+            qnet = quantize_network(folded, cal)  # runs it once: a failure falls back
+        except (QuantizationUnavailable, RuntimeError, ImportError) as exc:
+            if required:
+                raise DeviceError(f"int8 inference is not available: {exc}") from exc
+            log.info("int8 inference not used (%s); running float32", exc)
+            return None
+        return qnet
+
     def _check_cancel(self, *_args: object) -> None:
         cancelled = getattr(self._call, "cancelled", None)
         if cancelled is not None and cancelled():
@@ -338,7 +379,7 @@ class Predictor:
 
     def __repr__(self) -> str:
         return (
-            f"Predictor({self.info.arch.name}, device={self.device}, dtype={self.dtype}, "
+            f"Predictor({self.info.arch.name}, device={self.device}, path={self.path}, "
             f"tile={self.tile})"
         )
 
