@@ -25,6 +25,9 @@ Learners, all fed the same labelled pixels:
   refitted after every image on the bundled SegNet's features;
 - ``forest``: the ilastik-style baseline (:mod:`ilastik_baseline`), a random
   forest on multiscale filter features, refitted after every image;
+- ``--variant NAME=JSON``: one more live learner, with these
+  :class:`~segstudio.training.live.LiveConfig` fields (``NAME={"hidden": 128}``),
+  to compare recipes in one run;
 - ``finetune``: the deep fine-tune on demand, every ``--finetune-every``
   images (the window's one click: few-shot recipe, ``--finetune-minutes``),
   taken when its verdict is "better".
@@ -56,8 +59,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_bundled import cpu_name
 from ilastik_baseline import ForestLearner
+from machine import machine_info
 
 from segstudio.core.bundled import bundled_model_path
 from segstudio.core.jobs import drive
@@ -154,14 +157,17 @@ class Static(Learner):
 class Live(Learner):
     name = "live"
 
-    def __init__(self, labelset: LabelSet) -> None:
+    def __init__(self, labelset: LabelSet, config: dict | None = None) -> None:
         from segstudio.model.files import load_model
-        from segstudio.training.live import LiveLearner
+        from segstudio.training.live import LiveConfig, LiveLearner
 
         path = bundled_model_path()
         if path is None:
             raise SystemExit("the live learner needs the bundled model (resources/)")
-        self.learner = LiveLearner(load_model(path), labelset)
+        fields = dict(config or {})
+        if "colour_strides" in fields:
+            fields["colour_strides"] = tuple(fields["colour_strides"])
+        self.learner = LiveLearner(load_model(path), labelset, LiveConfig(**fields))
 
     def predict(self, rgb: np.ndarray) -> np.ndarray | None:
         return self.learner.predict(rgb).labels if self.learner.ready else None
@@ -310,18 +316,17 @@ def run(args: argparse.Namespace) -> dict:
         "images_in_loop": len(loop),
         "images_in_dataset": len(pairs),
         "min_stroke_px": args.min_stroke,
-        "cpu": cpu_name(),
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
-        "threads": torch.get_num_threads(),
+        "machine": machine_info(),
         "learners": {},
     }
-    for key in args.learners:
-        learner = (
-            FineTune(labelset, args.finetune_every, args.finetune_minutes)
-            if key == "finetune"
-            else LEARNERS[key](labelset)
-        )
+    variants = dict(v.partition("=")[::2] for v in args.variant)
+    for key in args.learners + list(variants):
+        if key in variants:
+            learner: Learner = Live(labelset, json.loads(variants[key] or "{}"))
+        elif key == "finetune":
+            learner = FineTune(labelset, args.finetune_every, args.finetune_minutes)
+        else:
+            learner = LEARNERS[key](labelset)
         records: list[dict] = []
         updates: list[float] = []
         holdout = None
@@ -393,12 +398,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", choices=sorted(DATASETS), default="horse")
     p.add_argument("--data", type=Path, help="the dataset folder (default ../shared/data/...)")
     p.add_argument("--images", type=int, default=50, help="images in the loop (0: all)")
-    p.add_argument("--learners", type=lambda s: s.split(","), default=["static", "live", "forest"])
+    p.add_argument(
+        "--learners",
+        type=lambda s: [k for k in s.split(",") if k],
+        default=["static", "live", "forest"],
+    )
     p.add_argument("--holdout-after", type=int, default=10)
     p.add_argument("--holdout-max", type=int, default=0, help="cap the hold-out images (0: all)")
     p.add_argument("--min-stroke", type=int, default=20)
     p.add_argument("--finetune-every", type=int, default=10, help="images between fine-tunes")
     p.add_argument("--finetune-minutes", type=float, default=2.0, help="budget of each fine-tune")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME=JSON: one more live learner with these LiveConfig fields (repeatable)",
+    )
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", type=Path, help="also write the JSON here")
     args = p.parse_args(argv)

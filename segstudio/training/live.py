@@ -71,6 +71,12 @@ class LiveConfig:
         fewer specks, so fewer strokes to correct (28 % fewer on horses).
     colour_strides : tuple of int
         Cell sizes at which the averaged input colour is a feature too.
+    mirror : bool or None
+        Also read every sampled pixel from the left-right mirrored image (twice
+        the samples per image, and twice the feature time of an update): a
+        cheap augmentation. None: when the decoder is not read (classes the
+        base does not know), where it raised horse IoU on a dev split of
+        Weizmann horses from 0.369 to 0.392 (with ``per_image`` 8000).
     per_image : int
         Labelled pixels sampled per image.
     min_per_class : int
@@ -91,6 +97,7 @@ class LiveConfig:
     decoder: bool | None = None
     smooth: int = 9
     colour_strides: tuple[int, ...] = (4, 16, 64)
+    mirror: bool | None = None
     per_image: int = 4000
     min_per_class: int = 200
     max_samples: int = 160_000
@@ -360,9 +367,18 @@ class LiveLearner:
             self._samples.pop(name, None)
             return 0
         feats, scores = self._features_at(rgb, ys, xs)
-        self._samples[name] = _Samples(
-            feats, scores, torch.from_numpy(labels[ys, xs].astype(np.int64)), torch.from_numpy(w)
-        )
+        classes = torch.from_numpy(labels[ys, xs].astype(np.int64))
+        weights = torch.from_numpy(w)
+        if c.mirror or (c.mirror is None and not self.net.decoder):
+            # the same pixels read from the mirrored image: the network is not mirror
+            # symmetric, so these are new views; interleaved, so any prefix holds both
+            flipped = np.ascontiguousarray(rgb[:, ::-1])
+            f2, s2 = self._features_at(flipped, ys, rgb.shape[1] - 1 - xs)
+            feats = torch.stack([feats, f2], 1).flatten(0, 1)
+            scores = torch.stack([scores, s2], 1).flatten(0, 1)
+            classes = classes.repeat_interleave(2)
+            weights = weights.repeat_interleave(2) / 2  # the image weighs what it did
+        self._samples[name] = _Samples(feats, scores, classes, weights)
         self._trim()
         return len(ys)
 

@@ -16,7 +16,7 @@ from segstudio.model.arch import ArchSpec
 from segstudio.model.files import load_model, new_model, save_model
 from segstudio.model.live import gather_taps
 from segstudio.model.predictor import Predictor
-from segstudio.training.live import LiveConfig, LiveLearner
+from segstudio.training.live import LiveConfig, LiveLearner, _stratified
 
 TWO = LabelSet("two", (LabelClass("smooth", (200, 30, 30)), LabelClass("rough", (30, 30, 200))))
 ROAD = LabelSet("road", (LabelClass("Sky", (1, 1, 1)), LabelClass("Road", (2, 2, 2))))
@@ -202,3 +202,37 @@ def test_without_the_decoder_the_logits_are_smoothed() -> None:
         k = net.smooth
         expected = torch.nn.functional.avg_pool2d(raw, k, 1, k // 2, count_include_pad=False)
         torch.testing.assert_close(net(x), expected)
+
+
+def test_mirror_adds_the_same_pixels_read_from_the_mirrored_image() -> None:
+    img, gt = _textures(5, 64, 96)
+    config = dataclasses.replace(FAST, decoder=False, mirror=False)
+    plain = LiveLearner(_base(), TWO, config)
+    mirrored = LiveLearner(_base(), TWO, dataclasses.replace(config, mirror=True))
+    n = plain.add_image("a", img, gt)
+    assert mirrored.add_image("a", img, gt) == n  # labelled pixels sampled, as before
+    s, m = plain._samples["a"], mirrored._samples["a"]
+    assert len(m.labels) == 2 * n
+    assert torch.equal(m.labels[0::2], s.labels) and torch.equal(m.labels[1::2], s.labels)
+    assert torch.equal(m.feats[0::2], s.feats)  # the image itself, the same pixels
+    assert float(m.weights.sum()) == pytest.approx(float(s.weights.sum()))
+    # the other half: those pixels read from the mirrored image, at the mirrored columns
+    rng = np.random.default_rng(config.seed)  # the draw both learners made
+    ys, xs, _ = _stratified(gt, 2, config.per_image, config.min_per_class, rng)
+    flipped = np.ascontiguousarray(img[:, ::-1])
+    want, _ = plain._features_at(flipped, ys, img.shape[1] - 1 - xs)
+    assert torch.equal(m.feats[1::2], want)
+    assert not torch.equal(want, s.feats)  # the network is not mirror symmetric: new views
+    # None: on when the decoder is off (classes the base does not know), off with it
+    auto = LiveLearner(_base(), TWO, dataclasses.replace(FAST, decoder=False))
+    assert auto.add_image("a", img, gt) == n and len(auto._samples["a"].labels) == 2 * n
+    with_decoder = LiveLearner(_base(), TWO, dataclasses.replace(FAST, decoder=True))
+    assert with_decoder.add_image("a", img, gt) == n
+    assert len(with_decoder._samples["a"].labels) == n
+    # and a head learns from both views
+    learner = LiveLearner(_base(ROAD), TWO, dataclasses.replace(FAST, mirror=True))
+    learner.add_image("b", *_textures(0))
+    learner.fit()
+    for seed in (1, 2):
+        test, truth = _textures(seed)
+        assert (learner.predict(test).labels == truth).mean() > 0.95
