@@ -1,23 +1,37 @@
 """One click of Fine-tune on the first frames of a drive: does the rest of the drive get better?
 
-CamVid val is one continuous drive (101 consecutive frames) that the bundled
-model never saw. A labeller corrects its first ``--frames`` frames; a
-fine-tune from the bundled model then runs, as the window's one click does
-(the same time budget; 30 % of the few labelled frames held out for the
-verdict); and the model is scored on every later frame of the drive, which
-no run saw. In the same run, two recipes:
+CamVid val is one continuous drive (101 consecutive frames, sequence 0016E5)
+that the bundled model never saw. A labeller corrects its first ``--frames``
+frames; a fine-tune from the bundled model then runs as the window's one
+click does (:func:`segstudio.session.training.one_click`: 30 % of the few
+labelled frames held out for the verdict, the best weights on them kept);
+and the model is scored on every later frame of the drive, which no run saw.
+Recipes, in the same run:
 
-- ``few-shot`` (ours, :data:`segstudio.training.recipes.FEW_SHOT`): encoder at
-  a tenth of the learning rate, batch-norm statistics kept, the best weights
-  on validation kept, early stop;
+- ``few-shot`` (:data:`segstudio.training.recipes.FEW_SHOT`, what one click
+  uses): encoder at a tenth of the learning rate, batch-norm statistics kept,
+  the best weights on validation kept, early stop;
 - ``previous``: the recipe the window used before (AdamW at 1e-3 for every
-  layer, batch norm in train mode, the final weights).
+  layer, batch norm in train mode, the final weights);
+- any ``--variant NAME=JSON`` (fields on top of few-shot), e.g. the two-stage
+  ``{"lr": 2e-3, "freeze_encoder": true, "live_head": true}`` (the decoder
+  fine-tuned, then a live head judged on the held-out frames; its row also
+  scores the fine-tuned network alone).
+
+``--live`` adds the live learner alone (:func:`segstudio.training.live.quick_train`
+from the bundled model on all the labelled frames), what a live head adds to.
+
+A time budget (``--minutes``, as the window) gives fewer steps on a busy CPU;
+``--epochs N`` fixes the work instead, to compare recipes fairly. ``--split
+train --sequence 0006R0`` runs the same on a drive of CamVid train (the
+bundled model was trained on those frames: a sanity check only).
 
 Figures must hold on CPUs without AVX-512 or AMX; to measure as such a CPU
 on one that has them, run with ``ONEDNN_MAX_CPU_ISA=AVX2
 ATEN_CPU_CAPABILITY=avx2``. Prints one JSON object:
 
-``python benchmarks/bench_finetune.py [--frames 10] [--minutes 5] [--data ../shared/data/camvid]``
+``python benchmarks/bench_finetune.py [--frames 10] [--minutes 5 | --epochs N]
+[--split val --sequence 0016E5] [--recipes few-shot,previous] [--variant NAME=JSON] [--live]``
 """
 
 from __future__ import annotations
@@ -29,70 +43,89 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_bundled import cpu_name
+from machine import cpu_name, machine_info
 
 from segstudio.core.bundled import bundled_model_path
 from segstudio.core.jobs import drive
 from segstudio.io.images import list_images
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
-RECIPES = {
-    "few-shot": "FEW_SHOT",
-    "previous": None,
-}
+RECIPES = ("few-shot", "previous")
+
+
+def _recipe(name: str, variants: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from segstudio.training.recipes import FEW_SHOT
+
+    if name in variants:
+        return variants[name]
+    return {"few-shot": FEW_SHOT, "previous": {}}[name]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=SHARED)
+    p.add_argument("--split", default="val", help="val or train (a sanity check only)")
+    p.add_argument("--sequence", default="", help="frame-name prefix of one drive, e.g. 0006R0")
     p.add_argument("--frames", type=int, default=10)
-    p.add_argument("--minutes", type=float, default=5.0)
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=5.0)
+    budget.add_argument("--epochs", type=int, help="a fixed number of epochs instead of minutes")
     p.add_argument(
         "--recipes", type=lambda s: [r for r in s.split(",") if r], default=list(RECIPES)
     )
     p.add_argument("--test-max", type=int, default=0, help="cap the later frames scored (0: all)")
+    p.add_argument("--stride", type=int, default=1, help="score every N-th later frame")
     p.add_argument(
         "--variant",
         action="append",
         default=[],
         metavar="NAME=JSON",
-        help="another recipe to compare, e.g. hot='{\"lr\": 1e-3}' (on top of few-shot)",
+        help="another recipe to compare, e.g. hot='{\"lr\": 1e-3}' (on top of the current one)",
     )
+    p.add_argument("--live", action="store_true", help="also the live learner alone")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
 
     import torch
 
     from segstudio.model.files import load_model
+    from segstudio.session.training import one_click
     from segstudio.training.config import TrainConfig
     from segstudio.training.data import from_folder
     from segstudio.training.evaluate import evaluate
     from segstudio.training.events import TrainProgress
-    from segstudio.training.loop import fine_tune
+    from segstudio.training.live import quick_train
     from segstudio.training.recipes import FEW_SHOT
 
     bundled = bundled_model_path()
     if bundled is None:
         raise SystemExit("no bundled model in this build")
     init = load_model(bundled)
-    frames = list_images(args.data / "val")
+    frames = [f for f in list_images(args.data / args.split) if f.stem.startswith(args.sequence)]
     first, rest = frames[: args.frames], frames[args.frames :]
     if args.test_max:
         rest = rest[: args.test_max]
+    rest = rest[:: args.stride]
     out: dict = {
         "benchmark": "bench_finetune",
         "cpu": cpu_name(),
+        "machine": machine_info(),
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
         "threads": torch.get_num_threads(),
+        "load_average": os.getloadavg()[0],
+        "split": args.split,
+        "sequence": args.sequence or None,
         "labelled_frames": [f.stem for f in first],
         "later_frames_scored": len(rest),
-        "minutes": args.minutes,
+        "budget": {"epochs": args.epochs} if args.epochs else {"minutes": args.minutes},
         "recipes": {},
     }
+    annot = args.data / f"{args.split}annot"
     with tempfile.TemporaryDirectory() as tmp:
 
         def folder(name: str, paths: list[Path]) -> Path:
@@ -102,11 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             (root / "classes.json").write_text((args.data / "classes.json").read_text())
             for f in paths:
                 (root / "images" / f.name).symlink_to(f)
-                (root / "labels" / f"{f.stem}.png").symlink_to(
-                    args.data / "valannot" / f"{f.stem}.png"
-                )
+                (root / "labels" / f"{f.stem}.png").symlink_to(annot / f"{f.stem}.png")
             return root
 
+        # the one-click rule's hold-out (30 % of few images, by name hash)
         labelled = from_folder(folder("labelled", first), void=11, val_fraction=0.3, seed=0)
         test = from_folder(folder("test", rest), void=11, val_fraction=0.0, seed=0).train
         out["train_frames"] = [s.name for s in labelled.train]
@@ -121,30 +153,59 @@ def main(argv: list[str] | None = None) -> int:
         for v in args.variant:
             vname, _, text = v.partition("=")
             variants[vname] = {**FEW_SHOT, **json.loads(text)}
-        for name in [*args.recipes, *variants]:
-            recipe = variants.get(name, FEW_SHOT if RECIPES.get(name) else {})
-            config = TrainConfig(minutes=args.minutes, **recipe)
+        budget = {"epochs": args.epochs} if args.epochs else {"minutes": args.minutes}
+        if args.live:  # the live learner alone, from the bundled model, on all the frames
             t0 = time.perf_counter()
-            gen = fine_tune(labelled, init=init, config=config)
+            everything = from_folder(folder("all", first), void=11, val_fraction=0.0)
+            live_model, _ = drive(quick_train(everything, init)) or (None, None)
+            assert live_model is not None
+            fit_s = time.perf_counter() - t0
+            live = evaluate(live_model, test)["mean_iou"]
+            out["live_only"] = {
+                "later_frames_miou": live,
+                "delta_vs_bundled": live - out["before"],
+                "fit_s": round(fit_s, 1),
+            }
+            print(f"live learner alone: mIoU {live:.4f}", file=sys.stderr, flush=True)
+        for name in [*args.recipes, *variants]:
+            config = TrainConfig.from_dict({**_recipe(name, variants), **budget})
+            t0 = time.perf_counter()
+
             def show(report: TrainProgress, name: str = name) -> None:
                 if report.kind == "message" or report.metrics is not None:
                     print(f"[{name}] {report.message}", file=sys.stderr, flush=True)
 
-            result = drive(gen, show)
+            result = drive(one_click(labelled, init, config), show)
+            assert result is not None
             train_s = time.perf_counter() - t0
             after = evaluate(result.model, test)["mean_iou"]
-            out["recipes"][name] = {
+            prov = result.model.info.provenance
+            deep = prov.get("deep", prov)  # a live model: the deep run's lineage inside
+            row = {
+                "recipe": config.to_dict(),
                 "later_frames_miou": after,
                 "delta_vs_bundled": after - out["before"],
+                "model": result.model.info.arch.name,
                 "val_before": result.before and result.before["mean_iou"],
                 "val_after": result.after and result.after["mean_iou"],
+                "val_deep_only": deep.get("after_mean_iou"),
                 "improved": result.improved,
                 "verdict": result.verdict,
-                "steps": result.model.info.provenance["steps"],
+                "steps": deep.get("steps"),
+                "trained_on": deep.get("train_images"),
+                "refit": deep.get("refit"),
+                "live_head": prov.get("live_head"),
                 "train_s": round(train_s, 1),
-                "precision": result.model.info.provenance["precision"],
+                "precision": deep.get("precision"),
             }
+            if result.model.info.arch.name == "live":  # and the fine-tuned network alone
+                from segstudio.model.live import base_model
+
+                alone = evaluate(base_model(result.model), test)["mean_iou"]
+                row["network_alone_later_frames_miou"] = alone
+                row["network_alone_delta"] = alone - out["before"]
             print(f"[{name}] later frames mIoU {after:.4f}", file=sys.stderr, flush=True)
+            out["recipes"][name] = row
     text = json.dumps(out, indent=1)
     print(text)
     if args.out:

@@ -26,6 +26,12 @@ from segstudio.core.atomic import atomic_write_text
 from segstudio.io.project import Project
 
 if TYPE_CHECKING:  # torch: imported by the worker that runs the training, not here
+    from collections.abc import Callable
+
+    from segstudio.model.arch import ArchSpec
+    from segstudio.model.files import LoadedModel
+    from segstudio.training.config import TrainConfig
+    from segstudio.training.data import TrainingData
     from segstudio.training.loop import TrainProgress, TrainResult
 
 log = logging.getLogger(__name__)
@@ -166,6 +172,174 @@ def discard_run(run: Path) -> None:
     shutil.rmtree(run, ignore_errors=True)
 
 
+def one_click(
+    data: TrainingData,
+    init: LoadedModel | None,
+    config: TrainConfig,
+    *,
+    arch: ArchSpec | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    cancel: Callable[[], bool] | None = None,
+) -> Generator[TrainProgress, None, TrainResult]:
+    """The fine-tune one click runs: train, judge on the held-out images, then (as the
+    recipe says) train once more on every labelled image or add a live head.
+
+    The first run trains on ``data.train`` and is judged on ``data.val``
+    (``keep_best``: the best weights on them are kept). With ``refit_all``,
+    from a trained model, and when that run was better on validation, a
+    second run starts again from ``init`` on the training and the validation
+    images together, for as many epochs as the kept weights of the first run
+    had trained (a schedule fixed before it starts, so nothing is chosen on
+    images it trains on), and its weights are the result. The verdict, the
+    before and after metrics are those of the first run, on images it never
+    saw, and the verdict says that the model handed back learnt from all the
+    images. The second run keeps no checkpoint: a resumed run repeats it.
+
+    With ``live_head`` (from a SegNet), the live learner then reads the
+    fine-tuned network and fits its head on the training images' pixels; the
+    head is judged on the held-out images against the starting model (and the
+    network alone), and only when it beats both is it fitted on every labelled
+    image and handed back, a ``live`` model whose verdict says so. Otherwise
+    the deep result stands, so the rule never hands back a model that scores
+    below its start on the held-out images.
+
+    Yields :class:`~segstudio.training.events.TrainProgress`; returns the
+    :class:`~segstudio.training.config.TrainResult`.
+    """
+    from segstudio.training.loop import fine_tune
+
+    gen = fine_tune(
+        data,
+        init=init,
+        arch=arch,
+        config=config,
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        cancel=cancel,
+    )
+    first = yield from gen
+    if config.refit_all and init is not None and data.val and first.improved:
+        first = yield from _refit(data, init, config, first, cancel)
+    # the live learner reads a SegNet's features; other networks keep the deep result
+    if config.live_head and init is not None and data.val and init.info.arch.name == "segnet":
+        return (yield from _live_head(data, init, config, first))
+    return first
+
+
+def _refit(
+    data: TrainingData,
+    init: LoadedModel,
+    config: TrainConfig,
+    first: TrainResult,
+    cancel: Callable[[], bool] | None,
+) -> Generator[TrainProgress, None, TrainResult]:
+    """``refit_all``: the same recipe again from ``init`` on every labelled image."""
+    import dataclasses
+
+    from segstudio.training.data import TrainingData as Data
+    from segstudio.training.loop import fine_tune
+
+    prov = first.model.info.provenance
+    best_step = prov.get("best_step") or 0
+    steps_per_epoch = max(1, -(-len(data.train) // config.batch_size))
+    epochs = max(1, round(best_step / steps_per_epoch))
+    every = Data(data.train + data.val, (), data.labelset, data.source)
+    again = dataclasses.replace(
+        config, epochs=epochs, minutes=None, keep_best=False, patience=0, refit_all=False
+    )
+    yield from _say(
+        f"refit: training again from the start on all {len(every.train)} labelled images "
+        f"for {epochs} epoch(s), as the kept weights had; the verdict stays the one on "
+        f"the {len(data.val)} held-out image(s)"
+    )
+    second = yield from fine_tune(every, init=init, config=again, cancel=cancel)
+    model = second.model
+    info = dataclasses.replace(
+        model.info,
+        provenance={
+            **prov,
+            "refit": {
+                "images": len(every.train),
+                "epochs": epochs,
+                "steps": model.info.provenance.get("steps"),
+                "duration_s": model.info.provenance.get("duration_s"),
+                "recipe": again.to_dict(),
+            },
+        },
+        metrics=dict(first.model.info.metrics),
+    )
+    return dataclasses.replace(
+        first,
+        model=dataclasses.replace(model, info=info),
+        verdict=f"{first.verdict}; then retrained the same way on all "
+        f"{len(every.train)} labelled images ({epochs} epoch(s)): the model handed back",
+    )
+
+
+def _live_head(
+    data: TrainingData, init: LoadedModel, config: TrainConfig, first: TrainResult
+) -> Generator[TrainProgress, None, TrainResult]:
+    """``live_head``: the fine-tuned SegNet read by the live learner, whose head is
+    fitted on the training images' pixels and judged on the held-out images
+    against the starting model; when better, fitted again on every labelled
+    image and handed back (a ``live`` model), else the deep run's result stands."""
+    import dataclasses
+
+    from segstudio.training.evaluate import evaluate, verdict
+    from segstudio.training.live import LiveLearner
+
+    learner = LiveLearner(first.model, data.labelset)
+    for sample in data.train:
+        rgb, labels, _ = sample.load()
+        learner.add_image(sample.name, rgb, labels)
+    if not learner.images:
+        return first
+    yield from _say(f"live head: fitting on the pixels of {len(learner.images)} image(s)")
+    learner.fit()
+    after = evaluate(learner.model(), data.val)
+    after["images"] = len(data.val)
+    before = first.before
+    deep = first.after["mean_iou"] if first.after else None
+    if before is None or after["mean_iou"] <= max(before["mean_iou"], deep or -1.0):
+        yield from _say(
+            f"live head: mIoU {after['mean_iou']:.4f} on the held-out image(s), no better "
+            "than the fine-tuned network alone or the start: not used"
+        )
+        return first
+    improved, sentence = verdict(before, after, config.verdict_pixels, kept_start=False)
+    for sample in data.val:  # the verdict is given: now learn from every labelled image
+        rgb, labels, _ = sample.load()
+        learner.add_image(sample.name, rgb, labels)
+    learner.fit()
+    fitted = len(learner.images)
+    model = learner.model(
+        deep=dict(first.model.info.provenance),
+        live_head={"images": fitted, "val_mean_iou_before_refit": after["mean_iou"]},
+        before_mean_iou=before["mean_iou"],
+        after_mean_iou=after["mean_iou"],
+    )
+    model.info = dataclasses.replace(model.info, metrics=dict(after))
+    yield from _say(
+        f"live head: mIoU {after['mean_iou']:.4f} on the held-out image(s) (the network "
+        f"alone: {deep if deep is None else round(deep, 4)}); fitted again on all {fitted}"
+    )
+    return dataclasses.replace(
+        first,
+        model=model,
+        after=after,
+        improved=improved,
+        verdict=f"{sentence} (the fine-tuned network with a live head fitted on the "
+        f"training images; the model handed back has its head fitted on all {fitted})",
+    )
+
+
+def _say(message: str) -> Generator[TrainProgress, None, None]:
+    from segstudio.training.events import ProgressKind, TrainProgress
+
+    yield TrainProgress(kind=ProgressKind.MESSAGE, message=message)
+
+
 def run_training(
     project: Project,
     active_model: Path | None,
@@ -191,7 +365,7 @@ def run_training(
     from segstudio.model.files import load_model, save_model, with_metadata
     from segstudio.model.live import base_model
     from segstudio.training.data import from_project
-    from segstudio.training.loop import TrainConfig, TrainingCancelled, fine_tune
+    from segstudio.training.loop import TrainConfig, TrainingCancelled
     from segstudio.training.recipes import FEW_SHOT
 
     marked = request.validation is Validation.MARKED
@@ -214,11 +388,11 @@ def run_training(
         run_dir.mkdir(parents=True, exist_ok=True)
         asked = {"choice": request.to_json(), "active_model": str(active_model or "")}
         atomic_write_text(run_dir / "choice.json", json.dumps(asked))
-    gen = fine_tune(
+    gen = one_click(
         data,
-        init=init,
+        init,
+        config,
         arch=arch,
-        config=config,
         checkpoint_dir=run_dir,
         resume=resume is not None,
         cancel=cancel.is_set,

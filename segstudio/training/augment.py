@@ -22,7 +22,7 @@ import numpy as np
 
 from segstudio.core.labelset import UNLABELED
 
-__all__ = ["AugmentConfig", "augment", "crop_size"]
+__all__ = ["LIGHT", "AugmentConfig", "augment", "crop_size", "preset"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,21 @@ class AugmentConfig:
 
 
 DEFAULT = AugmentConfig()
+#: For frames of one camera (a drive): the horizon and the scale of things hardly
+#: change, so little scaling and rotation; flips and colour changes as usual.
+LIGHT = AugmentConfig(scale=(0.9, 1.15), rotation=2.0)
+_PRESETS = {"default": DEFAULT, "light": LIGHT}
+
+
+def preset(name: str) -> AugmentConfig:
+    """The strengths a recipe's ``augment`` names (``"default"`` or ``"light"``).
+
+    Raises
+    ------
+    KeyError
+        No such preset.
+    """
+    return _PRESETS[str(name)]
 
 
 def crop_size(crop: int | tuple[int, int]) -> tuple[int, int]:
@@ -122,7 +137,7 @@ def _photometric(rgb: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) 
         gray = img @ np.array([0.299, 0.587, 0.114], np.float32)
         img = (img - gray[..., None]) * saturation + gray[..., None]
     if blur:
-        img = cv2.GaussianBlur(img, (0, 0), sigma)
+        img = np.asarray(cv2.GaussianBlur(img, (0, 0), sigma), np.float32)
     if noise:
         img += rng.normal(0.0, noise_sigma, img.shape).astype(np.float32)
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_CONFIG",
     "MIN_CROP",
+    "AugmentStrength",
     "ClassWeighting",
     "Optimizer",
     "Precision",
@@ -61,6 +62,13 @@ class ClassWeighting(enum.StrEnum):
     NONE = "none"
 
 
+class AugmentStrength(enum.StrEnum):
+    """How far the training crops are scaled and rotated (see :mod:`segstudio.training.augment`)."""
+
+    DEFAULT = "default"  # scale 0.75..1.5, rotation +-10 degrees
+    LIGHT = "light"  # scale 0.9..1.15, rotation +-2 degrees: frames of one fixed camera
+
+
 class Precision(enum.StrEnum):
     """The compute precision asked for (see :mod:`segstudio.training.precision`)."""
 
@@ -75,6 +83,7 @@ _MODES: dict[str, type[enum.StrEnum]] = {
     "schedule": Schedule,
     "class_weighting": ClassWeighting,
     "precision": Precision,
+    "augment": AugmentStrength,
 }
 
 
@@ -193,6 +202,9 @@ class TrainConfig:
     patience: int = 0
     verdict_pixels: int = 100_000
     balanced_crops: bool = False
+    augment: AugmentStrength = AugmentStrength.DEFAULT
+    refit_all: bool = False
+    live_head: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.minutes is not None:
@@ -234,6 +246,9 @@ class TrainConfig:
             ("patience", count(self.patience, 0), ">= 0"),
             ("verdict_pixels", count(self.verdict_pixels, 0), ">= 0"),
             ("balanced_crops", isinstance(self.balanced_crops, bool), "true or false"),
+            mode("augment"),
+            ("refit_all", isinstance(self.refit_all, bool), "true or false"),
+            ("live_head", isinstance(self.live_head, bool), "true or false"),
         ]
         problems = [
             f"{name} is {getattr(self, name)!r}, must be {rule}"

@@ -453,6 +453,8 @@ class _Run:
             before=before,
             after=after,
         )
+        if cfg.keep_best:
+            lineage["best_step"] = st.best_step  # the step of the kept weights (0: the start)
         info = ModelInfo(
             arch=self.arch,
             labelset=data.labelset,

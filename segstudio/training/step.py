@@ -34,7 +34,7 @@ from segstudio.core.errors import TrainingError
 from segstudio.core.labelset import UNLABELED
 from segstudio.model.files import ModelInfo
 from segstudio.training import ddp
-from segstudio.training.augment import augment
+from segstudio.training.augment import augment, preset
 from segstudio.training.checkpoint import RunState
 from segstudio.training.config import (
     MIN_CROP,
@@ -270,6 +270,7 @@ class Stepper:
         self.num_classes = len(weights)
         self.class_weights = torch.from_numpy(weights).to(device)
         self.inputs = NetworkPredict(network, info, device, amp).inputs
+        self.augment_config = preset(config.augment)
 
     def distribute(self) -> None:
         """Under torchrun, wrap the network in DistributedDataParallel (gradients averaged)."""
@@ -319,7 +320,9 @@ class Stepper:
             focus = (
                 _rare_pixel(labels, self.num_classes, rng) if self.config.balanced_crops else None
             )
-            a_rgb, a_lab, a_w = augment(rgb, labels, weights, rng, (ch, cw), focus=focus)
+            a_rgb, a_lab, a_w = augment(
+                rgb, labels, weights, rng, (ch, cw), self.augment_config, focus=focus
+            )
             rgbs.append(a_rgb)
             labs.append(a_lab)
             wts.append(a_w)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from segstudio.core.labelset import UNLABELED
-from segstudio.training.augment import augment
+from segstudio.training.augment import LIGHT, AugmentConfig, augment, preset
 from tests.unit.training.toy import shape_image
 
 
@@ -34,3 +34,23 @@ def test_augment_is_seeded_and_keeps_labels_aligned() -> None:
     assert (out[2][~valid] == 0).all()
     big = augment(rgb, labels, None, np.random.default_rng(1), 200)  # larger than the image
     assert big[1].shape == (200, 200) and (big[1] == UNLABELED).mean() > 0.5 and big[2] is None
+
+
+def test_the_light_preset_scales_and_rotates_less() -> None:
+    """A centred square in a 200 x 200 image: its area in a full-size crop varies with
+    the scale drawn, far less under the light preset."""
+    labels = np.zeros((200, 200), np.uint8)
+    labels[80:120, 80:120] = 1
+    rgb = np.zeros((200, 200, 3), np.uint8)
+
+    def areas(config: AugmentConfig) -> np.ndarray:
+        out = []
+        for seed in range(30):
+            _, lab, _ = augment(rgb, labels, None, np.random.default_rng(seed), 400, config)
+            out.append(int((lab == 1).sum()))
+        return np.array(out) / 1600.0
+
+    default, light = areas(preset("default")), areas(preset("light"))
+    assert preset("light") is LIGHT and preset("default") == AugmentConfig()
+    assert light.min() >= 0.9**2 * 0.9 and light.max() <= 1.15**2 * 1.1
+    assert default.max() - default.min() > 2 * (light.max() - light.min())

@@ -9,6 +9,7 @@ import pytest
 
 from segstudio.core.errors import TrainingError
 from segstudio.training.config import (
+    AugmentStrength,
     ClassWeighting,
     Optimizer,
     Precision,
@@ -40,6 +41,8 @@ def test_config_defaults_and_round_trip() -> None:
         ({"class_weighting": "inverse"}, "class_weighting"),
         ({"freeze_encoder": 1}, "freeze_encoder"),
         ({"val_every_epochs": 0}, "val_every_epochs"),
+        ({"augment": "heavy"}, "augment"),
+        ({"refit_all": "yes"}, "refit_all"),
     ],
 )
 def test_config_rejects_bad_values(kw: dict[str, Any], needle: str) -> None:
@@ -69,3 +72,6 @@ def test_modes_are_enums_that_take_and_give_plain_strings() -> None:
     assert json.loads(json.dumps(doc))["schedule"] == "poly"
     assert TrainConfig.from_dict(json.loads(json.dumps(doc))) == cfg
     assert TrainConfig().to_dict()["class_weighting"] == "median_frequency"
+    light = TrainConfig(augment="light")
+    assert light.augment is AugmentStrength.LIGHT and light.to_dict()["augment"] == "light"
+    assert TrainConfig().augment is AugmentStrength.DEFAULT

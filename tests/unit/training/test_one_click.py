@@ -1,0 +1,97 @@
+"""The one-click rule (session.training.one_click): a verdict on held-out images,
+then, with ``refit_all``, the same recipe once more on every labelled image."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from segstudio.model.arch import ArchSpec
+from segstudio.model.files import LoadedModel, new_model
+from segstudio.session.training import one_click
+from segstudio.training.data import TrainingData
+from segstudio.training.loop import fine_tune
+from segstudio.training.recipes import FEW_SHOT
+from tests.unit.training.toy import TINY, drive, toy_config
+
+
+@pytest.fixture(scope="module")
+def trained(data: TrainingData) -> LoadedModel:
+    """A model trained a little on the toy task (what a project fine-tunes from)."""
+    _, result = drive(fine_tune(data, arch=TINY, config=toy_config(epochs=3)))
+    assert result is not None
+    return result.model
+
+
+def test_refit_trains_on_every_image_and_keeps_the_held_out_verdict(
+    data: TrainingData, trained: LoadedModel
+) -> None:
+    few = TrainingData(data.train[:4], data.val, data.labelset, data.source)
+    config = toy_config(**{**FEW_SHOT, "refit_all": True, "epochs": 4, "batch_size": 2, "lr": 1e-2})
+    reports, result = drive(one_click(few, trained, config))
+    assert result is not None and result.before is not None and result.after is not None
+    assert result.improved is True  # the toy start is far from done: the first run helps
+    prov = result.model.info.provenance
+    refit = prov["refit"]
+    # as many epochs as the kept weights had, on the 4 + 3 images
+    assert refit["images"] == 7
+    assert refit["epochs"] == prov["best_step"] // 2
+    assert refit["steps"] == refit["epochs"] * 4
+    assert any(r.message.startswith("refit:") for r in reports)
+    # the verdict is the held-out one, and says which model is handed back
+    assert f"{result.before['mean_iou']:.3f} -> {result.after['mean_iou']:.3f}" in result.verdict
+    assert "all 7 labelled images" in result.verdict
+    assert result.model.info.metrics["mean_iou"] == result.after["mean_iou"]
+    # the handed-back weights are not the first run's: they learnt from the held-out images
+    first = drive(fine_tune(few, init=trained, config=config))[1]
+    assert first is not None
+    assert any(
+        not torch.equal(v, first.model.network.state_dict()[k])
+        for k, v in result.model.network.state_dict().items()
+    )
+
+
+def test_no_refit_when_the_first_run_is_not_better(
+    data: TrainingData, trained: LoadedModel
+) -> None:
+    config = toy_config(
+        epochs=2, lr=5.0, keep_best=True, freeze_bn=True, warmup_steps=0, refit_all=True
+    )
+    reports, result = drive(one_click(data, trained, config))
+    assert result is not None and result.improved is False
+    assert "refit" not in result.model.info.provenance
+    assert not any(r.message.startswith("refit:") for r in reports)
+    for key, value in trained.network.state_dict().items():
+        torch.testing.assert_close(result.model.network.state_dict()[key], value)
+
+
+def test_without_refit_all_one_click_is_the_plain_fine_tune(
+    data: TrainingData, trained: LoadedModel
+) -> None:
+    config = toy_config(**{**FEW_SHOT, "refit_all": False, "epochs": 2, "batch_size": 3})
+    _, result = drive(one_click(data, trained, config))
+    _, plain = drive(fine_tune(data, init=trained, config=config))
+    assert result is not None and plain is not None
+    assert "refit" not in result.model.info.provenance
+    assert result.after == plain.after
+
+
+def test_live_head_is_judged_on_the_held_out_images_then_fitted_on_all(
+    data: TrainingData,
+) -> None:
+    start = new_model(ArchSpec("segnet", {"width": 0.125}), data.labelset, seed=0)
+    _, warm = drive(fine_tune(data, init=start, config=toy_config(epochs=1)))
+    assert warm is not None
+    config = toy_config(**{**FEW_SHOT, "live_head": True, "epochs": 1, "batch_size": 3})
+    reports, result = drive(one_click(data, warm.model, config))
+    assert result is not None and result.before is not None and result.after is not None
+    # the colours of the shapes are features of the live head: it beats the barely
+    # trained start on the held-out images, so it is the model handed back
+    assert result.model.info.arch.name == "live"
+    assert result.improved is True and result.after["mean_iou"] > result.before["mean_iou"]
+    assert result.model.info.metrics["mean_iou"] == result.after["mean_iou"]
+    prov = result.model.info.provenance
+    assert prov["live_head"]["images"] == len(data.train) + len(data.val)
+    assert prov["deep"]["train_images"] == len(data.train)
+    assert f"head fitted on all {len(data.train) + len(data.val)}" in result.verdict
+    assert any(r.message.startswith("live head:") for r in reports)
