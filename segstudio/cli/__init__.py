@@ -120,12 +120,26 @@ def _opens_folder(word: str) -> bool:
     return word not in MODEL_COMMANDS and _near(word, COMMANDS) is None
 
 
+#: The options of ``segstudio`` itself that may go with a folder (``segstudio -v FOLDER``).
+WINDOW_OPTIONS = ("-v", "--verbose")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         return run_gui(None)
-    if len(argv) == 1 and _opens_folder(argv[0]):
-        return run_gui(argv[0])
+    # the window's own options may stand before or after the folder: -v FOLDER, FOLDER -v
+    words = [a for a in argv if a not in WINDOW_OPTIONS]
+    if len(words) <= 1 and (not words or _opens_folder(words[0])):
+        _configure_logging(len(words) < len(argv))
+        return run_gui(words[0] if words else None)
     mistake = unknown_command(argv)
     if mistake is not None:
         print(mistake, file=sys.stderr)
@@ -137,10 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return int(exc.code or 0)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(args.verbose)
     if args.command is None:
         return run_gui(None)
     if getattr(args, "model_command", None):

@@ -99,7 +99,21 @@ class AutoPrediction(QObject):
 
     @property
     def busy(self) -> bool:
+        """Whether a prediction runs (or a stopped one is still winding down)."""
         return self.workers.busy
+
+    @property
+    def _running(self) -> bool:
+        """Whether the current prediction runs (one that was stopped does not count)."""
+        return self.name is not None and not self._cancel.is_set()
+
+    def _drop(self) -> None:
+        """Stop the current prediction and forget it at once: its worker ends by itself
+        (a huge image may still be read for seconds), the next image need not wait."""
+        self._cancel.set()
+        self.name, self._big = None, False
+        self.progress.setVisible(False)
+        self.stop_button.setVisible(False)
 
     def reset(self) -> None:
         """Another model (or project): try every image again."""
@@ -109,15 +123,16 @@ class AutoPrediction(QObject):
     def leave(self, shown: str) -> None:
         """``shown`` is on screen now: stop predicting another image when it is big (a
         small one ends within a moment; ``shown`` is taken up next either way)."""
-        if self.workers.busy and self.name != shown:
+        if self._running and self.name != shown:
             if self._big:
-                self._cancel.set()
-            self.again = True
+                self._drop()  # start() takes ``shown`` up now, beside the stopping worker
+            else:
+                self.again = True
 
     def cancel_for(self, name: str) -> None:
         """Stop predicting ``name`` (a job predicts it now)."""
-        if self.workers.busy and self.name == name:
-            self._cancel.set()
+        if self._running and self.name == name:
+            self._drop()
 
     def start(self) -> None:
         """Predict the image on screen if it has no prediction yet (and may have one)."""
@@ -133,9 +148,10 @@ class AutoPrediction(QObject):
             or self.jobs.kind is JobKind.PREDICT_ALL  # it predicts this image anyway
         ):
             return
-        if self.workers.busy:
+        if self._running:
             self.leave(doc.name)
-            return
+            if self._running:
+                return
         if self.unfit is not None:  # said once, in the status bar; the model's name is marked
             self.failed = model
             self.ui.say(unfit_text(model.name, self.unfit), 15000)
@@ -148,6 +164,8 @@ class AutoPrediction(QObject):
         cancel = threading.Event()
         self._cancel, self.name = cancel, doc.name
         self._big = max(doc.labels.shape[:2]) > BIG_SIDE
+        if self._big:  # reading it and its first tile take a while: say so, offer Stop now
+            self._show_progress(doc.name, 0, 0)
         self.workers.start(
             predict_one,
             self.service,
@@ -157,23 +175,24 @@ class AutoPrediction(QObject):
             cancel.is_set,
             returned=self._returned,
             errored=lambda exc, m=model: self._error(m, exc),
-            finished=self._finished,
+            finished=lambda c=cancel: self._finished(c),
         )
 
     def stop(self) -> None:
         """Stop predicting the shown image (Stop beside its progress); not retried by itself."""
-        if self.name is not None and self.workers.busy:
-            self.stopped.add(self.name)
-            self._cancel.set()
+        name = self.name
+        if name is not None and self._running:
+            self.stopped.add(name)
+            self._drop()
             self.ui.say(
-                f"Stopped predicting {self.name}; Model → Predict this image (Ctrl+P) predicts it.",
+                f"Stopped predicting {name}; Model → Predict this image (Ctrl+P) predicts it.",
                 10000,
             )
 
     def cancel(self) -> None:
         """Stop the prediction under way (if any); nothing is taken up after it."""
         self.again = False
-        self._cancel.set()
+        self._drop()
 
     def close(self) -> None:
         """Before the project closes: stop, and let the worker end."""
@@ -195,8 +214,10 @@ class AutoPrediction(QObject):
         self.failed = model
         self.ui.say(f"Automatic prediction stopped: {msg}", 15000)
 
-    def _finished(self) -> None:
-        self.name = None
+    def _finished(self, cancel: threading.Event) -> None:
+        if cancel is not self._cancel:
+            return  # a prediction stopped earlier has ended; the current one goes on
+        self.name, self._big = None, False
         self.progress.setVisible(False)
         self.stop_button.setVisible(False)
         if self.again:
@@ -208,10 +229,18 @@ class AutoPrediction(QObject):
         if who != "auto" or total <= 1 or name != self.name or self._cancel.is_set():
             return
         self._big = True
+        self._show_progress(name, done, total)
+
+    def _show_progress(self, name: str, done: int, total: int) -> None:
+        """``done`` of ``total`` tiles of ``name`` (total 0: not tiled yet)."""
         bar = self.progress
-        bar.setRange(0, total)
+        bar.setRange(0, max(total, 1))  # not a busy bar: its text would not show
         bar.setValue(done)
-        bar.setFormat(f"Predicting {short_name(name)}: %v/%m")
-        bar.setToolTip(f"{name} is predicted in {total} tiles")
+        if total:
+            bar.setFormat(f"Predicting {short_name(name)}: %v/%m")
+            bar.setToolTip(f"{name} is predicted in {total} tiles")
+        else:
+            bar.setFormat(f"Predicting {short_name(name)}: starting…")
+            bar.setToolTip(f"{name} is large: it is read, then predicted tile by tile")
         bar.setVisible(True)
         self.stop_button.setVisible(True)

@@ -158,6 +158,7 @@ class JobRunner(QObject):
         self._said: str | None = None  # the status line when the job returned
         #: Set when the app quits: a cancelled fine-tune keeps its checkpoint to resume.
         self.keep = threading.Event()
+        self._closing = False  # the project closes: a result or an error is only logged
 
     @property
     def running(self) -> bool:
@@ -195,7 +196,7 @@ class JobRunner(QObject):
         # what the status bar said before the job's own words on its result, if any
         worker.returned.connect(lambda _r: setattr(self, "_said", self._status.currentMessage()))
         if on_return is not None:
-            worker.returned.connect(on_return)
+            worker.returned.connect(lambda result, f=on_return: self._returned(result, f))
         self._said = None
         self._worker, self._kind, self._cancel = worker, kind, cancel
         self._outcome = ""
@@ -247,6 +248,24 @@ class JobRunner(QObject):
         """Let the running job end (it reports back first); False if it still runs."""
         return wait_for(self.finished, lambda: self._worker is None, timeout_s)
 
+    def close(self, timeout_s: float) -> bool:
+        """The project closes (or the app quits): cancel the running job and wait for it
+        (at most ``timeout_s``). A job that ends anyway (an import past its point of no
+        return) is logged, not shown: no dialog holds up the closing. False if the job
+        still runs."""
+        if self._worker is None:
+            return True
+        self._closing = True  # until the job has ended, however long that takes
+        self.cancel()
+        return self.wait(timeout_s)
+
+    def _returned(self, result: Any, on_return: Callable[[Any], None]) -> None:
+        if self._closing:
+            kind = self._kind.value if self._kind is not None else "A job"
+            log.info("%s ended while closing: %r", kind, result)
+            return
+        on_return(result)
+
     def _report(self, report: Any, on_report: Callable[[Any], None] | None) -> None:
         if isinstance(report, Progress):
             self.show_progress(report.done, report.total)
@@ -256,7 +275,7 @@ class JobRunner(QObject):
     def _failed(self, exc: BaseException) -> None:
         title = self._kind.value if self._kind is not None else "Model"
         msg = error_text(exc)
-        if self._outcome == "cancelled":  # it stopped as asked, on its way out
+        if self._outcome == "cancelled" or self._closing:  # stopped as asked, on its way out
             log.info("%s cancelled: %s", title, msg)
             return
         self._outcome = "failed"
@@ -270,6 +289,7 @@ class JobRunner(QObject):
         if said is None or self._status.currentMessage() == said:  # the job said nothing
             self._status.showMessage(f"{kind.value} {self._outcome or 'finished'}", 5000)
         self._worker, self._kind, self._cancel = None, None, None
+        self._closing = False
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
         self.finished.emit(kind)

@@ -148,8 +148,10 @@ def _fmt_time(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-#: Rows of the per-class IoU table shown without scrolling it.
+#: Rows of the per-class IoU table shown when it is empty; a filled table shows every
+#: row (up to :data:`TABLE_MAX_ROWS`; the panel itself scrolls in a short dock).
 TABLE_ROWS = 6
+TABLE_MAX_ROWS = 40
 
 
 class TrainingPanel(QWidget):
@@ -187,8 +189,7 @@ class TrainingPanel(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        rows = self.table.verticalHeader().defaultSectionSize() * TABLE_ROWS
-        self.table.setMinimumHeight(rows + self.table.horizontalHeader().sizeHint().height() + 4)
+        self._fit_table(TABLE_ROWS)
         self.result = QLabel()
         self.result.setObjectName("trainingResult")
         self.result.setWordWrap(True)
@@ -298,8 +299,17 @@ class TrainingPanel(QWidget):
         )
         self._show_per_class(metrics.get("per_class_iou") or [])
 
+    def _fit_table(self, rows: int) -> None:
+        """Make the table tall enough for ``rows`` rows: no scroll bar of its own inside the
+        panel's (at most :data:`TABLE_MAX_ROWS`)."""
+        shown = min(max(rows, TABLE_ROWS), TABLE_MAX_ROWS)
+        header = self.table.horizontalHeader().sizeHint().height()
+        row = self.table.verticalHeader().defaultSectionSize()
+        self.table.setFixedHeight(row * shown + header + 2 * self.table.frameWidth() + 2)
+
     def _show_per_class(self, ious: list[float | None]) -> None:
         self.table.setRowCount(len(ious))
+        self._fit_table(len(ious))
         for i, iou in enumerate(ious):
             name = self.class_names[i] if i < len(self.class_names) else str(i)
             self.table.setItem(i, 0, QTableWidgetItem(name))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtCore import QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -59,6 +59,10 @@ def fills_screen(geometry: QRect, available: QRect) -> bool:
     return (
         geometry.width() >= available.width() - 64 or geometry.height() >= available.height() - 96
     )
+
+
+#: The least height :meth:`Docks.split` leaves the lower dock (Training and Models).
+BOTTOM_MIN = 180
 
 
 def dock_widths(window_width: int) -> tuple[int, int]:
@@ -159,6 +163,7 @@ class Docks:
         self.window = window
         self.docks: list[QDockWidget] = []
         self._hidden: list[QDockWidget] = []  # put away by hide_all(True)
+        self._section: Section | None = None  # the folding section fit() follows
 
     def add(self, title: str, widget: QWidget, area: Qt.DockWidgetArea, name: str) -> QDockWidget:
         dock = QDockWidget(title, self.window)
@@ -202,8 +207,25 @@ class Docks:
         left_w, right_w = dock_widths(w)
         self.window.resizeDocks([left, top], [left_w, right_w], Qt.Orientation.Horizontal)
         section.set_expanded(roomy(h))
+        self.split(top, bottom)
+        if self._section is not section:  # unfolded (or folded) later: the split follows
+            self._section = section
+            section.header.toggled.connect(
+                lambda _on: QTimer.singleShot(0, lambda: self.split(top, bottom))
+            )
+
+    def split(self, top: QDockWidget, bottom: QDockWidget) -> None:
+        """``top`` over ``bottom``: ``top`` tall enough for its contents (at least half the
+        column), ``bottom`` keeps :data:`BOTTOM_MIN` px."""
+        h = max(self.window.height(), 400)
+        if top.isVisible() and bottom.isVisible():  # the column the two share now
+            tabs = [bottom, *self.window.tabifiedDockWidgets(bottom)]  # a hidden tab: stale
+            below = max(d.height() for d in tabs if not d.visibleRegion().isEmpty() or d is bottom)
+            h = max(top.height() + below, 2 * BOTTOM_MIN)
         area = top.widget()
         inner = area.widget() if isinstance(area, QScrollArea) else area
+        if inner is not None and inner.layout() is not None:
+            inner.layout().activate()  # a section just folded or unfolded: its size now
         content = (inner.sizeHint().height() if inner is not None else h // 2) + 32
-        upper = min(max(content, h // 2), h - 200)
+        upper = min(max(content, h // 2), h - BOTTOM_MIN)
         self.window.resizeDocks([top, bottom], [upper, h - upper], Qt.Orientation.Vertical)

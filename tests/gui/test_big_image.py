@@ -179,3 +179,37 @@ def test_a_cancelled_predict_all_says_cancelled(qtbot, project: Path, tiny: Path
     assert win.statusBar().currentMessage() == "Predict all cancelled"
     assert not win.project.record("big.png").has_prediction
     win.close()
+
+
+def test_a_huge_image_shows_progress_at_once_and_leaving_it_never_waits_for_its_read(
+    qtbot, project: Path, tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a huge file takes seconds and cannot be interrupted: the bar and Stop show
+    from the start, and the image shown next is predicted while that read still runs."""
+    import segstudio.session.models as models
+
+    gate, reading = threading.Event(), threading.Event()
+    real_read = models.read_image
+
+    def slow_read(path: Path):  # the worker's read of big.png, held until the test lets go
+        if path.name == "big.png" and threading.current_thread() is not threading.main_thread():
+            reading.set()
+            gate.wait(30)
+        return real_read(path)
+
+    monkeypatch.setattr(models, "read_image", slow_read)
+    win = open_window(qtbot, project)
+    auto = win.prediction.automatic
+    assert win.doc.name == "big.png"
+    qtbot.waitUntil(reading.is_set, timeout=10_000)
+    assert auto.progress.isVisible() and auto.stop_button.isVisible()  # before any tile
+    assert auto.progress.format() == "Predicting big.png: starting…"
+    show(qtbot, win, "img0.png")  # the user moves on while big.png is still being read
+    assert not auto.progress.isVisible() and not auto.stop_button.isVisible()
+    qtbot.waitUntil(lambda: win.doc.prediction is not None, timeout=60_000)
+    assert reading.is_set() and not gate.is_set() and auto.busy  # big.png's read still runs
+    gate.set()
+    qtbot.waitUntil(lambda: not auto.busy, timeout=30_000)
+    assert not win.project.record("big.png").has_prediction  # stopped, nothing stored
+    assert win.project.record("img0.png").has_prediction
+    win.close()

@@ -122,3 +122,36 @@ def test_the_progress_bar_has_room_for_its_text(runner: JobRunner) -> None:
     bar = runner.progress
     text = "Predict all 55/60"
     assert bar.minimumWidth() > bar.fontMetrics().horizontalAdvance(text)
+
+
+def test_closing_cancels_and_a_job_that_ends_anyway_shows_no_dialog(
+    runner: JobRunner, qtbot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Quitting during an import past its point of no return: the window waits for it, but
+    neither its result (an information box) nor an error box holds up the closing."""
+    cancel, started = threading.Event(), threading.Event()
+    shown: list[str] = []
+    monkeypatch.setattr("segstudio.gui.jobs.QMessageBox.warning", lambda *a: shown.append(a[2]))
+
+    def committing() -> Iterator[Progress]:
+        started.set()
+        yield Progress(1, 2, "")
+        cancel.wait(10)  # asked to stop, but it finishes its commit
+        return "committed"
+
+    returned: list[str] = []
+    assert runner.start(JobKind.IMPORT, committing, on_return=returned.append, cancel=cancel)
+    assert started.wait(10)
+    assert runner.close(10)
+    assert cancel.is_set() and not runner.running
+    assert returned == [] and shown == []
+    # the next job (another project) reports as usual again
+    assert runner.start(JobKind.EXPORT, lambda: "done", on_return=returned.append)
+    assert runner.wait(10) and returned == ["done"]
+
+    def failing() -> None:
+        started.wait(10)
+        raise OSError("disk gone")
+
+    assert runner.start(JobKind.EXPORT, failing)
+    assert runner.close(10) and shown == []  # closing: logged, no dialog

@@ -323,3 +323,28 @@ def test_per_class_iou_shows_the_kept_weights_not_the_last_epoch(
     assert table.item(0, 1).text() == "0.900" and table.item(1, 1).text() == "0.500"
     assert "stored model (mIoU 0.700)" in win.training_panel.table_title.text()
     win.close()
+
+
+def test_per_class_iou_table_shows_every_class_without_its_own_scrolling(qtbot) -> None:
+    from segstudio.gui.training_panel import TrainingPanel
+    from segstudio.training.events import TrainProgress
+
+    names = tuple(preset("camvid11").names)
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.resize(300, 400)  # a short dock: the panel scrolls, the table does not
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.start(names, "run")
+    ious = [round(0.05 * i, 2) for i in range(len(names))]
+    panel.progress(
+        TrainProgress("validation", step=3, metrics={"mean_iou": 0.3, "per_class_iou": ious})
+    )
+    qtbot.wait(50)
+    table = panel.table
+    assert table.rowCount() == len(names) == 11
+    assert table.verticalScrollBar().maximum() == 0  # every row in sight within the table
+    last = table.visualItemRect(table.item(10, 0))
+    assert table.viewport().rect().contains(last)
+    assert [table.item(i, 0).text() for i in range(11)] == list(names)
+    assert table.item(10, 1).text() == "0.500"
