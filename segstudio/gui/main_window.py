@@ -446,8 +446,7 @@ class MainWindow(QMainWindow):
         project = self.project
         if project is None:
             return
-        self.jobs.cancel()
-        self.jobs.wait(JOB_WAIT_S)  # closing: let the worker reach its next step, report back
+        self.jobs.close(JOB_WAIT_S)  # cancel and wait; a late result is logged, not shown
         self.prediction.close()
         self.classes.close()
         self.editing.close()

@@ -409,6 +409,7 @@ class _Run:
         else:
             after = None
         best = st.best_metrics
+        kept_start = False
         if (
             cfg.keep_best
             and after is not None
@@ -418,6 +419,7 @@ class _Run:
         ):
             self.network.load_state_dict(self.best_state)
             after = best
+            kept_start = st.best_step == 0
             yield self._message(
                 "kept the starting weights: no epoch beat them on validation"
                 if st.best_step == 0
@@ -425,16 +427,22 @@ class _Run:
             )
         # every run of a resumed training counts, not only this one
         duration = self._elapsed() + (self.t0 - started)
-        return self._result(after, stopped, duration)
+        return self._result(after, stopped, duration, kept_start)
 
     def _result(
-        self, after: dict[str, Any] | None, stopped: str | None, duration: float
+        self,
+        after: dict[str, Any] | None,
+        stopped: str | None,
+        duration: float,
+        kept_start: bool = False,
     ) -> TrainResult:
+        """``kept_start``: the best weights restored at the end were the starting ones
+        (final weights kept, or a later step's restored, are not)."""
         cfg, data, st = self.config, self.data, self.state
         network = self.stepper.release()
         before = st.before if self.head == Head.KEPT else None
         improved, sentence = verdict(
-            before, after, cfg.verdict_pixels, kept_start=cfg.keep_best and st.best_step == 0
+            before, after, cfg.verdict_pixels, kept_start=kept_start
         )
         lineage = provenance(
             head=self.head,

@@ -153,3 +153,17 @@ def test_fine_tune_argument_errors(data: TrainingData) -> None:
         fine_tune(data, init=new_model(TINY, SHAPES), arch=TINY)
     with pytest.raises(TrainingError, match="checkpoint folder"):
         fine_tune(data, arch=TINY, resume=True)
+
+
+def test_final_weights_that_beat_the_start_are_called_better(data: TrainingData) -> None:
+    # validated only at the start and at the end: the best seen is the start (step 0), and
+    # the final weights, better than it, are kept: the verdict must not say "kept the start"
+    _, weak = drive(fine_tune(data, arch=TINY, config=toy_config(epochs=1, lr=1e-4)))
+    assert weak is not None
+    config = toy_config(epochs=6, keep_best=True, val_every_epochs=100)
+    reports, result = drive(fine_tune(data, init=weak.model, config=config))
+    assert result is not None and result.before is not None and result.after is not None
+    assert result.after["mean_iou"] > result.before["mean_iou"]
+    assert result.improved is True
+    assert "no epoch beat the starting model" not in result.verdict
+    assert not any("kept the starting weights" in r.message for r in reports)
