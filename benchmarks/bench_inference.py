@@ -59,6 +59,7 @@ from segstudio.model.quantize import calibrate, calibration_of, quantizable, wit
 CONFIGS = {
     "segnet": ArchSpec("segnet"),
     "segnet_w0.5": ArchSpec("segnet", {"width": 0.5}),
+    "segnet_w0.375": ArchSpec("segnet", {"width": 0.375}),
     "segnet_w0.25": ArchSpec("segnet", {"width": 0.25}),
     "segnet_basic": ArchSpec("segnet_basic"),
     "unet_w0.5": ArchSpec("unet", {"width": 0.5}),

@@ -9,16 +9,22 @@ guard), timed between two of its ``"step"`` yields, so it also pays for
 reading the PNGs from disk and augmenting them (the crop covers the whole
 frame, so every step sees 480 x 360 pixels per image).
 
-Prints one JSON object: per architecture, the median and min seconds per step
-of each, images per second, and the ratio. Run:
-``python benchmarks/bench_train.py [--steps N] [--warmup N] [--arch A ...]``
+With ``--init MODEL`` (e.g. the bundled model) the row is the fine-tune the
+window's one click runs: that model, the few-shot recipe (batch-norm statistics
+kept, encoder at a tenth of the learning rate), against the same network trained
+by the plain step above, in the same run.
+
+Prints one JSON object naming the CPU: per architecture, the median and min
+seconds per step of each, images per second, and the ratio. Emulate an
+AVX2-only CPU with ``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``. Run:
+``python benchmarks/bench_train.py [--steps N] [--warmup N] [--arch A ...] [--init MODEL]``
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
-import platform
 import statistics
 import tempfile
 import time
@@ -26,16 +32,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import machine_info
 from PIL import Image
 from torch.nn import functional as F
 
 from segstudio.core.labelset import preset
 from segstudio.model.arch import ArchSpec, build_model
-from segstudio.model.files import IMAGENET_MEAN, IMAGENET_STD
+from segstudio.model.files import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, load_model
 from segstudio.model.predictor import cpu_has_native_bf16
 from segstudio.training.config import TrainConfig
 from segstudio.training.data import Sample, TrainingData
 from segstudio.training.loop import fine_tune
+from segstudio.training.recipes import FEW_SHOT
 
 CONFIGS = {
     "segnet": ArchSpec("segnet"),
@@ -59,9 +67,11 @@ def _frames(folder: Path, n: int, classes: int) -> list[Sample]:
     return samples
 
 
-def _baseline(spec: ArchSpec, classes: int, steps: int, warmup: int) -> list[float]:
+def _baseline(
+    spec: ArchSpec, classes: int, steps: int, warmup: int, init: LoadedModel | None = None
+) -> list[float]:
     torch.manual_seed(0)
-    net = build_model(spec, classes).train()
+    net = (copy.deepcopy(init.network).float() if init else build_model(spec, classes)).train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
@@ -81,12 +91,24 @@ def _baseline(spec: ArchSpec, classes: int, steps: int, warmup: int) -> list[flo
     return times
 
 
-def _ours(spec: ArchSpec, samples: list[Sample], steps: int, warmup: int) -> list[float]:
+def _ours(
+    spec: ArchSpec,
+    samples: list[Sample],
+    steps: int,
+    warmup: int,
+    init: LoadedModel | None = None,
+) -> list[float]:
     labelset = preset("camvid11")
     data = TrainingData(tuple(samples), (), labelset, "bench")
     # a crop of the frame's long side keeps whole 480 x 360 frames (crop = min(crop, size))
-    config = TrainConfig(epochs=1000, batch_size=BATCH, crop=W, device="cpu")
-    gen = fine_tune(data, arch=spec, config=config)
+    recipe = {**FEW_SHOT, "patience": 0} if init else {}
+    config = TrainConfig.from_dict(
+        {**recipe, "epochs": 1000, "batch_size": BATCH, "crop": W, "device": "cpu"}
+    )
+    if init:
+        gen = fine_tune(data, init=init, config=config)
+    else:
+        gen = fine_tune(data, arch=spec, config=config)
     times = []
     last = None
     try:
@@ -109,15 +131,21 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--arch", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--init", help="a model file: time the one-click fine-tune from it instead")
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    init = load_model(Path(args.init)) if args.init else None
     classes = preset("camvid11").num_classes
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         samples = _frames(Path(tmp), 8, classes)
-        for name in args.arch:
-            spec = CONFIGS[name]
-            base = _baseline(spec, classes, args.steps, args.warmup)
-            ours = _ours(spec, samples, args.steps, args.warmup)
+        names = [f"fine-tune from {Path(args.init).name}"] if init else args.arch
+        for name in names:
+            spec = init.info.arch if init else CONFIGS[name]
+            base = _baseline(spec, classes, args.steps, args.warmup, init)
+            ours = _ours(spec, samples, args.steps, args.warmup, init)
             med_b, med_o = statistics.median(base), statistics.median(ours)
             results[name] = {
                 "baseline_fp32_eager_step_s": {
@@ -140,7 +168,7 @@ def main() -> None:
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "cpu_native_bf16": cpu_has_native_bf16(),
-                "machine": platform.processor() or platform.machine(),
+                "machine": machine_info(),
                 "results": results,
             },
             indent=2,

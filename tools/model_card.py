@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +75,72 @@ def training_seconds(prov: dict[str, Any], ckpt: dict[str, Any] | None) -> float
     return seconds
 
 
-def render(model: Path, bench: dict[str, Any], ckpt: dict[str, Any] | None) -> str:
+def _cpu(machine: dict[str, Any]) -> str:
+    """The CPU and what of it was used: a cap (emulating a lesser CPU) is named."""
+    cap = machine.get("isa_cap") or {}
+    isa = cap.get("ONEDNN_MAX_CPU_ISA")
+    best = (
+        "AMX"
+        if "amx_bf16" in machine.get("isa", [])
+        else "AVX-512"
+        if any(i.startswith("avx512") for i in machine.get("isa", []))
+        else "AVX2"
+    )
+    used = f"capped at {isa} (`ONEDNN_MAX_CPU_ISA={isa}`)" if isa else f"with {best}"
+    return f"{machine['cpu']} {used}, {machine['torch_threads']} threads"
+
+
+def _speed_lines(benches: list[dict[str, Any]]) -> list[str]:
+    """One row per benchmark run (CPU and instruction-set cap), then each run's paths on val."""
+    lines = [
+        "From uint8 image to class map and confidence, median of "
+        f"{benches[0]['latency_480x360']['repeat']} predictions of real val frames; the "
+        "baseline is the same network in plain float32 eager PyTorch, timed in the same run.",
+        "",
+        "| CPU | path chosen | ms per image | plain fp32 ms | speed-up |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for b in benches:
+        lat = b["latency_480x360"]
+        p, base = lat["predictor_s"], lat["baseline_fp32_eager_s"]
+        lines.append(
+            f"| {_cpu(b['machine'])} | {lat.get('predictor_path', lat['predictor_dtype'])} | "
+            f"{1000 * p['median']:.0f} (p90 {1000 * p['p90']:.0f}) | {1000 * base['median']:.0f} "
+            f"| {lat['speedup_median']:g}x |"
+        )
+    lines += [
+        "",
+        "Each path against float32 on all val images (the classes it gives):",
+        "",
+        "| CPU | path | mean IoU | fp32 mean IoU | difference | pixels that agree |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for b in benches:
+        v = b.get("paths_on_val") or {}
+        if v:
+            lines.append(
+                f"| {_cpu(b['machine'])} | {v['chosen_path']} | {_pct(v['mean_iou_chosen'])} | "
+                f"{_pct(v['mean_iou_fp32'])} | {v['mean_iou_delta_points']:+.2f} points | "
+                f"{_pct(v['pixel_agreement'])} |"
+            )
+    lines += [
+        "",
+        "Measured with `python benchmarks/bench_bundled.py --threads 2` (prefix "
+        "`ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2` for the AVX2 row on a newer CPU).",
+    ]
+    return lines
+
+
+def render(
+    model: Path,
+    bench: dict[str, Any],
+    ckpt: dict[str, Any] | None,
+    others: Sequence[dict[str, Any]] = (),
+) -> str:
     info = read_model_info(model)
     prov = info.provenance
     recipe = prov.get("recipe", {})
     q = bench["quality"]
-    lat = bench["latency_480x360"]
     machine = bench["machine"]
     names = q["class_names"]
     train_s = training_seconds(prov, ckpt)
@@ -170,20 +231,8 @@ def render(model: Path, bench: dict[str, Any], ckpt: dict[str, Any] | None) -> s
     ]
     for name, iou, acc in zip(names, q["per_class_iou"], q["per_class_accuracy"], strict=True):
         lines.append(f"| {name} | {_pct(iou)} | {_pct(acc)} |")
-    p = lat["predictor_s"]
-    b = lat["baseline_fp32_eager_s"]
+    lines += ["", "## Speed: 480 x 360", "", *_speed_lines([bench, *others]), ""]
     lines += [
-        "",
-        "## Speed: 480 x 360",
-        "",
-        f"Median {1000 * p['median']:.0f} ms per image (p90 {1000 * p['p90']:.0f} ms), "
-        f"from uint8 image to class map and confidence, on {machine['cpu']} with "
-        f"{machine['torch_threads']} threads: `{lat['predictor']}`, batch norm folded into "
-        f"the convolutions, {lat['predictor_dtype']} on {lat['predictor_device']}. The same "
-        f"network in plain float32 PyTorch takes {1000 * b['median']:.0f} ms "
-        f"({lat['speedup_median']:g}x slower). Measured with "
-        "`python benchmarks/bench_bundled.py`.",
-        "",
         "## Limits",
         "",
         f"- {prov.get('train_images', '?')} training frames of daytime driving in Cambridge, "
@@ -206,7 +255,12 @@ def render(model: Path, bench: dict[str, Any], ckpt: dict[str, Any] | None) -> s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", required=True)
-    ap.add_argument("--bench", required=True, help="JSON from benchmarks/bench_bundled.py")
+    ap.add_argument(
+        "--bench",
+        required=True,
+        nargs="+",
+        help="JSON from benchmarks/bench_bundled.py: quality from the first; one speed row each",
+    )
     ap.add_argument("--checkpoint", help="the training's checkpoint folder (training time)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
@@ -215,8 +269,8 @@ def main() -> None:
         from segstudio.training.loop import checkpoint_info
 
         ckpt = checkpoint_info(Path(args.checkpoint))
-    bench = json.loads(Path(args.bench).read_text())
-    atomic_write_text(Path(args.out), render(Path(args.model), bench, ckpt))
+    bench, *others = [json.loads(Path(b).read_text()) for b in args.bench]
+    atomic_write_text(Path(args.out), render(Path(args.model), bench, ckpt, others))
 
 
 if __name__ == "__main__":

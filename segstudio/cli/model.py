@@ -196,8 +196,35 @@ def cmd_model_convert(args: argparse.Namespace) -> int:
     new_file_arg(out, args.overwrite)
     from segstudio.model.files import load_model, save_model
 
+    calibration_dir = Path(args.calibrate) if args.calibrate else None
+    if calibration_dir is not None and not calibration_dir.is_dir():
+        raise UsageError(f"--calibrate {calibration_dir}: not a folder of images")
+    if args.calibration_images < 1:
+        raise UsageError("--calibration-images must be at least 1")
     model = load_model(src)
+    extra = ""
+    if calibration_dir is not None:
+        model, extra = _calibrated(model, calibration_dir, args.calibration_images)
     save_model(out, model, half=args.half)
     kind = "float16" if args.half else "float32"
-    print(f"wrote {out} ({kind} weights, {out.stat().st_size / 2**20:.1f} MiB)")
+    print(f"wrote {out} ({kind} weights{extra}, {out.stat().st_size / 2**20:.1f} MiB)")
     return 0
+
+
+def _calibrated(model: Any, folder: Path, count: int) -> tuple[Any, str]:
+    """``model`` with an int8 calibration measured on ``count`` images of ``folder``,
+    spread evenly over its sorted listing (so consecutive video frames do not dominate)."""
+    from segstudio.io.images import list_images, read_image
+    from segstudio.model.quantize import calibrate, quantizable, with_calibration
+
+    if not quantizable(model.network):
+        raise UsageError(
+            f"--calibrate: {model.info.arch.name} has no int8 path (SegNet-family models only)"
+        )
+    images = list_images(folder)
+    if not images:
+        raise UsageError(f"--calibrate {folder}: no images found")
+    step = max(1, len(images) // count)
+    picked = images[::step][:count]
+    calibration = calibrate(model, (read_image(p).rgb for p in picked), max_images=len(picked))
+    return with_calibration(model, calibration), f", int8 calibration on {len(picked)} image(s)"

@@ -39,8 +39,9 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16", "fp16"],
-        help="compute precision (auto: bf16 where the hardware has it)",
+        choices=["auto", "fp32", "bf16", "fp16", "int8"],
+        help="compute precision (auto: bf16 where the hardware has it, else int8 for a "
+        "model with an int8 calibration, else fp32)",
     )
     p.add_argument(
         "--tile", type=int, default=1024, help="predict larger images in tiles of N x N pixels"
@@ -98,6 +99,18 @@ def build_parser() -> argparse.ArgumentParser:
     p_conv.add_argument("file", metavar="FILE")
     p_conv.add_argument("--out", required=True, help="model file to write (.safetensors)")
     p_conv.add_argument("--half", action="store_true", help="store weights as float16")
+    p_conv.add_argument(
+        "--calibrate",
+        metavar="DIR",
+        help="measure an int8 calibration on images of DIR and store it in the file "
+        "(a SegNet-family model then predicts in int8 on CPUs without bf16 units)",
+    )
+    p_conv.add_argument(
+        "--calibration-images",
+        type=int,
+        default=16,
+        help="images of --calibrate DIR used, spread over it (default 16)",
+    )
     p_conv.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p_conv.set_defaults(func=cmd_model_convert)
 

@@ -3,6 +3,9 @@
 Also what the running app needs around the window: a log file, the theme
 that follows the system, and an exception hook, so an error in a slot is
 logged and shown to the user rather than lost on a terminal nobody reads.
+Quitting waits for everything that writes; work that only reads (a huge
+image's decode, the torch warm-up) is left behind, and the process ends at
+once (:func:`end_now`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 
 import platformdirs
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QWidget
 
 from segstudio import __version__
@@ -182,6 +185,42 @@ def install_excepthook(window: QMainWindow, log_file: Path | None = None) -> Err
     return reporter
 
 
+def reads_left(image_reads: int, warm_up: threading.Thread | None) -> list[str] | None:
+    """After the window closed (everything saved, the project closed): what still runs
+    that only reads, which the process need not wait for; None when something else
+    runs too (a job that would not stop: its end is waited for as always).
+
+    ``image_reads`` is how many image loads the window abandoned (a huge file's decode);
+    ``warm_up`` is the torch warm-up thread (:func:`~segstudio.session.models.warm_up_torch`).
+    """
+    if QThreadPool.globalInstance().activeThreadCount() > image_reads:
+        return None
+    main = threading.main_thread()
+    others = [
+        t
+        for t in threading.enumerate()
+        if t is not main and t is not warm_up and not isinstance(t, threading._DummyThread)
+    ]
+    if others:
+        return None
+    left = [f"{image_reads} image read(s)"] if image_reads else []
+    if warm_up is not None and warm_up.is_alive():
+        left.append("the torch warm-up")
+    return left
+
+
+def end_now(code: int, left: list[str]) -> None:
+    """End the process at once, without Python's finalization, which would stop threads
+    that are still inside OpenCV or torch code and make the C++ runtime abort (SIGABRT,
+    "terminate called without an active exception"). Only for threads that only read:
+    everything the app writes was saved and closed before."""
+    log.info("quitting without waiting for %s", " and ".join(left))
+    logging.shutdown()  # the log file is complete
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def run(folder: Path | None = None, argv: list[str] | None = None) -> int:
     """Open the main window (and ``folder`` as a project, once the window shows)."""
     problem = display_problem() if QApplication.instance() is None else None
@@ -209,6 +248,7 @@ def run(folder: Path | None = None, argv: list[str] | None = None) -> int:
         window.show()
     probe = os.environ.get(PROBE_ENV)
     marks: dict[str, float] = {}
+    warm_up: list[threading.Thread] = []
 
     def shown() -> None:  # the first turn of the event loop: the window is on screen
         marks["window_shown"] = time.time()
@@ -223,10 +263,14 @@ def run(folder: Path | None = None, argv: list[str] | None = None) -> int:
             print(json.dumps(marks), file=sys.stderr, flush=True)  # noqa: T201 - the probe's output
             QTimer.singleShot(int(float(probe) * 1000), window.close)
         else:
-            warm_up_torch()
+            warm_up.append(warm_up_torch())
 
     QTimer.singleShot(0, shown)
     try:
-        return app.exec()
+        code = app.exec()
     finally:
         reporter.uninstall()
+    left = reads_left(window.editing.loaders.count, warm_up[0] if warm_up else None)
+    if left:
+        end_now(code, left)
+    return code

@@ -1,11 +1,12 @@
 """The automatic prediction of the image on screen, beside the jobs.
 
 The image just shown is predicted in a worker of its own, so nothing the
-user starts waits for it. A big image is predicted in tiles: a progress bar
-in the status bar says how many are done and Stop ends it within one layer
-of the network. Leaving an image stops its automatic prediction, so the
-image shown next never waits behind a huge one; the predictor lets a job
-and this worker take turns tile by tile (see
+user starts waits for it; it predicts the pixels already on screen (a huge
+file is never decoded a second time). A big image is predicted in tiles: a
+progress bar in the status bar says how many are done and Stop ends it
+within one layer of the network. Leaving an image stops its automatic
+prediction, so the image shown next never waits behind a huge one; the
+predictor lets a job and this worker take turns tile by tile (see
 :mod:`segstudio.model.predictor`).
 """
 
@@ -14,13 +15,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QPushButton
 
-from segstudio.core.errors import SegStudioError
 from segstudio.gui.editing import EditingController
 from segstudio.gui.jobs import JobKind, JobRunner, WorkerSet, error_text, progress_bar
 from segstudio.gui.ui import Ui
@@ -156,18 +157,16 @@ class AutoPrediction(QObject):
             self.failed = model
             self.ui.say(unfit_text(model.name, self.unfit), 15000)
             return
-        try:
-            if project.record(doc.name).status is ImageStatus.REVIEWED:
-                return
-        except SegStudioError:  # the image vanished
+        if self.editing.status(doc.name) in (ImageStatus.REVIEWED, None):  # None: it vanished
             return
         cancel = threading.Event()
         self._cancel, self.name = cancel, doc.name
         self._big = max(doc.labels.shape[:2]) > BIG_SIDE
-        if self._big:  # reading it and its first tile take a while: say so, offer Stop now
+        if self._big:  # its first tile takes a while: say so, offer Stop now
             self._show_progress(doc.name, 0, 0)
         self.workers.start(
-            predict_one,
+            # the pixels on screen: a huge file is not decoded a second time
+            partial(predict_one, rgb=doc.image.rgb),
             self.service,
             project,
             doc.name,
@@ -241,6 +240,6 @@ class AutoPrediction(QObject):
             bar.setToolTip(f"{name} is predicted in {total} tiles")
         else:
             bar.setFormat(f"Predicting {short_name(name)}: starting…")
-            bar.setToolTip(f"{name} is large: it is read, then predicted tile by tile")
+            bar.setToolTip(f"{name} is large: it is predicted tile by tile")
         bar.setVisible(True)
         self.stop_button.setVisible(True)

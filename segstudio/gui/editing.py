@@ -44,6 +44,7 @@ from segstudio.gui.ui import Ui
 from segstudio.io.project import ImageRecord, ImageStatus, Project
 from segstudio.session.cache import ProjectCache
 from segstudio.session.document import ImageDocument, Saver, StrokeKind
+from segstudio.session.loading import DocumentLoads
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ AUTOSAVE_IDLE_MS = 1500
 AUTOSAVE_MAX_MS = 5000
 #: Paging through images quickly loads only the one the user stops at.
 LOAD_DELAY_MS = 120
-#: How long closing waits for image loads and GrabCut to end.
+#: How long closing waits for an image load in the project's part (never for a decode).
 WAIT_S = 10.0
 #: The project setting the view settings are kept in.
 VIEW_SETTING = "view"
@@ -100,7 +101,8 @@ class EditingController(QObject):
         self.cache: ProjectCache | None = None
         self.doc: ImageDocument | None = None
         self.saver = Saver(on_error=self.saveFailed.emit)
-        self.loaders = WorkerSet(self)  # image loads
+        self.loaders = WorkerSet(self)  # image loads, run by ``loads`` (the open project's)
+        self.loads: DocumentLoads | None = None
         self.fill = FillTool(ui, lambda: self.doc, lambda: self.lock_unlabeled, self._edited_now)
         self.grabcut = GrabCutTool(
             ui, lambda: self.doc, lambda: self.lock_unlabeled, self._edited_now
@@ -159,7 +161,7 @@ class EditingController(QObject):
     # -- the project and the open image ------------------------------------------------------
 
     def open(self, project: Project) -> None:
-        self.project = project
+        self.project, self.loads = project, DocumentLoads(project, self.saver)
         self.cache = ProjectCache(project)
         self.cache.changed.connect(self._cache_changed)
 
@@ -184,8 +186,7 @@ class EditingController(QObject):
         if records is None or any(r is None for r in records):
             self.ui.images.set_records(cache.records())  # images came or went
             return
-        for record in records:
-            assert record is not None
+        for record in filter(None, records):  # none is None (see above)
             self.ui.images.update_record(record)
 
     def stop_loading(self) -> None:
@@ -194,10 +195,12 @@ class EditingController(QObject):
         self._load_timer.stop()
 
     def close(self) -> None:
-        """Before the project closes: let loads and GrabCut end, save everything and wait
-        (telling the user what could not be saved), and show nothing."""
+        """Before the project closes: stop loads (a file's decode is not waited for: it
+        only reads) and GrabCut, save everything and wait (telling the user what could not
+        be saved), and show nothing."""
         self.stop_loading()
-        self.loaders.wait(WAIT_S)
+        if self.loads is not None:
+            self.loads.close(WAIT_S)
         self.grabcut.close()
         self.fill.clear()
         self.review.close()
@@ -215,15 +218,14 @@ class EditingController(QObject):
         if self.cache is not None:
             self.cache.changed.disconnect(self._cache_changed)
             self.cache.close()
-        self.doc, self.project, self.cache, self._notice = None, None, None, None
-        self._view_saved = None
+        self.doc, self.project, self.cache, self.loads = None, None, None, None
+        self._notice = self._view_saved = None
         self.ui.canvas.set_image(None)
         self.ui.canvas.set_labels(None)
         self.ui.canvas.set_prediction(None, None)
 
     def shutdown(self) -> None:
-        """The window closes: no more loads or saves."""
-        self.loaders.wait(WAIT_S)
+        """The window closes: no more saves (a load still decoding a file is abandoned)."""
         self.saver.wait()
         self.saver.shutdown()
 
@@ -251,19 +253,19 @@ class EditingController(QObject):
 
     def _start_load(self) -> None:
         name = self._loading
-        if name is None or self.project is None:
+        if name is None or self.loads is None:
             return
         self.loaders.start(
-            ImageDocument,
-            self.project,
+            self.loads.load,
             name,
-            self.saver,
             returned=self._image_loaded,
             errored=lambda exc, n=name: self._image_failed(n, exc),
         )
 
-    def _image_loaded(self, doc: ImageDocument) -> None:
+    def _image_loaded(self, doc: ImageDocument | None) -> None:
         project = self.project
+        if doc is None:
+            return  # its project closed while the file was read
         if doc.notice is not None and project is doc.project:
             self.refresh_record(doc.name)  # e.g. its labels were kept aside: status changed
         if (
@@ -558,10 +560,8 @@ class EditingController(QObject):
         self.saver.call(lambda: project.set_setting(VIEW_SETTING, view))
 
     def _save_failed(self, name: str, message: str) -> None:
-        self.ui.say(
-            f"Could not save {name}: {message}. Your labels are kept and saving is retried.",
-            15000,
-        )
+        retried = "Your labels are kept and saving is retried."
+        self.ui.say(f"Could not save {name}: {message}. {retried}", 15000)
 
     def flush_saves(self) -> list[str]:
         """Save the open image, retry failed writes and wait; the images still unsaved."""

@@ -97,6 +97,11 @@ class WorkerSet(QObject):
     def busy(self) -> bool:
         return bool(self._running)
 
+    @property
+    def count(self) -> int:
+        """How many of its workers run."""
+        return len(self._running)
+
     def start(
         self,
         func: Callable[..., Any],

@@ -15,7 +15,12 @@ image, an image was shown); one worker thread does the rest, in order:
 Predictions go to the project like any other (never onto painted pixels or
 reviewed images) and to the window through :attr:`LiveLearning.predicted`.
 The learner's model is stored as ``.segstudio/models/live.safetensors`` now
-and then, so the model list shows it and the CLI can use it.
+and then, and when it stops, so the model list shows it and the CLI can use it.
+
+Stopping (switched off, the project closes, the app quits) is asked between
+any two images and within a fit or a prediction (every minibatch, every layer
+of the network), so the worker ends within a moment; closing waits for it,
+its last save included, before anything is torn down.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +52,8 @@ SETTLE_MS = 600
 BACKGROUND_IMAGES = 8
 #: Seconds between two saves of the live model file.
 SAVE_EVERY_S = 30.0
+#: How long stopping waits for the worker (it ends within a step: an image's features).
+STOP_WAIT_S = 30.0
 LIVE_MODEL_NAME = "live.safetensors"
 
 
@@ -58,6 +66,11 @@ class _Queue:
         self.shown: str | None = None
         self.shown_new = False
         self.stopped = False
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
 
     def take(self, timeout: float) -> tuple[dict[str, np.ndarray], str | None, bool]:
         with self.cond:
@@ -82,13 +95,26 @@ def _unreviewed(project: Project, shown: str | None) -> list[str]:
 
 
 def _serve(project: Project, base_path: Path, queue: _Queue) -> Iterator[tuple[str, Any]]:
-    """The worker: yields ("status", text) and ("predicted", (name, labels, conf))."""
+    """The worker: yields ("status", text) and ("predicted", (name, labels, conf)).
+
+    ``queue.stopped`` is asked between any two images and within every fit and
+    prediction; once stopped, the worker saves what it learnt and returns.
+    """
     from segstudio.model.files import load_model, save_model
     from segstudio.training.live import LiveLearner
 
+    def stopped() -> bool:
+        return queue.stopped
+
     learner = LiveLearner(load_model(base_path), project.labelset_or_default())
+    if stopped():
+        return
+
+    unsaved = False  # fitted since the live model file was last written
 
     def save() -> None:
+        nonlocal unsaved
+        unsaved = False
         try:
             save_model(
                 project.models_dir / LIVE_MODEL_NAME, learner.model(project=str(project.folder))
@@ -108,26 +134,30 @@ def _serve(project: Project, base_path: Path, queue: _Queue) -> Iterator[tuple[s
     labelled = (ImageStatus.IN_PROGRESS, ImageStatus.REVIEWED)
     records = [r for r in project.images() if r.status in labelled]
     for i, rec in enumerate(records, 1):  # every labelled image of the project
-        if queue.stopped:
-            return
+        if stopped():
+            break
         learn(rec.name)
         yield "status", f"Learn as I paint: reading labelled image {i}/{len(records)}"
-    if learner.images:
-        yield "status", _fitted(learner.fit(cancelled=lambda: queue.stopped))
+    if learner.images and not stopped():
+        unsaved = True
+        yield "status", _fitted(learner.fit(cancelled=stopped))
     fitted_for: set[str] = set()  # images predicted by the current head
     background = True  # some unreviewed images may still lack the current head's prediction
     last_save = 0.0
-    while not queue.stopped:
+    while not stopped():
         # idle: sleep until told; with background work left: only look
         edits, shown, shown_new = queue.take(timeout=0.0 if background else 5.0)
-        if queue.stopped:
+        if stopped():
             break
         if edits:
             for name, labels in edits.items():
+                if stopped():
+                    break
                 learn(name, labels)
-            if not learner.images:
+            if not learner.images or stopped():
                 continue
-            yield "status", _fitted(learner.fit(cancelled=lambda: queue.stopped))
+            unsaved = True
+            yield "status", _fitted(learner.fit(cancelled=stopped))
             fitted_for.clear()
             background = True
             if time.monotonic() - last_save > SAVE_EVERY_S:
@@ -143,6 +173,8 @@ def _serve(project: Project, base_path: Path, queue: _Queue) -> Iterator[tuple[s
             background = len(rest) > BACKGROUND_IMAGES
             todo += rest[:BACKGROUND_IMAGES]
         for name in todo:
+            if stopped():
+                break
             if name != shown and queue.busy():
                 background = True
                 break  # something newer to learn or show: that first
@@ -150,17 +182,22 @@ def _serve(project: Project, base_path: Path, queue: _Queue) -> Iterator[tuple[s
                 if project.record(name).status is ImageStatus.REVIEWED:
                     fitted_for.add(name)
                     continue
-                pred = learner.predict(read_image(project.image_path(name)).rgb)
+                rgb = read_image(project.image_path(name)).rgb
+                if stopped():
+                    break
+                pred = learner.predict(rgb, cancelled=stopped)
                 conf = np.clip(np.rint(pred.confidence.astype(np.float32) * 255), 0, 255)
                 conf = conf.astype(np.uint8)
                 project.save_prediction(name, pred.labels, conf, model="live learner")
             except SegStudioError as exc:
+                if stopped():  # the prediction was cancelled: nothing stored
+                    break
                 log.warning("live learner: %s not predicted: %s", name, exc)
                 fitted_for.add(name)
                 continue
             fitted_for.add(name)
             yield "predicted", (name, pred.labels, conf)
-    if learner.fitted:
+    if unsaved and learner.fitted:  # what it learnt stays the project's live model
         save()
 
 
@@ -209,6 +246,12 @@ class LiveLearning(QObject):
 
     @property
     def running(self) -> bool:
+        """Whether it learns (a worker that was asked to stop does not count)."""
+        return self._queue is not None
+
+    @property
+    def busy(self) -> bool:
+        """Whether its worker still runs (learning, or saving on its way out)."""
         return self._worker is not None
 
     def start(self, project: Project, base: Path) -> None:
@@ -218,25 +261,31 @@ class LiveLearning(QObject):
         worker = create_worker(
             _serve, project, base, queue, _start_thread=False, _ignore_errors=True
         )
-        worker.yielded.connect(self._report)
+        worker.yielded.connect(partial(self._report, queue))
         worker.errored.connect(self._failed)
         worker.finished.connect(lambda w=worker: self._finished(w))
         self._queue, self._worker = queue, worker
         worker.start()
 
-    def stop(self, wait_s: float = 10.0) -> None:
-        """Stop the worker (it saves the live model) and wait for it."""
+    def stop(self, wait_s: float = STOP_WAIT_S) -> bool:
+        """Ask the worker to stop and wait for it to end (at most ``wait_s``), its save of
+        the live model included; False if it still runs (:attr:`busy` says when it ends).
+
+        The worker returns by itself: it is never abandoned at a ``yield`` (its save at
+        the end would be skipped), and what it reports from now on is dropped.
+        """
         self._timer.stop()
         self._pending = None
         queue, worker = self._queue, self._worker
-        if queue is None or worker is None:
-            return
-        with queue.cond:
-            queue.stopped = True
-            queue.cond.notify_all()
-        worker.quit()
-        wait_for(worker.finished, lambda: self._worker is not worker, wait_s)
-        self._queue = self._worker = None
+        self._queue = None
+        if queue is not None:
+            queue.stop()
+        if worker is None:
+            return True
+        if wait_for(worker.finished, lambda: self._worker is not worker, wait_s):
+            return True
+        log.warning("the live learner still runs %.0f s after it was asked to stop", wait_s)
+        return False
 
     def edited(self, name: str, labels: Callable[[], np.ndarray]) -> None:
         """An edit finished on ``name``; ``labels()`` copies its labels when the pause is over."""
@@ -272,7 +321,9 @@ class LiveLearning(QObject):
             self._queue.edits[name] = labels()
             self._queue.cond.notify_all()
 
-    def _report(self, item: tuple[str, Any]) -> None:
+    def _report(self, queue: _Queue, item: tuple[str, Any]) -> None:
+        if queue.stopped:
+            return  # said on its way out: the project may be closing
         kind, value = item
         if kind == "predicted":
             self.predicted.emit(value)
@@ -287,4 +338,4 @@ class LiveLearning(QObject):
     def _finished(self, worker: Any) -> None:
         if self._worker is worker:
             self._worker = None
-            self._queue = None
+            self._queue = None  # it ended by itself (an error): not learning any more

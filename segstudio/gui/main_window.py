@@ -51,6 +51,7 @@ from segstudio.gui.layers_panel import LayersPanel
 from segstudio.gui.new_project import NewProjectPage, is_new_project
 from segstudio.gui.palette_panel import PalettePanel
 from segstudio.gui.prediction import PredictionController
+from segstudio.gui.status_bar import StatusBar
 from segstudio.gui.theme import icon
 from segstudio.gui.training import TrainingController
 from segstudio.gui.training_panel import TrainingPanel
@@ -122,6 +123,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setObjectName("mainWindow")
         self.setWindowTitle("SegStudio")
+        self.setStatusBar(StatusBar())  # a long message ends in "…", in full in its tooltip
         screen = self.screen() or QGuiApplication.primaryScreen()
         if screen is not None:  # fits the screen: a 1366 x 768 laptop shows all of it
             self.setGeometry(default_geometry(screen.availableGeometry()))
@@ -446,6 +448,7 @@ class MainWindow(QMainWindow):
         project = self.project
         if project is None:
             return
+        self.editing.stop_loading()  # an image that arrives while the rest closes is dropped
         self.jobs.close(JOB_WAIT_S)  # cancel and wait; a late result is logged, not shown
         self.prediction.close()
         self.classes.close()

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QTextBrowser,
     QTreeWidget,
@@ -47,6 +48,8 @@ from segstudio.io.project.models import ModelKind, ModelSummary, read_summary
 #: The columns of the list: the active marker (click to choose), the model.
 MARK, MODEL = 0, 1
 ACTIVE_MARK, OTHER_MARK = "●", "○"
+#: The least height of the model list and the details together (two rows, a few lines).
+SPLIT_MIN_HEIGHT = 160
 #: Recipe fields shown in the lineage, in this order.
 RECIPE_KEYS = ("epochs", "minutes", "lr", "batch_size", "crop", "freeze_encoder", "schedule")
 
@@ -129,9 +132,9 @@ def details_html(summary: ModelSummary, active: bool, misfit: str | None) -> str
         rows.append(("Cannot be used", f"<span style='color:#c0392b'>{e(misfit)}</span>"))
     rows.append(("Status", "the active model" if active else "not active"))
     rows.append(("Validation", e(_metrics_text(s.metrics))))
+    rows += _lineage(s)  # where it came from: in sight in a short pane, before the rest
     rows.append(("Architecture", e(s.arch or "—")))
     rows.append(("Created", s.created.astimezone().strftime("%Y-%m-%d %H:%M")))
-    rows += _lineage(s)
     if s.labelset is not None:
         rows.append(("Classes", f"{s.labelset.num_classes}: " + e(", ".join(s.labelset.names))))
     rows.append(("File", e(str(s.path))))
@@ -164,7 +167,7 @@ def _lineage(s: ModelSummary) -> list[tuple[str, str]]:
         bundled = same_file(parent, bundled_model_path())
         text = e(parent.stem + (" (bundled)" if bundled else ""))
         if isinstance(miou, int | float):
-            text += f" (its mIoU {miou:.3f})"
+            text += f", mIoU {miou:.3f}"
         rows.append(("Parent", text))
     elif p:
         rows.append(("Parent", "none: trained from scratch"))
@@ -255,10 +258,16 @@ class ModelsPanel(QWidget):
         self.refresh_button.clicked.connect(self.refresh)
 
         split = QSplitter(Qt.Orientation.Vertical)
+        split.setObjectName("modelsSplit")
         split.addWidget(self.tree)
         split.addWidget(self.details)
-        split.setStretchFactor(0, 2)
-        split.setStretchFactor(1, 3)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        # the list and the details share what the dock has: their preferred heights (the
+        # wrapping status line makes the dock ask for them) would push the Use button and
+        # the details' lower rows out of a laptop's short dock
+        split.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Ignored)
+        split.setMinimumHeight(SPLIT_MIN_HEIGHT)
         buttons = QHBoxLayout()
         buttons.addWidget(self.use)
         buttons.addWidget(self.refresh_button)

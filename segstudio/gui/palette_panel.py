@@ -30,7 +30,9 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QStyle,
     QStyledItemDelegate,
+    QStyleOptionToolButton,
     QStyleOptionViewItem,
+    QStylePainter,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -84,6 +86,20 @@ class _CountDelegate(QStyledItemDelegate):
         rect = option.rect.adjusted(0, 0, -6, 0)
         painter.drawText(rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, text)
         painter.restore()
+
+
+class MenuButton(QToolButton):
+    """A tool button that opens its menu, with the menu's arrow in its text: the style
+    draws its own arrow in the bottom-right corner, over the text of a narrow button."""
+
+    ARROW = "\u25be"  # ▾
+
+    def paintEvent(self, _event: object) -> None:  # noqa: N802 - Qt API
+        painter = QStylePainter(self)
+        option = QStyleOptionToolButton()
+        self.initStyleOption(option)
+        option.features &= ~QStyleOptionToolButton.ToolButtonFeature.HasMenu  # no corner arrow
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ToolButton, option)
 
 
 def lut_by_name(old: LabelSet, new: LabelSet) -> tuple[np.ndarray, list[str]]:
@@ -143,9 +159,9 @@ class PalettePanel(QWidget):
         ]
         made: dict[str, QToolButton] = {}
         for i, (text, name, slot, tip) in enumerate(specs):
-            b = made[name] = QToolButton()
+            b = made[name] = MenuButton() if slot is None else QToolButton()
             b.setObjectName(name)
-            b.setText(text)
+            b.setText(f"{text} {MenuButton.ARROW}" if slot is None else text)
             b.setToolTip(tip)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space must never press these
             if text in ("Up", "Down"):

@@ -57,9 +57,9 @@ PREVIEW_MAX_PIXELS = 4_000_000
 WAIT_S = 10.0
 #: The choices of "Fill by": the data is a FillBy value, or None for "as shown".
 FILL_BY = (
-    ("the prediction if shown, else colour", None),
+    ("auto", None),  # the prediction if shown, else colour
     ("colour", FillBy.COLOUR.value),
-    ("the prediction", FillBy.PREDICTION.value),
+    ("prediction", FillBy.PREDICTION.value),
 )
 
 
@@ -110,7 +110,10 @@ class FillTool(QObject):
         self.by.setObjectName("fillBy")
         for text, data in FILL_BY:
             self.by.addItem(text, data)
-        self.by.setToolTip("What a fill follows: the image's colours or the model's prediction")
+        self.by.setToolTip(
+            "What a fill follows: the image's colours or the model's prediction "
+            "(auto: the prediction when it is shown, else the colours)"
+        )
         self.tolerance = QSpinBox()
         self.tolerance.setObjectName("fillTolerance")
         self.tolerance.setRange(0, 255)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segstudio.gui.theme import is_dark
 from segstudio.session.training import FineTuneRequest, NewArch, StartFrom, Validation
 
 #: Architectures offered for a new model: (label, arch name, params).
@@ -152,6 +154,8 @@ def _fmt_time(seconds: float | None) -> str:
 #: row (up to :data:`TABLE_MAX_ROWS`; the panel itself scrolls in a short dock).
 TABLE_ROWS = 6
 TABLE_MAX_ROWS = 40
+#: The curves' colours (loss, mIoU) on a light and on a dark theme.
+CURVES = {False: ((25, 100, 200), (20, 140, 60)), True: ((80, 160, 255), (80, 200, 110))}
 
 
 class TrainingPanel(QWidget):
@@ -173,14 +177,11 @@ class TrainingPanel(QWidget):
         self.status.setObjectName("trainingStatus")
         self.status.setWordWrap(True)
         pg.setConfigOptions(antialias=True)
-        self.loss_plot = _plot("lossPlot", "Training loss")
-        self.loss_curve = self.loss_plot.plot(
-            pen=pg.mkPen((80, 160, 255), width=1.5), symbol="o", symbolSize=4
-        )
-        self.miou_plot = _plot("miouPlot", "Validation mIoU")
-        self.miou_curve = self.miou_plot.plot(
-            pen=pg.mkPen((80, 200, 110), width=1.5), symbol="o", symbolSize=5
-        )
+        self.loss_plot = _plot("lossPlot")
+        self.loss_curve = self.loss_plot.plot(symbol="o", symbolSize=4)
+        self.miou_plot = _plot("miouPlot")
+        self.miou_curve = self.miou_plot.plot(symbol="o", symbolSize=5)
+        self._restyle()  # titles, colours; again when the theme changes
         self.table_title = QLabel("Per-class IoU")
         self.table_title.setObjectName("perClassTitle")
         self.table = QTableWidget(0, 2)
@@ -228,6 +229,32 @@ class TrainingPanel(QWidget):
         self.set_running(False)
         self.use.setVisible(False)
         self._set_ranges()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # the theme changed: so do the plots
+            self._restyle()
+
+    def _restyle(self) -> None:
+        """The plots in the theme's colours (pyqtgraph's own are white on black)."""
+        pal = self.palette()
+        ink = pal.color(QPalette.ColorRole.WindowText)
+        back = pal.color(QPalette.ColorRole.Base)
+        plots = (
+            (self.loss_plot, self.loss_curve, "Training loss"),
+            (self.miou_plot, self.miou_curve, "Validation mIoU"),
+        )
+        for (plot, curve, title), rgb in zip(plots, CURVES[is_dark(pal)], strict=True):
+            plot.setBackground(back)
+            plot.setTitle(title, color=ink.name())
+            plot.setLabel("bottom", "step", color=ink.name())
+            for side in ("left", "bottom"):
+                plot.getAxis(side).setPen(ink)
+                plot.getAxis(side).setTextPen(ink)
+            colour = QColor(*rgb)
+            curve.setPen(pg.mkPen(colour, width=1.5))
+            curve.setSymbolPen(pg.mkPen(colour))
+            curve.setSymbolBrush(colour)
 
     def start(self, class_names: tuple[str, ...], what: str) -> None:
         """A new run: empty plots and table, axes from the start again."""
@@ -333,11 +360,10 @@ class TrainingPanel(QWidget):
         self.use.setVisible(can_use)
 
 
-def _plot(name: str, title: str) -> pg.PlotWidget:
+def _plot(name: str) -> pg.PlotWidget:
     """A plot of a value over training steps, with axes the panel sets itself."""
-    plot = pg.PlotWidget(title=title)
+    plot = pg.PlotWidget()
     plot.setObjectName(name)
-    plot.setLabel("bottom", "step")
     plot.setFixedHeight(150)  # in a short dock the panel scrolls; the plots keep their size
     plot.setMouseEnabled(x=False, y=False)
     plot.disableAutoRange()

@@ -356,7 +356,10 @@ class Predictor:
         try:
             cal = calibration_of(model)
             if cal is None:
-                raise QuantizationUnavailable("the model has no int8 calibration")
+                raise QuantizationUnavailable(
+                    "the model has no int8 calibration (add one with `segstudio model convert "
+                    "MODEL --calibrate IMAGE_FOLDER --out NEW_MODEL`)"
+                )
             qnet = quantize_network(folded, cal)  # runs it once: a failure falls back
         except (QuantizationUnavailable, RuntimeError, ImportError) as exc:
             if required:

@@ -2,6 +2,8 @@
 
 - :mod:`~segstudio.session.document`: the open image, its edit operations and
   events, and the background saver.
+- :mod:`~segstudio.session.loading`: opening documents in workers, so closing
+  waits for no file's decode.
 - :mod:`~segstudio.session.models`: the active model; predicting one image or all.
 - :mod:`~segstudio.session.training`: fine-tune requests, running and resuming
   them, and the one summary of a finished run.

@@ -118,14 +118,17 @@ class ImageDocument:
     noticed = Signal(str)
     reopened = Signal(str)
 
-    def __init__(self, project: Project, name: str, saver: Saver) -> None:
+    def __init__(
+        self, project: Project, name: str, saver: Saver, *, image: LoadedImage | None = None
+    ) -> None:
         self.project = project
         self.name = name
         self._saver = saver
         self.notice: str | None = None
         # the class numbering the labels are in: a save after a class migration is refused
         self.labelset_version = project.labelset_version
-        self.image: LoadedImage = read_image(project.image_path(name))
+        # ``image``: its pixels, read already (see segstudio.session.loading)
+        self.image = image if image is not None else read_image(project.image_path(name))
         h, w = self.image.height, self.image.width
         stored = project.load_labels(name)
         if stored is not None and stored.shape != (h, w):

@@ -160,15 +160,32 @@ def predict_one(
     name: str,
     progress: TileProgress | None = None,
     cancelled: Cancelled | None = None,
+    *,
+    rgb: np.ndarray | None = None,
 ) -> tuple[str, np.ndarray, np.ndarray] | None:
     """Predict one image and store the prediction; returns (name, labels, confidence),
-    or None when ``cancelled()`` stopped it (nothing is stored then)."""
-    check_model_fits(service, project)
-    image = read_image(project.image_path(name))
+    or None when ``cancelled()`` stopped it (nothing is stored then).
+
+    ``rgb`` is the image's pixels when the caller has them already (the window's open
+    image): the file, which may take seconds to decode, is not read again.
+    ``cancelled()`` is asked again after the steps it cannot interrupt (loading the
+    model, reading the file), so a cancelled prediction goes no further.
+    """
+
+    def stop() -> bool:
+        return cancelled is not None and cancelled()
+
+    check_model_fits(service, project)  # loads the model on first use
+    if stop():
+        return None
+    if rgb is None:
+        rgb = read_image(project.image_path(name)).rgb
+        if stop():
+            return None
     try:
-        pred, model = service.predict(image.rgb, progress, cancelled)
+        pred, model = service.predict(rgb, progress, cancelled)
     except SegStudioError:
-        if cancelled is not None and cancelled():
+        if stop():
             return None
         raise
     if model is None:  # another model was chosen meanwhile: this prediction is stale

@@ -37,7 +37,13 @@ from segstudio.model.predictor import Predictor
 from segstudio.training import ddp
 from segstudio.training.config import Precision
 from segstudio.training.data import Sample, check_labels
-from segstudio.training.precision import amp_name, autocast, resolve_amp, training_device
+from segstudio.training.precision import (
+    amp_name,
+    autocast,
+    memory_format,
+    resolve_amp,
+    training_device,
+)
 
 __all__ = ["NetworkPredict", "Predict", "evaluate", "metrics_dict", "score", "verdict"]
 
@@ -75,10 +81,11 @@ class NetworkPredict:
         self._tiler: Predictor | None = None
 
     def inputs(self, rgb: np.ndarray) -> torch.Tensor:
-        """``(B, 3, H, W)`` normalised float32, channels-last, from ``(B, H, W, 3)`` uint8."""
+        """``(B, 3, H, W)`` normalised float32 from ``(B, H, W, 3)`` uint8, in the layout
+        training uses (:func:`~segstudio.training.precision.memory_format`)."""
         x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).float() * self.scale + self.shift
-        return x.contiguous(memory_format=torch.channels_last)
+        return x.contiguous(memory_format=memory_format(self.device, self.amp))
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """The class map of one image."""
@@ -177,7 +184,7 @@ def evaluate(
     if predictor is None:
         dev = training_device(device, ddp.SINGLE)
         amp, _ = resolve_amp(dev, Precision.AUTO)
-        network = copy.deepcopy(model.network).to(dev).to(memory_format=torch.channels_last)
+        network = copy.deepcopy(model.network).to(dev).to(memory_format=memory_format(dev, amp))
         predict: Predict = NetworkPredict(network.eval(), model.info, dev, amp)
     else:
         predict = _labels_of(predictor)

@@ -517,17 +517,21 @@ class LiveLearner:
             self._predictor = Predictor(self.model(), device=str(self.device), precision="fp32")
         return self._predictor
 
-    def predict(self, rgb: np.ndarray) -> Prediction:
+    def predict(self, rgb: np.ndarray, *, cancelled: Any = None) -> Prediction:
         """The current head's prediction of one image.
+
+        ``cancelled``, a callable, is asked before every layer of the network.
 
         Raises
         ------
         TrainingError
             Nothing learnt yet.
+        PredictionCancelled
+            ``cancelled()`` answered True.
         """
         if not self.ready:
             raise TrainingError("nothing learnt yet: label some pixels first")
-        return self.predictor().predict(rgb)
+        return self.predictor().predict(rgb, cancelled=cancelled)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from segstudio.model.predictor import cpu_has_native_bf16, select_device
 from segstudio.training import ddp
 from segstudio.training.config import Precision
 
-__all__ = ["amp_name", "autocast", "resolve_amp", "training_device"]
+__all__ = ["amp_name", "autocast", "memory_format", "resolve_amp", "training_device"]
 
 
 def resolve_amp(
@@ -43,6 +43,16 @@ def resolve_amp(
     if precision == Precision.BF16 or cpu_has_native_bf16():
         return torch.bfloat16, False
     return None, False
+
+
+def memory_format(device: torch.device, dtype: torch.dtype | None) -> torch.memory_format:
+    """The layout training runs in: channels-last for bf16/fp16 and on GPUs, where its
+    kernels are the fast ones; plain NCHW for float32 on the CPU, where oneDNN's
+    channels-last training was the slower (AVX2: a step 6 % slower at 320 x 320,
+    ``benchmarks/bench_train.py --init``)."""
+    if device.type == "cpu" and dtype is None:
+        return torch.contiguous_format
+    return torch.channels_last
 
 
 def amp_name(dtype: torch.dtype | None) -> str:

@@ -50,7 +50,7 @@ from segstudio.training.data import (
     median_frequency_weights,
 )
 from segstudio.training.evaluate import NetworkPredict
-from segstudio.training.precision import autocast
+from segstudio.training.precision import autocast, memory_format
 
 __all__ = [
     "MAX_GRAD_NORM",
@@ -256,7 +256,7 @@ class Stepper:
         self.train, self.config, self.state = train, config, state
         self._hooks = install_cancel_checks(network, cancel) if cancel is not None else []
         self.device, self.amp, self.env = device, amp, env
-        network.to(device).to(memory_format=torch.channels_last)
+        network.to(device).to(memory_format=memory_format(device, amp))
         if config.freeze_encoder:
             for name, p in network.named_parameters():
                 if name.startswith("encoder."):

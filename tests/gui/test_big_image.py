@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +22,7 @@ from segstudio.model.files import new_model, save_model
 from segstudio.model.predictor import PredictionCancelled, Predictor
 from tests.gui.conftest import make_images, open_window, show
 
+REPO = Path(__file__).resolve().parents[2]
 TINY = ArchSpec("segnet_basic", {"width": 0.125, "depth": 2})
 #: A synthetic huge image: 6000 x 4500 (35 tiles of 1024).
 BIG = (4500, 6000)
@@ -181,35 +185,113 @@ def test_a_cancelled_predict_all_says_cancelled(qtbot, project: Path, tiny: Path
     win.close()
 
 
-def test_a_huge_image_shows_progress_at_once_and_leaving_it_never_waits_for_its_read(
+def test_a_huge_image_shows_progress_at_once_and_leaving_it_never_waits_for_it(
     qtbot, project: Path, tiny: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Reading a huge file takes seconds and cannot be interrupted: the bar and Stop show
-    from the start, and the image shown next is predicted while that read still runs."""
+    """A huge image's first tile takes a while: the bar and Stop show from the start, the
+    prediction reuses the pixels the window has loaded (the file is not decoded again),
+    and the image shown next is predicted while the huge one's worker is still held up."""
     import segstudio.session.models as models
 
-    gate, reading = threading.Event(), threading.Event()
+    gate, started = threading.Event(), threading.Event()
+    real_predict = models.ModelService.predict
+    files: list[str] = []
     real_read = models.read_image
 
-    def slow_read(path: Path):  # the worker's read of big.png, held until the test lets go
-        if path.name == "big.png" and threading.current_thread() is not threading.main_thread():
-            reading.set()
+    def slow_predict(self, rgb: np.ndarray, *args, **kwargs):  # big.png's, held by the test
+        if max(rgb.shape[:2]) > 1024:
+            started.set()
             gate.wait(30)
+        return real_predict(self, rgb, *args, **kwargs)
+
+    def read(path: Path):
+        files.append(Path(path).name)
         return real_read(path)
 
-    monkeypatch.setattr(models, "read_image", slow_read)
+    monkeypatch.setattr(models.ModelService, "predict", slow_predict)
+    monkeypatch.setattr(models, "read_image", read)
     win = open_window(qtbot, project)
     auto = win.prediction.automatic
     assert win.doc.name == "big.png"
-    qtbot.waitUntil(reading.is_set, timeout=10_000)
+    qtbot.waitUntil(started.is_set, timeout=10_000)
     assert auto.progress.isVisible() and auto.stop_button.isVisible()  # before any tile
     assert auto.progress.format() == "Predicting big.png: starting…"
-    show(qtbot, win, "img0.png")  # the user moves on while big.png is still being read
+    show(qtbot, win, "img0.png")  # the user moves on while big.png is still held up
     assert not auto.progress.isVisible() and not auto.stop_button.isVisible()
     qtbot.waitUntil(lambda: win.doc.prediction is not None, timeout=60_000)
-    assert reading.is_set() and not gate.is_set() and auto.busy  # big.png's read still runs
+    assert not gate.is_set() and auto.busy  # big.png's worker still waits
     gate.set()
     qtbot.waitUntil(lambda: not auto.busy, timeout=30_000)
     assert not win.project.record("big.png").has_prediction  # stopped, nothing stored
     assert win.project.record("img0.png").has_prediction
+    assert files == []  # neither image was read a second time
     win.close()
+
+
+def test_closing_while_an_image_file_is_read_does_not_wait_for_the_read(
+    qtbot, folder: Path, tiny: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading an image only reads: closing drops a load whose file is still being decoded
+    (a huge JPEG takes seconds) instead of waiting for it, and its result is ignored."""
+    import segstudio.session.document as document
+    import segstudio.session.loading as loading
+
+    reading, release, read = threading.Event(), threading.Event(), threading.Event()
+    real_read = loading.read_image
+
+    def slow_read(path: Path):  # img1.png decodes for 3 s, unless the test lets go sooner
+        if Path(path).name != "img1.png":
+            return real_read(path)
+        reading.set()
+        release.wait(3)
+        try:
+            return real_read(path)
+        finally:
+            read.set()
+
+    for module in (document, loading):
+        monkeypatch.setattr(module, "read_image", slow_read)
+    win = open_window(qtbot, folder)
+    win.images.select("img1.png")
+    qtbot.waitUntil(reading.is_set, timeout=10_000)
+    win.close()
+    assert not read.is_set()  # closed while the file was still being read
+    assert win.project is None and win.doc is None
+    release.set()
+    qtbot.waitUntil(lambda: not win.editing.loaders.busy, timeout=10_000)
+    assert win.doc is None  # the late result was dropped
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the abort is the C++ runtime's on POSIX")
+def test_quitting_during_a_read_ends_the_process_at_once_and_cleanly(
+    tmp_path: Path, isolated_config: Path
+) -> None:
+    """The app quits while an image file is still being decoded in OpenCV (and torch may
+    still be warming up): the process ends at once, without waiting for the read, and
+    without the C++ runtime's abort that Python's finalization of those threads causes."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    yy, xx = np.mgrid[0:1500, 0:2000]
+    rgb = np.stack([xx % 256, yy % 256, (xx + yy) % 256], -1).astype(np.uint8)
+    Image.fromarray(rgb).save(folder / "a.jpg", quality=90)
+    with Project.open(folder) as p:
+        p.scan()
+        p.set_labelset(preset("camvid11"))
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "SEGSTUDIO_CONFIG_DIR": str(isolated_config),
+    }
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "gui" / "quit_driver.py"), str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "terminate" not in done.stderr, done.stderr
+    log = (isolated_config / "logs" / "segstudio.log").read_text()
+    assert "quitting without waiting for 1 image read(s)" in log

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtCore import QThreadPool
 
 from segstudio.core.labelset import LabelClass, LabelSet, preset
 from segstudio.io.project import Project
@@ -91,3 +94,70 @@ def test_off_by_default_when_a_model_fits_and_remembered_per_project(
         np.testing.assert_array_equal(win.doc.labels, 255)
     finally:
         win.close()
+
+
+def _labelled_project(tmp_path: Path, n: int = 6) -> Path:
+    """CamVid classes, one image with labels and ``n - 1`` nobody reviewed."""
+    folder = make_images(tmp_path / "street", n=n, size=(90, 120))
+    with Project.open(folder) as project:
+        project.scan()
+        project.set_labelset(preset("camvid11"))
+        labels = np.full((90, 120), 255, np.uint8)
+        labels[:30], labels[60:] = 0, 3  # sky, road
+        project.save_labels("img0.png", labels)
+    return folder
+
+
+@pytest.fixture
+def slow_predictions(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Every live prediction takes 5 s unless it is cancelled (a big photo on a slow CPU);
+    the event is set once one is under way."""
+    from segstudio.model.predictor import PredictionCancelled
+    from segstudio.training.live import LiveLearner
+
+    real_predict = LiveLearner.predict
+    under_way = threading.Event()
+
+    def slow_predict(self, rgb: np.ndarray, *, cancelled=None):
+        under_way.set()
+        end = time.monotonic() + 5.0
+        while time.monotonic() < end:
+            if cancelled is not None and cancelled():
+                raise PredictionCancelled("prediction cancelled")
+            time.sleep(0.01)
+        return real_predict(self, rgb, cancelled=cancelled)
+
+    monkeypatch.setattr(LiveLearner, "predict", slow_predict)
+    return under_way
+
+
+def test_stopping_ends_the_learner_within_a_moment_and_keeps_what_it_learnt(
+    qtbot, tmp_path: Path, bundled: Path, slow_predictions: threading.Event
+) -> None:
+    folder = _labelled_project(tmp_path)
+    win = open_window(qtbot, folder)
+    live = win.prediction.live
+    assert live.running  # no model fits the classes: it learns as the user paints
+    # it learnt from img0 and re-predicts the unreviewed images, one by one
+    qtbot.waitUntil(slow_predictions.is_set, timeout=60_000)
+    live.stop(wait_s=0)  # asked; the window does not wait here
+    assert not live.running
+    pool = QThreadPool.globalInstance()
+    qtbot.waitUntil(lambda: pool.activeThreadCount() == 0, timeout=2_000)
+    assert not live.busy
+    # on its way out it stored what it learnt as the project's live model
+    assert (folder / ".segstudio" / "models" / "live.safetensors").is_file()
+    win.close()
+
+
+def test_closing_the_window_while_it_learns_leaves_no_worker_running(
+    qtbot, tmp_path: Path, bundled: Path, slow_predictions: threading.Event
+) -> None:
+    folder = _labelled_project(tmp_path)
+    win = open_window(qtbot, folder)
+    live = win.prediction.live
+    qtbot.waitUntil(slow_predictions.is_set, timeout=60_000)
+    win.close()
+    assert not live.running and not live.busy  # closing waited for the worker's end
+    pool = QThreadPool.globalInstance()
+    qtbot.waitUntil(lambda: pool.activeThreadCount() == 0, timeout=1_000)

@@ -13,8 +13,11 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QPushButton
 
+from segstudio.core.labelset import preset
 from segstudio.io.project import ImageStatus, Project
-from tests.gui.conftest import drag, open_window
+from segstudio.model.arch import ArchSpec
+from segstudio.model.files import new_model, save_model
+from tests.gui.conftest import drag, open_window, show
 
 READS = ("record", "images", "least_confident")
 
@@ -59,6 +62,42 @@ def test_painting_reviewing_and_paging_never_read_the_store_on_the_gui_thread(
     win.editing.review.box.findChild(QPushButton, "reviewAnyway").click()
     qtbot.waitUntil(lambda: win.images.record_of("img1.png").status is ImageStatus.REVIEWED)
     assert gui_reads == []
+    win.close()
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A small model for the project's classes, as the project's default model."""
+    arch = ArchSpec("segnet_basic", {"width": 0.125, "depth": 2})
+    path = save_model(tmp_path / "tiny.safetensors", new_model(arch, preset("camvid11"), seed=0))
+    monkeypatch.setenv("SEGSTUDIO_BUNDLED_MODEL", str(path))
+    return path
+
+
+def test_the_automatic_prediction_reads_neither_the_store_nor_the_image_file_again(
+    qtbot, folder: Path, tiny_model: Path, gui_reads: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It asks the cache whether the shown image is reviewed, and predicts the pixels the
+    window has loaded already (a huge file took seconds to decode once)."""
+    import segstudio.session.models as models
+
+    files: list[str] = []
+    real_read = models.read_image
+
+    def read(path: Path):
+        files.append(Path(path).name)
+        return real_read(path)
+
+    monkeypatch.setattr(models, "read_image", read)
+    win = open_window(qtbot, folder)
+    assert win.models.path == tiny_model
+    qtbot.waitUntil(lambda: win.doc.prediction is not None, timeout=60_000)
+    gui_reads.clear()
+    show(qtbot, win, "img1.png")
+    qtbot.waitUntil(lambda: win.doc.prediction is not None, timeout=60_000)
+    assert win.project.record("img1.png").has_prediction
+    assert gui_reads == []
+    assert files == []
     win.close()
 
 

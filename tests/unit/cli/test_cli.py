@@ -282,3 +282,30 @@ def test_eval_a_dataset_folder_finds_labels_and_void(
     (flat / "classes.json").write_text(json.dumps({**ls, "void_index": 3}))
     code = main(["eval", str(flat), "--model", str(model_file)])
     _one_line_error(capsys, code, "is the id of the model's class 'Road'")
+
+
+def test_model_convert_calibrates_for_int8_and_predict_takes_int8(
+    model_file: Path, images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``convert --calibrate DIR`` stores an int8 calibration; ``predict --precision int8``
+    then runs it, and refuses (one line) a model without one."""
+    from segstudio.model.files import load_model
+    from segstudio.model.quantize import calibration_of, int8_available
+
+    out = tmp_path / "int8.safetensors"
+    argv = ["model", "convert", str(model_file), "--out", str(out)]
+    assert main([*argv, "--calibrate", str(images), "--calibration-images", "2"]) == 0
+    assert "int8 calibration on 2 image(s)" in capsys.readouterr().out
+    calibration = calibration_of(load_model(out))
+    assert calibration is not None and calibration["images"] == 2
+    _one_line_error(capsys, main([*argv, "--overwrite", "--calibrate", str(tmp_path / "no")]),
+                    "not a folder")  # fmt: skip
+    if not int8_available():
+        pytest.skip("no oneDNN int8 engine in this PyTorch build")
+    pred = ["predict", str(images / "a.png"), "--precision", "int8", "--device", "cpu"]
+    assert main([*pred, "--model", str(out), "--out", str(tmp_path / "p")]) == 0
+    assert (tmp_path / "p" / "a.png").is_file()
+    capsys.readouterr()
+    code = main([*pred, "--model", str(model_file), "--out", str(tmp_path / "q")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "int8" in err[0], err
