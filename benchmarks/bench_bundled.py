@@ -108,7 +108,18 @@ def main() -> None:
 
     t0 = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, "-m", "segstudio", "eval", str(val), "--model", str(path), "--json"],
+        [
+            sys.executable,
+            "-m",
+            "segstudio",
+            "eval",
+            str(val),
+            "--model",
+            str(path),
+            "--json",
+            "--precision",
+            "fp32",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -151,7 +162,7 @@ def main() -> None:
                 "file_bytes": path.stat().st_size,
                 "arch": model.info.arch.to_dict(),
                 "parameters": count_parameters(net),
-                "eval_command": f"segstudio eval {val} --model {path}",
+                "eval_command": f"segstudio eval {val} --model {path} --precision fp32",
                 "quality": quality,
                 "eval_wall_s": round(eval_s, 2),
                 "paths_on_val": paths,

@@ -97,9 +97,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         result["images_dir"], result["labels_dir"] = str(images_dir), str(labels_dir)
         result["void"] = void
+        result["path"] = predictor.path
         print(json.dumps(result))
         return 0
     print(f"images               {len(pairs)} in {images_dir}")
+    print(f"computed in          {predictor.path} (--precision chooses)")
     print(f"labels               {labels_dir}" + ("" if void is None else f" (void {void})"))
     print(f"pixel accuracy       {result['pixel_accuracy']:.4f}")
     print(f"mean class accuracy  {result['mean_accuracy']:.4f}")
