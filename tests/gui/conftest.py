@@ -82,11 +82,11 @@ def folder(tmp_path: Path) -> Path:
     return make_images(tmp_path / "project")
 
 
-def open_window(qtbot, folder: Path) -> MainWindow:
-    """A shown window with ``folder`` open and its first image loaded."""
+def open_window(qtbot, folder: Path, size: tuple[int, int] = (1000, 700)) -> MainWindow:
+    """A shown window of ``size`` with ``folder`` open and its first image loaded."""
     win = MainWindow()
     qtbot.addWidget(win)
-    win.resize(1000, 700)
+    win.resize(*size)
     win.show()
     qtbot.waitExposed(win)
     assert win.open_folder(folder)

@@ -6,10 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QPoint, QRect, QSize, Qt
+from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtWidgets import QScrollArea, QWidget
 
 from segstudio.gui.main_window import MainWindow
+
+from .conftest import open_window
 
 
 def _rect_in(widget: QWidget, ancestor: QWidget) -> QRect:
@@ -18,13 +20,7 @@ def _rect_in(widget: QWidget, ancestor: QWidget) -> QRect:
 
 @pytest.fixture
 def laptop(qtbot, folder: Path) -> Iterator[MainWindow]:
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(QSize(1366, 740))  # a 1366 x 768 screen less a panel
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.open_folder(folder)
-    qtbot.waitUntil(lambda: win.doc is not None)
+    win = open_window(qtbot, folder, (1366, 740))  # a 1366 x 768 screen less a panel
     yield win
     win.close()
 

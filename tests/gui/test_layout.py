@@ -42,13 +42,7 @@ def _rect_in(widget: QWidget, ancestor: QWidget) -> QRect:
 @pytest.fixture
 def laptop(qtbot, folder: Path) -> Iterator[MainWindow]:
     """The window at a 1366 x 768 laptop's size with a project open."""
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(LAPTOP)
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.open_folder(folder)
-    qtbot.waitUntil(lambda: win.doc is not None)
+    win = open_window(qtbot, folder, (LAPTOP.width(), LAPTOP.height()))
     yield win
     win.close()
 

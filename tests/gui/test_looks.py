@@ -21,7 +21,7 @@ from segstudio.io.project import Project
 from segstudio.model.arch import ArchSpec
 from segstudio.model.files import new_model, save_model, with_metadata
 
-from .conftest import make_images
+from .conftest import make_images, open_window
 
 LAPTOP = QSize(1366, 768)
 TINY = ArchSpec("segnet_basic", {"width": 0.125, "depth": 2})
@@ -62,13 +62,7 @@ def laptop(qtbot, tmp_path: Path, bundled: Path) -> Iterator[MainWindow]:
         },
         metrics={"mean_iou": 0.655, "pixel_accuracy": 0.9, "images": 3},
     )
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(LAPTOP)
-    win.show()
-    qtbot.waitExposed(win)
-    assert win.open_folder(folder)
-    qtbot.waitUntil(lambda: win.doc is not None)
+    win = open_window(qtbot, folder, (LAPTOP.width(), LAPTOP.height()))
     yield win
     win.close()
 
