@@ -189,6 +189,11 @@ class EditingController(QObject):
         for record in filter(None, records):  # none is None (see above)
             self.ui.images.update_record(record)
 
+    @property
+    def loading(self) -> str | None:
+        """The image being opened (another is still on screen until it is ready), or None."""
+        return self._loading
+
     def stop_loading(self) -> None:
         """Drop a load under way (its result is ignored when it arrives)."""
         self._loading = None

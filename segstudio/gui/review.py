@@ -32,12 +32,15 @@ class Review(QObject):
         self.ui, self.editing = ui, editing
         #: The image whose prediction is accepted as soon as it arrives.
         self.waiting: ImageDocument | None = None
+        #: The image being opened whose prediction is accepted once it shows: accept
+        #: pressed right after moving on means that image, not the one still on screen.
+        self.on_open: str | None = None
         #: The question R asks, while it is open.
         self.box: QMessageBox | None = None
 
     def close(self) -> None:
         """The project closes: nothing waits, no question stays open."""
-        self.waiting = None
+        self.waiting = self.on_open = None
         if self.box is not None:
             self.box.reject()
             self.box = None
@@ -47,20 +50,32 @@ class Review(QObject):
         if self.waiting is not None and self.waiting is not doc:
             self.ui.say(f"Not accepting the prediction of {self.waiting.name}: left", 5000)
             self.waiting = None
+        if self.on_open is not None:
+            name, self.on_open = self.on_open, None
+            if name == doc.name:
+                self.accept_prediction(doc)  # it is about to be the open image
+            else:
+                self.ui.say(f"Not accepting the prediction of {name}: left", 5000)
 
     def predicted(self, doc: ImageDocument) -> None:
         """``doc``'s prediction is shown: accepted if the user asked before it came."""
         if doc.prediction is not None and self.waiting is doc:
             self.waiting = None
-            self.accept_prediction()
+            self.accept_prediction(doc)
 
-    def accept_prediction(self) -> None:
+    def accept_prediction(self, doc: ImageDocument | None = None) -> None:
         """Copy the prediction into every unlabelled pixel (one undo step), and say so.
 
         Before the prediction has arrived: say so, make sure one is coming, and
-        accept it when it comes; or say why none will.
+        accept it when it comes; or say why none will. ``doc``: the image (default:
+        the one the user means, which is the one being opened if they moved on).
         """
-        doc = self.editing.doc
+        if doc is None:
+            doc, opening = self.editing.doc, self.editing.loading
+            if opening is not None and (doc is None or opening != doc.name):
+                self.on_open = opening  # the user moved on: the image being opened is meant
+                self.ui.say(f"Opening {opening}: its prediction is accepted once it shows", 0)
+                return
         if doc is None:
             return
         if doc.prediction is None:
@@ -99,6 +114,10 @@ class Review(QObject):
         """
         doc, project = self.editing.doc, self.editing.project
         if doc is None or project is None:
+            return
+        opening = self.editing.loading
+        if opening is not None and opening != doc.name:  # the user moved on: not this one
+            self.ui.say(f"Still opening {opening}: mark it once it shows", 5000)
             return
         if ask and not doc.reviewed and self._status_of(doc) is not ImageStatus.REVIEWED:
             missing = doc.unlabeled()

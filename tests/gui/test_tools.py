@@ -119,6 +119,30 @@ def test_accept_before_the_prediction_arrives_waits_for_it(window: MainWindow) -
     assert doc.editor.undo_name == "Accept prediction"
 
 
+def test_accept_and_r_right_after_moving_on_mean_the_next_image(window: MainWindow, qtbot) -> None:
+    """Shift+A pressed while the next image is still opening (the last one is on screen
+    until then) is for the next image: the one left keeps its labels, the next one gets
+    its prediction once it shows; R then does not mark the one left."""
+    first = window.doc
+    window.editing.prediction_request = lambda _doc: None  # "one is on its way"
+    pred = np.full(first.labels.shape, 3, np.uint8)
+    window.editing.set_prediction(first.name, pred, np.zeros_like(pred))
+    QTest.keyClick(window, Qt.Key.Key_PageDown)
+    assert window.editing.loading is not None and window.doc is first  # still opening
+    QTest.keySequence(window, QKeySequence("Shift+A"))
+    QTest.keyClick(window, Qt.Key.Key_R)
+    assert (first.labels == UNLABELED).all()
+    assert "Still opening" in status(window)
+    qtbot.waitUntil(lambda: window.doc is not first)
+    second = window.doc
+    assert window.editing.status(first.name) is not ImageStatus.REVIEWED
+    assert window.editing.review.on_open is None and window.editing.review.waiting is second
+    pred2 = np.full(second.labels.shape, 4, np.uint8)
+    window.editing.set_prediction(second.name, pred2, np.zeros_like(pred2))
+    qtbot.waitUntil(lambda: bool((second.labels == 4).all()))
+    assert (first.labels == UNLABELED).all()
+
+
 def test_accept_without_a_model_says_why(window: MainWindow) -> None:
     QTest.keySequence(window, QKeySequence("Shift+A"))
     assert "No prediction to accept" in status(window) and "no model" in status(window)

@@ -61,6 +61,7 @@ from segstudio.io.images import read_label_map, write_label_map
 from segstudio.io.project.aside import _AsideMixin
 from segstudio.io.project.db import _current_user, _meta_version, _set_meta
 from segstudio.io.project.files import _discard, _versioned_name
+from segstudio.io.project.records import ImageStatus
 
 _log = logging.getLogger(__name__)
 
@@ -230,13 +231,16 @@ class _MigrationMixin(_AsideMixin):
         new_version = _meta_version(db) + 1
         palette = new_labelset.palette()
         rows = db.execute(
-            "SELECT id, name, label_file, pred_file, conf_file FROM images "
+            "SELECT id, name, label_file, pred_file, conf_file, status FROM images "
             "WHERE label_file IS NOT NULL OR pred_file IS NOT NULL"
         ).fetchall()
         updates: list[tuple[str | None, str | None, int]] = []
         dropped_preds: list[tuple[int]] = []
+        # reviewed images whose labels lost pixels (a class removed): in progress again,
+        # so they are neither exported nor trained on as if they were complete
+        reopened: list[tuple[int, int]] = []
         count = 0
-        for image_id, name, label_file, pred_file, conf_file in rows:
+        for image_id, name, label_file, pred_file, conf_file, status in rows:
             new_names: list[str | None] = []
             for folder, old_name in (
                 (self._labels_dir, label_file),
@@ -246,9 +250,12 @@ class _MigrationMixin(_AsideMixin):
                 if old_name is not None:
                     dst = folder / _versioned_name(name, new_version)
                     written.append(dst)
-                    if _remap_file(folder / old_name, dst, lut, palette):
+                    lost = _remap_file(folder / old_name, dst, lut, palette)
+                    if lost is not None:
                         count += 1
                         new_name = dst.name
+                        if old_name == label_file and lost and status == "reviewed":
+                            reopened.append((image_id, lost))
                     old_files.append(folder / old_name)
                 new_names.append(new_name)
             new_label, new_pred = new_names
@@ -263,6 +270,17 @@ class _MigrationMixin(_AsideMixin):
         db.executemany(
             "UPDATE images SET conf_file = NULL, confidence = NULL, pred_model = NULL WHERE id = ?",
             dropped_preds,
+        )
+        db.executemany(
+            "UPDATE images SET status = ?, updated_at = ?, updated_by = ? WHERE id = ?",
+            [(ImageStatus.IN_PROGRESS.value, now, who, image_id) for image_id, _ in reopened],
+        )
+        db.executemany(
+            "INSERT INTO events (image_id, action, user, time, detail) VALUES (?, ?, ?, ?, ?)",
+            [
+                (image_id, "reopened", who, now, json.dumps({"unlabelled_by_migration": lost}))
+                for image_id, lost in reopened
+            ],
         )
         row_detail = json.dumps({"labelset": new_labelset.name, "version": new_version})
         db.executemany(
@@ -282,23 +300,25 @@ class _MigrationMixin(_AsideMixin):
         return new_version, count
 
 
-def _remap_file(src: Path, dst: Path, lut: np.ndarray, palette: np.ndarray) -> bool:
-    """Write ``lut[src]`` to ``dst`` atomically; False when ``src`` has gone from disk."""
+def _remap_file(src: Path, dst: Path, lut: np.ndarray, palette: np.ndarray) -> int | None:
+    """Write ``lut[src]`` to ``dst`` atomically and return how many labelled pixels it
+    left unlabelled (their class removed); None when ``src`` has gone from disk."""
     try:
         old = read_label_map(src)
     except ImageNotFoundError:
         _log.warning("%s: stored label map is gone; dropping it from the index", src)
-        return False
+        return None
     except ImageReadError as exc:
         raise ProjectError(f"cannot migrate classes: {exc}; nothing was changed") from exc
+    new = cv2.LUT(old, lut)
     try:
-        write_label_map(dst, cv2.LUT(old, lut), palette=palette)
+        write_label_map(dst, new, palette=palette)
     except OSError as exc:
         raise ProjectError(
             f"cannot migrate classes: cannot write {dst} ({exc.strerror or exc}); "
             "nothing was changed"
         ) from exc
-    return True
+    return int(np.count_nonzero((new == UNLABELED) & (old != UNLABELED)))
 
 
 def _check_lut_targets(lut: np.ndarray, old: LabelSet, new: LabelSet) -> None:

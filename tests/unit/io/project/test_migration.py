@@ -63,6 +63,34 @@ def test_migrate_classes(proj: Project) -> None:
         np.testing.assert_array_equal(again.load_labels("b.jpg"), LUT[data["b.jpg"][0]])
 
 
+def test_a_reviewed_image_that_loses_labels_is_in_progress_again(proj: Project) -> None:
+    """Removing a class unlabels its pixels: a reviewed image that had some is no longer
+    complete (it would be exported and trained on as if it were), one that had none, or
+    whose classes were only renumbered or merged, stays reviewed."""
+    proj.set_labelset(OLD)
+    car = np.ones((5, 5), np.uint8)  # all car (1)
+    no_car = np.zeros((5, 5), np.uint8)  # all road (0)
+    for name, labels in (("a.png", car), ("b.jpg", no_car), ("c.tif", car)):
+        proj.save_labels(name, labels)
+        proj.set_status(name, ImageStatus.REVIEWED)
+    proj.set_status("c.tif", ImageStatus.IN_PROGRESS)
+    drop_car = np.arange(256, dtype=np.uint8)
+    drop_car[[0, 1, 2]] = [1, 255, 0]  # road -> road (1), car removed, sky -> sky (0)
+    proj.migrate_classes(drop_car, NEW)
+    assert proj.record("a.png").status is ImageStatus.IN_PROGRESS
+    assert proj.history("a.png")[-2]["action"] == "reopened"
+    assert proj.record("b.jpg").status is ImageStatus.REVIEWED
+    assert proj.record("c.tif").status is ImageStatus.IN_PROGRESS
+    # a merge loses nothing: still reviewed
+    proj.set_status("a.png", ImageStatus.REVIEWED)
+    proj.save_labels("a.png", np.ones((5, 5), np.uint8))
+    proj.set_status("a.png", ImageStatus.REVIEWED)
+    merge = np.arange(256, dtype=np.uint8)
+    merge[[0, 1]] = [0, 0]  # sky and road into sky
+    proj.migrate_classes(merge, LabelSet("one", (LabelClass("sky", (128, 128, 128)),)))
+    assert proj.record("a.png").status is ImageStatus.REVIEWED
+
+
 def test_migrate_classes_validates_lut(proj: Project) -> None:
     populate(proj)
     with pytest.raises(ValueError, match="256 uint8"):
