@@ -58,7 +58,15 @@ class Review(QObject):
                 self.ui.say(f"Not accepting the prediction of {name}: left", 5000)
 
     def predicted(self, doc: ImageDocument) -> None:
-        """``doc``'s prediction is shown: accepted if the user asked before it came."""
+        """``doc``'s prediction is shown: accepted if the user asked before it came, and
+        offered by R's question if that is open for it."""
+        box = self.box
+        if box is not None and doc.prediction is not None and box.property("image") == doc.name:
+            accept = box.findChild(QAbstractButton, "reviewAcceptPrediction")
+            if accept is not None:
+                accept.setEnabled(True)
+                accept.setToolTip("")
+            box.setInformativeText("The prediction has arrived: it can fill them.")
         if doc.prediction is not None and self.waiting is doc:
             self.waiting = None
             self.accept_prediction(doc)
@@ -151,6 +159,7 @@ class Review(QObject):
         share = 100.0 * missing / doc.labels.size
         box = QMessageBox(self.ui.window)
         box.setObjectName("reviewQuestion")
+        box.setProperty("image", doc.name)
         box.setWindowTitle("Mark reviewed")
         box.setIcon(QMessageBox.Icon.Question)
         box.setText(

@@ -226,6 +226,20 @@ def test_r_can_accept_the_prediction_for_the_unlabelled_pixels(window: MainWindo
     assert window.project.record(doc.name).status is ImageStatus.REVIEWED
 
 
+def test_r_offers_a_prediction_that_arrives_while_it_asks(window: MainWindow, qtbot) -> None:
+    doc = window.doc
+    QTest.keyClick(window, Qt.Key.Key_R)
+    box = review_question(window, qtbot)
+    accept = box.findChild(QPushButton, "reviewAcceptPrediction")
+    assert not accept.isEnabled()
+    pred = np.full(doc.labels.shape, 5, np.uint8)
+    window.editing.set_prediction(doc.name, pred, np.zeros_like(pred))  # it arrives
+    assert accept.isEnabled() and "arrived" in box.informativeText()
+    press(box, qtbot, "reviewAcceptPrediction")
+    assert (doc.labels == 5).all()
+    assert window.project.record(doc.name).status is ImageStatus.REVIEWED
+
+
 def test_editing_a_reviewed_image_makes_it_in_progress(window: MainWindow, qtbot) -> None:
     doc = window.doc
     window.editing.toggle_reviewed()
