@@ -9,7 +9,15 @@ from __future__ import annotations
 
 
 class SegStudioError(Exception):
-    """Base class of all errors a user can act on."""
+    """Base class of all errors a user can act on.
+
+    ``window``: the message in the window's words, where it differs (it names the
+    dialog's controls, not the command line's flags); None: the message says it.
+    """
+
+    def __init__(self, *args: object, window: str | None = None) -> None:
+        super().__init__(*args)
+        self.window = window
 
 
 class LabelSetError(SegStudioError):

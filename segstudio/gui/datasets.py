@@ -1,10 +1,10 @@
 """Export and import datasets from the window, as cancellable jobs.
 
 Export writes the labelled images in a training format; the output folder is
-swapped in whole, so a cancelled export writes nothing. The export dialog
-keeps its choices (for the project, and after an error, when it opens again
-by itself); a folder that holds files is replaced only after the user says
-so in the window. Import brings a
+swapped in whole, so a cancelled export writes nothing. The export and import
+dialogs keep their choices (for the project, and after an error, when they
+open again by itself); a folder that holds files is replaced only after the
+user says so in the window. Import brings a
 dataset's masks in as reviewed labels, all or nothing; meanwhile the canvas,
 the image list and the palette wait (imported labels must not race with
 painting), and afterwards they show what was imported, counted honestly:
@@ -14,8 +14,9 @@ masks for images the project had, and images that are new.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QDialog, QMessageBox
@@ -30,6 +31,8 @@ from segstudio.io.project import ImageRecord, ImageStatus, Project
 
 if TYPE_CHECKING:  # read when a dataset is exported or imported, not at start-up
     from segstudio.io.datasets import ExportReport, ImportReport
+
+D = TypeVar("D", bound=QDialog)
 
 
 def plural(n: int, word: str) -> str:
@@ -74,23 +77,34 @@ class DatasetsController(QObject):
     def __init__(self, ui: Ui, jobs: JobRunner, editing: EditingController) -> None:
         super().__init__(ui.window)
         self.ui, self.jobs, self.editing = ui, jobs, editing
-        self._export_dialog: ExportDialog | None = None  # keeps its choices for the project
-        self._export_for: Project | None = None
-        self._export_asked = False  # the running export's choices came from the dialog
+        #: The export and import dialogs, which keep their choices for the project.
+        self._dialogs: dict[JobKind, QDialog] = {}
+        self._dialogs_for: Project | None = None
+        self._asked = False  # the running export's or import's choices came from its dialog
         self._before: set[str] = set()  # the project's images when an import started
         jobs.finished.connect(self._job_finished)
         ui.action("actionExportDataset").triggered.connect(lambda _c=False: self.export_dataset())
         ui.action("actionImportDataset").triggered.connect(lambda _c=False: self.import_dataset())
 
+    def _kept(self, kind: JobKind, project: Project, make: Callable[[], D]) -> D:
+        """The project's dialog for ``kind``, with the choices made last time (``make``
+        makes it the first time, or for another project)."""
+        if self._dialogs_for is not project:
+            for dialog in self._dialogs.values():
+                dialog.deleteLater()
+            self._dialogs, self._dialogs_for = {}, project
+        if kind not in self._dialogs:
+            self._dialogs[kind] = make()
+        return cast(D, self._dialogs[kind])
+
     def export_dialog(self, project: Project) -> ExportDialog:
         """The project's export dialog, with the choices made last time."""
-        if self._export_dialog is None or self._export_for is not project:
-            if self._export_dialog is not None:
-                self._export_dialog.deleteLater()
-            default = project.folder.parent / f"{project.folder.name}-dataset"
-            self._export_dialog = ExportDialog(self.ui.window, default)
-            self._export_for = project
-        return self._export_dialog
+        default = project.folder.parent / f"{project.folder.name}-dataset"
+        return self._kept(JobKind.EXPORT, project, lambda: ExportDialog(self.ui.window, default))
+
+    def import_dialog(self, project: Project) -> ImportDialog:
+        """The project's import dialog, with the choices made last time."""
+        return self._kept(JobKind.IMPORT, project, lambda: ImportDialog(self.ui.window))
 
     def ask_export(self, project: Project) -> ExportChoice | None:
         """Ask where and how to export, until the choices hold (None: the user cancelled).
@@ -151,17 +165,15 @@ class DatasetsController(QObject):
             QMessageBox.warning(self.ui.window, "Export", str(exc))
             return
         cancel = threading.Event()
-        self._export_asked = (
-            self.jobs.start(
-                JobKind.EXPORT,
-                relay,
-                export_dataset(project, choice.out, options),
-                cancel.is_set,
-                on_return=self._export_done,
-                cancel=cancel,
-            )
-            and asked
-        )
+        if self.jobs.start(
+            JobKind.EXPORT,
+            relay,
+            export_dataset(project, choice.out, options),
+            cancel.is_set,
+            on_return=self._export_done,
+            cancel=cancel,
+        ):
+            self._asked = asked  # a job that did not start leaves the running one's
 
     def _export_done(self, report: ExportReport | None) -> None:
         if report is None:
@@ -180,8 +192,9 @@ class DatasetsController(QObject):
         project = self.editing.project
         if project is None:
             return
+        asked = choice is None
         if choice is None:
-            dialog = ImportDialog(self.ui.window)
+            dialog = self.import_dialog(project)
             if dialog.exec() != QDialog.DialogCode.Accepted:
                 return
             choice = dialog.choice()
@@ -204,7 +217,9 @@ class DatasetsController(QObject):
         started = self.jobs.start(
             JobKind.IMPORT, relay, gen, cancel.is_set, on_return=self._import_done, cancel=cancel
         )
-        if not started:
+        if started:
+            self._asked = asked
+        else:
             self.blocked.emit(False)
 
     def _import_done(self, report: ImportReport | None) -> None:
@@ -228,7 +243,8 @@ class DatasetsController(QObject):
     def _job_finished(self, kind: JobKind) -> None:
         if kind is JobKind.IMPORT:
             self.blocked.emit(False)
-        if kind is JobKind.EXPORT:
-            failed, self._export_asked = self._export_asked and self.jobs.failed, False
+        again = {JobKind.EXPORT: self.export_dataset, JobKind.IMPORT: self.import_dataset}
+        if kind in again:
+            failed, self._asked = self._asked and self.jobs.failed, False
             if failed:  # the error was shown: the dialog again, with the choices made
-                QTimer.singleShot(0, self.export_dataset)
+                QTimer.singleShot(0, lambda: again[kind]())

@@ -12,6 +12,7 @@ event loop ends when the worker's ``finished`` signal says so, or at a timeout
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from collections.abc import Callable
@@ -38,9 +39,35 @@ class JobKind(Enum):
     IMPORT = "Import"
 
 
+#: A file system error in words: what is wrong with the path, and what to do.
+OS_ERRORS: tuple[tuple[type[OSError], str, str], ...] = (
+    (FileExistsError, "there is already a file or folder at {path}", "Choose another place"),
+    (PermissionError, "no permission to use {path}", "Choose a place you may write to"),
+    (FileNotFoundError, "{path} does not exist", "Check the path"),
+    (NotADirectoryError, "part of {path} is a file, not a folder", "Choose a folder"),
+    (IsADirectoryError, "{path} is a folder, not a file", "Choose a file"),
+)
+
+
 def error_text(exc: BaseException) -> str:
-    """A worker's error for the user: our own errors say what to do, others name their type."""
-    return str(exc) if isinstance(exc, SegStudioError) else f"{type(exc).__name__}: {exc}"
+    """A worker's error for the user: our own errors say what to do (in the window's words
+    where they have some), file system errors say so in a sentence, others name their type."""
+    if isinstance(exc, SegStudioError):
+        return exc.window or str(exc)
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return os_error_text(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def os_error_text(exc: OSError) -> str:
+    """``exc`` as a sentence: what is wrong, the path, what to do."""
+    path = str(exc.filename)
+    if exc.errno == errno.ENOSPC:
+        return f"the disk is full (writing {path}). Free some space, or choose another disk."
+    for kind, what, todo in OS_ERRORS:
+        if isinstance(exc, kind):
+            return f"{what.format(path=path)}. {todo}, and try again."
+    return f"{exc.strerror or exc} ({path}). Check the path, and try again."
 
 
 def wait_for(signal: SignalInstance, done: Callable[[], bool], timeout_s: float) -> bool:
@@ -161,6 +188,7 @@ class JobRunner(QObject):
         self._then: Callable[[], None] | None = None
         self._outcome = ""  # how the running job ended: "" (finished), "cancelled", "failed"
         self._said: str | None = None  # the status line when the job returned
+        self._error = ""  # what the box said when the running job failed
         #: Set when the app quits: a cancelled fine-tune keeps its checkpoint to resume.
         self.keep = threading.Event()
         self._closing = False  # the project closes: a result or an error is only logged
@@ -284,14 +312,17 @@ class JobRunner(QObject):
             log.info("%s cancelled: %s", title, msg)
             return
         self._outcome = "failed"
-        log.error("%s failed: %s", title, msg)
-        QMessageBox.warning(self._window, title, msg)
+        self._error = f"{title} failed: {msg}"  # the box and the status bar say the same
+        log.error("%s", self._error)
+        QMessageBox.warning(self._window, title, self._error)
 
     def _ended(self) -> None:
         kind = self._kind
         assert kind is not None
         said = self._said
-        if said is None or self._status.currentMessage() == said:  # the job said nothing
+        if self._outcome == "failed":
+            self._status.showMessage(self._error, 15000)
+        elif said is None or self._status.currentMessage() == said:  # the job said nothing
             self._status.showMessage(f"{kind.value} {self._outcome or 'finished'}", 5000)
         self._worker, self._kind, self._cancel = None, None, None
         self._closing = False

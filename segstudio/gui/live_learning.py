@@ -95,7 +95,8 @@ def _unreviewed(project: Project, shown: str | None) -> list[str]:
 
 
 def _serve(project: Project, base_path: Path, queue: _Queue) -> Iterator[tuple[str, Any]]:
-    """The worker: yields ("status", text) and ("predicted", (name, labels, conf)).
+    """The worker: yields ("status", text), ("predicted", (name, labels, conf)) and
+    ("saved", path) when it wrote the live model file.
 
     ``queue.stopped`` is asked between any two images and within every fit and
     prediction; once stopped, the worker saves what it learnt and returns.
@@ -112,7 +113,7 @@ def _serve(project: Project, base_path: Path, queue: _Queue) -> Iterator[tuple[s
 
     unsaved = False  # fitted since the live model file was last written
 
-    def save() -> None:
+    def save() -> bool:
         nonlocal unsaved
         unsaved = False
         try:
@@ -121,6 +122,8 @@ def _serve(project: Project, base_path: Path, queue: _Queue) -> Iterator[tuple[s
             )
         except (SegStudioError, OSError) as exc:
             log.warning("live learner: model not saved: %s", exc)
+            return False
+        return True
 
     def learn(name: str, labels: np.ndarray | None = None) -> None:
         """Take an image's labels (read from the project when not given)."""
@@ -161,7 +164,8 @@ def _serve(project: Project, base_path: Path, queue: _Queue) -> Iterator[tuple[s
             fitted_for.clear()
             background = True
             if time.monotonic() - last_save > SAVE_EVERY_S:
-                save()
+                if save():
+                    yield "saved", project.models_dir / LIVE_MODEL_NAME
                 last_save = time.monotonic()
         background = background or shown_new
         if not learner.ready:
@@ -227,11 +231,14 @@ class LiveLearning(QObject):
     predicted(tuple)
         ``(name, labels, confidence)`` of an image the live learner predicted
         (already stored in the project).
+    saved(Path)
+        The live model file was written (while it learns; not on its way out).
     status(str)
         A line for the status bar.
     """
 
     predicted = Signal(object)
+    saved = Signal(object)
     status = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -327,6 +334,8 @@ class LiveLearning(QObject):
         kind, value = item
         if kind == "predicted":
             self.predicted.emit(value)
+        elif kind == "saved":
+            self.saved.emit(value)
         else:
             self.status.emit(value)
 

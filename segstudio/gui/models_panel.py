@@ -50,6 +50,10 @@ MARK, MODEL = 0, 1
 ACTIVE_MARK, OTHER_MARK = "●", "○"
 #: The least height of the model list and the details together (two rows, a few lines).
 SPLIT_MIN_HEIGHT = 160
+#: A validation on fewer images than this is marked: its mIoU is no ground for comparing.
+FEW_IMAGES = 5
+#: The colour of a metric measured on few images, in the details.
+FEW_COLOUR = "#888888"
 #: Recipe fields shown in the lineage, in this order.
 RECIPE_KEYS = ("epochs", "minutes", "lr", "batch_size", "crop", "freeze_encoder", "schedule")
 
@@ -111,13 +115,24 @@ def display_name(summary: ModelSummary) -> str:
     return stem
 
 
+def few_images(summary: ModelSummary) -> str | None:
+    """Why the model's mIoU is not comparable (measured on few images); None: it is."""
+    images = summary.metrics.get("images")
+    if summary.mean_iou is None or not isinstance(images, int) or images >= FEW_IMAGES:
+        return None
+    return f"measured on {images} image{'' if images == 1 else 's'}: not comparable"
+
+
 def summary_lines(summary: ModelSummary) -> str:
     """Validation mIoU and classes, then architecture and date: two short lines that fit
-    a narrow dock (the details pane has the rest)."""
+    a narrow dock (the details pane has the rest). An mIoU measured on few images says so."""
     if summary.error is not None:
         return "unreadable"
     miou = summary.mean_iou
     first = "no val mIoU" if miou is None else f"mIoU {miou:.3f}"
+    images = summary.metrics.get("images")
+    if few_images(summary) is not None:
+        first += f" ({images} image{'' if images == 1 else 's'})"  # short: a narrow dock
     if summary.labelset is not None:
         first += f" · {summary.labelset.num_classes} classes"
     when = summary.created.astimezone().strftime("%Y-%m-%d %H:%M")
@@ -131,7 +146,11 @@ def details_html(summary: ModelSummary, active: bool, misfit: str | None) -> str
     if misfit is not None:
         rows.append(("Cannot be used", f"<span style='color:#c0392b'>{e(misfit)}</span>"))
     rows.append(("Status", "the active model" if active else "not active"))
-    rows.append(("Validation", e(_metrics_text(s.metrics))))
+    few = few_images(s)
+    validation = e(_metrics_text(s.metrics))
+    if few is not None:  # grey, and why: no ground for comparing with the others
+        validation = f"<span style='color:{FEW_COLOUR}'>{validation}: too few to compare</span>"
+    rows.append(("Validation", validation))
     rows += _lineage(s)  # where it came from: in sight in a short pane, before the rest
     rows.append(("Architecture", e(s.arch or "—")))
     rows.append(("Created", s.created.astimezone().strftime("%Y-%m-%d %H:%M")))
@@ -364,6 +383,9 @@ class ModelsPanel(QWidget):
             )
             item.setData(MODEL, Qt.ItemDataRole.UserRole, str(summary.path))
             tip = f"{summary.path}\n{_one_line(second)}"
+            few = few_images(summary) if misfit is None else None
+            if few is not None:
+                tip += f"\nmIoU {few} with models validated on more images"
             item.setToolTip(MODEL, tip)
             item.setToolTip(
                 MARK,

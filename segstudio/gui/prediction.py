@@ -89,6 +89,7 @@ class PredictionController(QObject):
         self.live = LiveLearning(self)
         self.live.predicted.connect(self._predicted)
         self.live.status.connect(lambda text: ui.say(text, 8000))
+        self.live.saved.connect(lambda _path: self.models_panel.refresh())  # list it
         self.live_label = QLabel()
         self.live_label.setObjectName("liveLearning")
         self.live_label.setToolTip("Model → Learn as I paint (Ctrl+Alt+L)")
@@ -409,9 +410,12 @@ class PredictionController(QObject):
 
     def set_live(self, on: bool) -> None:
         """Start or stop learning as the user paints."""
-        self.live.stop()
+        was = self.live.running
+        ended = self.live.stop()
         self.live_label.setText("")
         project = self.editing.project
+        if was and ended and not on and project is not None:
+            self.models_panel.refresh()  # it saved what it learnt on its way out
         if not on or project is None:
             return
         base = live_base(self.service.path)

@@ -242,11 +242,11 @@ class TrainingController(QObject):
         if auto and self.prediction.set_model(outcome.path):
             text += " It is the active model now; the unreviewed images are re-predicted."
             self.jobs.then(self.prediction.predict_all)  # once the fine-tune has ended
-            self.panel.finish(text, can_use=False)
+            self.panel.finish(text, can_use=False, verdict=r.verdict)
         else:
             text += " The active model stays until you click Use."
-            self.panel.finish(text, can_use=True)
-        self.ui.say(text, 15000)
+            self.panel.finish(text, can_use=True, verdict=r.verdict)
+        self.ui.say(f"Fine-tune finished: {text}")  # until replaced: the run's verdict
 
     def _job_finished(self, kind: JobKind) -> None:
         if kind is JobKind.FINE_TUNE:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QPushButton,
     QScrollArea,
@@ -184,10 +185,14 @@ class TrainingPanel(QWidget):
         self._restyle()  # titles, colours; again when the theme changes
         self.table_title = QLabel("Per-class IoU")
         self.table_title.setObjectName("perClassTitle")
+        self.table_title.setWordWrap(True)  # a narrow dock: it wraps, never widens the panel
         self.table = QTableWidget(0, 2)
         self.table.setObjectName("perClassIou")
         self.table.setHorizontalHeaderLabels(["Class", "IoU"])
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()  # the table fits the dock's width
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self._fit_table(TABLE_ROWS)
@@ -353,9 +358,14 @@ class TrainingPanel(QWidget):
         self.use.setVisible(False)
         self.result.setText(text)
 
-    def finish(self, text: str, *, can_use: bool) -> None:
+    def finish(self, text: str, *, can_use: bool, verdict: str | None = None) -> None:
+        """The run ended: ``verdict`` (the run's, if it has one) heads the panel, in sight
+        without scrolling; ``text`` says the rest below the table."""
         self.set_running(False)
-        self.status.setText("Finished." if can_use else "Stopped.")
+        if verdict:
+            self.status.setText(f"Finished: {verdict}.")
+        else:
+            self.status.setText("Finished." if can_use else "Stopped.")
         self.result.setText(text)
         self.use.setVisible(can_use)
 

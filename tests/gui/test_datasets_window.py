@@ -202,3 +202,79 @@ def test_a_failed_export_opens_the_dialog_again_with_its_choices(
     assert seen == [str(out)]
     qtbot.waitUntil(lambda: not win.datasets.export_dialog(win.project).isVisible())
     win.close()
+
+
+def _dialog_button(cls, which=QDialogButtonBox.StandardButton.Ok):
+    def find(widget):
+        if isinstance(widget, cls):
+            return widget.findChild(QDialogButtonBox).button(which)
+        return None
+
+    return find
+
+
+def test_a_failed_import_opens_the_dialog_again_and_names_the_checkbox(
+    qtbot, tmp_path: Path, monkeypatch
+) -> None:
+    from segstudio.gui.dataset_dialogs import ImportDialog
+
+    warnings: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warnings.append(a[2]))
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: None)
+    src = _reviewed_project(tmp_path / "src")
+    win = open_window(qtbot, src)
+    out = tmp_path / "dataset"
+    win.datasets.export_dataset(ExportChoice(out, {"format": "camvid", "split": (1, 0, 0)}))
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=30_000)
+    seen: list[tuple] = []
+
+    def fill(dialog: ImportDialog) -> None:
+        dialog.format.setCurrentIndex(dialog.format.findData("camvid"))
+        dialog.source.setText(str(out))
+        dialog.void.setValue(11)
+
+    def kept(dialog: ImportDialog) -> None:
+        seen.append((dialog.format.currentData(), dialog.source.text(), dialog.void.value()))
+
+    # the project's images hold labels: refused without the checkbox ticked
+    _answer(
+        [
+            (_dialog_button(ImportDialog), fill),
+            (_dialog_button(ImportDialog, QDialogButtonBox.StandardButton.Cancel), kept),
+        ]
+    )
+    win.datasets.import_dataset()
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=30_000)
+    qtbot.waitUntil(lambda: bool(seen), timeout=10_000)  # the dialog, again
+    assert seen == [("camvid", str(out), 11)]
+    assert "tick 'Replace labels of images that already have some'" in warnings[0]
+    assert "--replace" not in warnings[0]
+    assert win.statusBar().currentMessage() == warnings[0]
+    win.close()
+
+
+def test_a_failed_export_says_what_failed_where_and_what_to_do(
+    qtbot, tmp_path: Path, monkeypatch
+) -> None:
+    warnings: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warnings.append(a[2]))
+    src = _reviewed_project(tmp_path / "src")
+    win = open_window(qtbot, src)
+    (tmp_path / "export1").mkdir()
+    existing = tmp_path / "export1" / "existing.txt"
+    existing.write_text("in the way")
+
+    def broken(*_a, **_k):
+        raise FileExistsError(17, "File exists", str(existing))
+        yield  # a generator, like the real export
+
+    monkeypatch.setattr("segstudio.io.datasets.export_dataset", broken)
+    win.datasets.export_dataset(ExportChoice(existing, {"format": "index"}))
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=30_000)
+    assert warnings == [
+        f"Export failed: there is already a file or folder at {existing}. "
+        "Choose another place, and try again."
+    ]
+    assert "Errno" not in warnings[0] and "FileExistsError" not in warnings[0]
+    assert win.statusBar().currentMessage() == warnings[0]
+    win.close()

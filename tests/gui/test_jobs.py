@@ -114,8 +114,8 @@ def test_a_cancelled_job_says_cancelled_and_a_failed_one_failed(
 
     assert runner.start(JobKind.EXPORT, broken)
     assert runner.wait(10)
-    assert runner.failed and status.currentMessage() == "Export failed"
-    assert shown == ["ValueError: disk on fire"]
+    assert runner.failed and status.currentMessage() == "Export failed: ValueError: disk on fire"
+    assert shown == ["Export failed: ValueError: disk on fire"]  # the box says the same
 
 
 def test_the_progress_bar_has_room_for_its_text(runner: JobRunner) -> None:

@@ -161,3 +161,25 @@ def test_closing_the_window_while_it_learns_leaves_no_worker_running(
     assert not live.running and not live.busy  # closing waited for the worker's end
     pool = QThreadPool.globalInstance()
     qtbot.waitUntil(lambda: pool.activeThreadCount() == 0, timeout=1_000)
+
+
+def test_the_models_list_shows_the_live_model_once_it_is_saved(
+    qtbot, tmp_path: Path, bundled: Path
+) -> None:
+    folder = make_images(tmp_path / "cells", n=2, size=(90, 120))
+    win = open_window(qtbot, folder)
+    panel = win.prediction.models_panel
+    live = folder / ".segstudio" / "models" / "live.safetensors"
+    try:
+        qtbot.waitUntil(lambda: panel.loaded, timeout=10_000)
+        assert panel.row_of(live) is None
+        win.canvas.set_brush_radius(2)
+        win.palette.choose(0)
+        drag(win, [(5, 8), (110, 8)])
+        win.palette.choose(3)
+        drag(win, [(5, 75), (110, 75)])
+        qtbot.waitUntil(live.is_file, timeout=60_000)
+        # no click on Refresh: the list reads the models again by itself
+        qtbot.waitUntil(lambda: panel.loaded and panel.row_of(live) is not None, timeout=10_000)
+    finally:
+        win.close()

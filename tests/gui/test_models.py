@@ -246,7 +246,7 @@ def test_the_models_panel_shows_metrics_and_lineage_and_switches_with_one_click(
     assert _row_text(panel, bundled).startswith("camvid_segnet (bundled)")
     assert panel.tree.topLevelItem(panel.row_of(bundled)).text(MARK) == "●"  # the active one
     line = _row_text(panel, tuned)
-    assert line.startswith("model-tuned\nmIoU 0.625 · 11 classes\nsegnet_basic · 20")
+    assert line.startswith("model-tuned\nmIoU 0.625 (2 images) · 11 classes\nsegnet_basic")
     assert "does not fit:\n21 classes; the project has 11" in _row_text(panel, voc)
     _click_row(qtbot, panel, tuned)  # selecting shows it in full
     details = panel.details.toPlainText()
@@ -366,3 +366,24 @@ def test_opening_a_project_reads_no_weights_and_imports_no_torch(
         "QT_QPA_PLATFORM": "offscreen",
     }
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, env=env, cwd=tmp_path)
+
+
+def test_a_metric_measured_on_few_images_is_marked_not_comparable(
+    qtbot, camvid: Path, bundled: Path
+) -> None:
+    one = _project_model(camvid, "model-one.safetensors", metrics={"mean_iou": 0.967, "images": 1})
+    many = _project_model(
+        camvid, "model-many.safetensors", metrics={"mean_iou": 0.568, "images": 101}
+    )
+    win = open_window(qtbot, camvid)
+    panel = win.prediction.models_panel
+    qtbot.waitUntil(lambda: panel.loaded, timeout=10_000)
+    assert _row_text(panel, one).startswith("model-one\nmIoU 0.967 (1 image) · ")
+    assert _row_text(panel, many).startswith("model-many\nmIoU 0.568 · ")
+    tip = panel.tree.topLevelItem(panel.row_of(one)).toolTip(MODEL)
+    assert "measured on 1 image: not comparable" in tip
+    assert "not comparable" not in panel.tree.topLevelItem(panel.row_of(many)).toolTip(MODEL)
+    _click_row(qtbot, panel, one)
+    assert "on 1 image(s): too few to compare" in panel.details.toPlainText()
+    assert "#888888" in panel.details.toHtml()  # in grey
+    win.close()

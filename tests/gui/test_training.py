@@ -348,3 +348,46 @@ def test_per_class_iou_table_shows_every_class_without_its_own_scrolling(qtbot) 
     assert table.viewport().rect().contains(last)
     assert [table.item(i, 0).text() for i in range(11)] == list(names)
     assert table.item(10, 1).text() == "0.500"
+
+
+def test_a_finished_run_heads_the_panel_and_the_status_bar_with_its_verdict(
+    qtbot, labelled: Path, monkeypatch
+) -> None:
+    kept = {"mean_iou": 0.7, "per_class_iou": [0.5] * 11, "images": 2}
+    monkeypatch.setattr("segstudio.gui.training.run_training", _fake_run(False, kept))
+    win = open_window(qtbot, labelled)
+    win.training.fine_tune(_request())
+    qtbot.waitUntil(lambda: not win.jobs.running, timeout=30_000)
+    panel = win.training_panel
+    assert panel.status.text() == "Finished: NOT better (kept start)."  # in sight, on top
+    assert "NOT better (kept start)" in win.statusBar().currentMessage()
+    qtbot.wait(200)
+    assert "NOT better (kept start)" in win.statusBar().currentMessage()  # it stays
+    win.close()
+
+
+def test_the_panel_fits_a_narrow_dock_with_the_stored_models_heading(qtbot) -> None:
+    from PySide6.QtWidgets import QScrollArea
+
+    from segstudio.gui.training_panel import TrainingPanel
+
+    names = tuple(preset("camvid11").names)
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.resize(280, 400)  # a laptop's dock, with the panel's vertical scroll bar
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.start(names, "run")
+    panel.show_final({"mean_iou": 0.9123, "per_class_iou": [0.9123] * 11})
+    qtbot.wait(50)
+    scroll = panel.findChild(QScrollArea, "trainingScroll")
+    view = scroll.viewport()
+    assert scroll.verticalScrollBar().isVisible()
+    assert scroll.widget().width() <= view.width()  # nothing cut off on the right
+    for widget in (panel.table_title, panel.table, panel.status):
+        right = widget.mapTo(view, widget.rect().topRight()).x()
+        assert right < view.width(), widget.objectName()
+    table = panel.table
+    iou = table.visualItemRect(table.item(0, 1))
+    assert table.viewport().rect().contains(iou)  # the IoU values in sight
+    assert table.horizontalScrollBar().maximum() == 0

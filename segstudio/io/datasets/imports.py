@@ -52,6 +52,10 @@ from segstudio.io.project import Project
 
 __all__ = ["IMPORT_FORMATS", "ImportReport", "import_dataset"]
 
+#: Where a refusal says how to replace labels: the command line's flag or the window's
+#: checkbox is put in when the error is raised (no file name holds a NUL).
+REPLACE_HINT = "\0replace\0"
+
 _log = logging.getLogger(__name__)
 
 IMPORT_FORMATS: Final[tuple[str, ...]] = (
@@ -248,15 +252,20 @@ def import_dataset(
         if painted:
             problems.append(
                 f"{len(painted)} image(s) already hold labels that the import would replace "
-                "(add --replace, or in the window tick 'Replace labels of images that already "
-                "have some', to do so): " + shortlist(painted)
+                f"({REPLACE_HINT}): " + shortlist(painted)
             )
     elif any(r.has_labels for r in project.images() if r.name in {p.name for p, _ in converted}):
         warnings.append("labels of images that already had some were replaced by the import")
     if problems:
-        raise DatasetError(
+        text = (
             f"cannot import {source} ({len(problems)} problem(s); the project was not "
             "changed): " + shortlist(problems, 10)
+        )
+        raise DatasetError(
+            text.replace(REPLACE_HINT, "add --replace to do so"),
+            window=text.replace(
+                REPLACE_HINT, "tick 'Replace labels of images that already have some' to do so"
+            ),
         )
 
     # 3. Stage the copies, move them in, store every label in one transaction: all
