@@ -71,8 +71,6 @@ def run_cli(image: Path, out: Path, model: str | None, precision: str, tile: int
 
 
 def cancel_latency(image: Path, model: str | None, tile: int, after: list[float]) -> dict:
-    import torch
-
     from segstudio.core.bundled import bundled_model_path
     from segstudio.model.files import load_model
     from segstudio.model.predictor import PredictionCancelled, Predictor
@@ -97,7 +95,6 @@ def cancel_latency(image: Path, model: str | None, tile: int, after: list[float]
         thread.join()
         if ended[0] > asked:  # else it had finished before the cancel: nothing to measure
             delays.append(ended[0] - asked)
-    del torch
     if not delays:
         return {"path": predictor.path, "note": "every prediction ended before its cancel"}
     return {

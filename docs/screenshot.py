@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -88,10 +89,17 @@ def main() -> None:
         win.statusBar().showMessage("")
         QTimer.singleShot(600, grab)
 
-    def grab() -> None:
-        # a real mouse move over the road, so the status bar reports what is under it
-        QTest.mouseMove(win.canvas.viewport(), win.canvas.mapFromScene(QPointF(240.5, 300.5)))
-        QTimer.singleShot(400, save)
+    grab = _grabber(app, win, out, QPointF(240.5, 300.5), settle_ms=400)
+
+    QTimer.singleShot(300, shoot)
+    app.exec()
+
+
+def _grabber(
+    app: QApplication, win: MainWindow, out: Path, at: QPointF, settle_ms: int
+) -> Callable[[], None]:
+    """What takes the screenshot: a real mouse move to ``at`` (scene coordinates), so the
+    status bar reports what is under it, then, once it settled, the grab, and quit."""
 
     def save() -> None:
         win.grab().save(str(out))
@@ -99,8 +107,11 @@ def main() -> None:
         win.close()
         app.quit()
 
-    QTimer.singleShot(300, shoot)
-    app.exec()
+    def grab() -> None:
+        QTest.mouseMove(win.canvas.viewport(), win.canvas.mapFromScene(at))
+        QTimer.singleShot(settle_ms, save)
+
+    return grab
 
 
 def _option(name: str, default: str) -> str:
@@ -158,15 +169,7 @@ def laptop(camvid: Path, out: Path, zoom: float) -> None:
         win.statusBar().showMessage("")
         QTimer.singleShot(800, grab)
 
-    def grab() -> None:
-        QTest.mouseMove(win.canvas.viewport(), win.canvas.mapFromScene(QPointF(330.5, 250.5)))
-        QTimer.singleShot(600, save)
-
-    def save() -> None:
-        win.grab().save(str(out))
-        print(f"wrote {out}")
-        win.close()
-        app.quit()
+    grab = _grabber(app, win, out, QPointF(330.5, 250.5), settle_ms=600)
 
     QTimer.singleShot(300, shoot)
     app.exec()

@@ -34,12 +34,12 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QMessageBox
 
-from segstudio.core.labelset import UNLABELED
 from segstudio.gui.actions import TOOL_ACTIONS
 from segstudio.gui.canvas import Tool
 from segstudio.gui.jobs import WorkerSet, error_text
 from segstudio.gui.region_tools import FillTool, GrabCutTool
 from segstudio.gui.review import Review
+from segstudio.gui.status_bar import cursor_text
 from segstudio.gui.ui import Ui
 from segstudio.io.project import ImageRecord, ImageStatus, Project
 from segstudio.session.cache import ProjectCache
@@ -503,24 +503,8 @@ class EditingController(QObject):
         self.review.accept_prediction()
 
     def show_cursor_info(self, x: int, y: int) -> None:
-        doc, ls = self.doc, self.ui.palette.labelset  # the palette's copy: no project lock
-        current = ""
-        if ls is not None and ls.num_classes:
-            current = f"painting: {ls.names[min(self.ui.palette.current(), ls.num_classes - 1)]}"
-        if doc is None or x < 0 or ls is None:
-            self.pos_label.setText(current)
-            return
-
-        def name(v: int) -> str:
-            return "unlabeled" if v == UNLABELED or v >= ls.num_classes else ls.names[v]
-
-        parts = [f"x {x}, y {y}", f"label: {name(int(doc.labels[y, x]))}"]
-        if doc.prediction is not None:
-            conf = doc.prediction.confidence[y, x] / 255
-            parts.append(f"predicted: {name(int(doc.prediction.labels[y, x]))} ({conf:.2f})")
-        if doc.image.bit_depth > 8:
-            parts.append(f"value: {doc.image.raw[y, x]}")
-        self.pos_label.setText("   ·   ".join([*parts, current]))
+        ls = self.ui.palette.labelset  # the palette's copy: no project lock
+        self.pos_label.setText(cursor_text(self.doc, ls, self.ui.palette.current(), x, y))
 
     # -- saving ------------------------------------------------------------------------------
 

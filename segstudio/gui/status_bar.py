@@ -1,12 +1,44 @@
 """The window's status bar: a message too long for the room left of the permanent parts
 (the fill options, progress bars, the model, the zoom) ends in "…" and shows in full as
-the status bar's tooltip, instead of being cut off under them."""
+the status bar's tooltip, instead of being cut off under them; and the text that
+describes the pixel under the cursor (:func:`cursor_text`)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import QStatusBar, QStyle, QStyleOption, QWidget
+
+from segstudio.core.labelset import UNLABELED, LabelSet
+
+if TYPE_CHECKING:
+    from segstudio.session.document import ImageDocument
+
+
+def cursor_text(
+    doc: ImageDocument | None, ls: LabelSet | None, painting: int, x: int, y: int
+) -> str:
+    """What the status bar says of pixel (x, y) of ``doc`` (x < 0: the cursor is off the
+    image): its label, its prediction and confidence, a high-bit-depth value, and the
+    class being painted (``painting``)."""
+    current = ""
+    if ls is not None and ls.num_classes:
+        current = f"painting: {ls.names[min(painting, ls.num_classes - 1)]}"
+    if doc is None or x < 0 or ls is None:
+        return current
+
+    def name(v: int) -> str:
+        return "unlabeled" if v == UNLABELED or v >= ls.num_classes else ls.names[v]
+
+    parts = [f"x {x}, y {y}", f"label: {name(int(doc.labels[y, x]))}"]
+    if doc.prediction is not None:
+        conf = doc.prediction.confidence[y, x] / 255
+        parts.append(f"predicted: {name(int(doc.prediction.labels[y, x]))} ({conf:.2f})")
+    if doc.image.bit_depth > 8:
+        parts.append(f"value: {doc.image.raw[y, x]}")
+    return "   ·   ".join([*parts, current])
 
 
 class StatusBar(QStatusBar):

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox, QPushButton
@@ -14,6 +15,16 @@ from segstudio.core.labelset import preset
 from segstudio.gui.dataset_dialogs import ExportChoice, ExportDialog, ImportChoice
 from segstudio.io.project import ImageStatus, Project
 from tests.gui.conftest import make_images, open_window
+
+
+@pytest.fixture
+def warnings(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts of the warning boxes the window shows (none opens); information boxes
+    are passed over."""
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: shown.append(a[2]))
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: None)
+    return shown
 
 
 def _reviewed_project(folder: Path) -> Path:
@@ -133,11 +144,8 @@ def _button(text: str):
 
 
 def test_export_dialog_keeps_its_choices_and_offers_replace_itself(
-    qtbot, tmp_path: Path, monkeypatch
+    qtbot, tmp_path: Path, warnings: list[str]
 ) -> None:
-    warnings: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warnings.append(a[2]))
-    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: None)
     src = _reviewed_project(tmp_path / "src")
     out = tmp_path / "full"
     out.mkdir()
@@ -176,10 +184,8 @@ def test_export_dialog_keeps_its_choices_and_offers_replace_itself(
 
 
 def test_a_failed_export_opens_the_dialog_again_with_its_choices(
-    qtbot, tmp_path: Path, monkeypatch
+    qtbot, tmp_path: Path, warnings: list[str]
 ) -> None:
-    warnings: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warnings.append(a[2]))
     folder = make_images(tmp_path / "nothing-reviewed", n=2)
     win = open_window(qtbot, folder)
     out = tmp_path / "out"
@@ -214,13 +220,10 @@ def _dialog_button(cls, which=QDialogButtonBox.StandardButton.Ok):
 
 
 def test_a_failed_import_opens_the_dialog_again_and_names_the_checkbox(
-    qtbot, tmp_path: Path, monkeypatch
+    qtbot, tmp_path: Path, warnings: list[str]
 ) -> None:
     from segstudio.gui.dataset_dialogs import ImportDialog
 
-    warnings: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warnings.append(a[2]))
-    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: None)
     src = _reviewed_project(tmp_path / "src")
     win = open_window(qtbot, src)
     out = tmp_path / "dataset"
@@ -254,10 +257,8 @@ def test_a_failed_import_opens_the_dialog_again_and_names_the_checkbox(
 
 
 def test_a_failed_export_says_what_failed_where_and_what_to_do(
-    qtbot, tmp_path: Path, monkeypatch
+    qtbot, tmp_path: Path, warnings: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    warnings: list[str] = []
-    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warnings.append(a[2]))
     src = _reviewed_project(tmp_path / "src")
     win = open_window(qtbot, src)
     (tmp_path / "export1").mkdir()
