@@ -18,7 +18,7 @@ Recipes, in the same run:
   fine-tuned, then a live head judged on the held-out frames; its row also
   scores the fine-tuned network alone).
 
-``--live`` adds the live learner alone (:func:`segstudio.training.live.quick_train`
+``--live`` adds the live learner alone (:func:`segstudio.training.live_quick.quick_train`
 from the bundled model on all the labelled frames), what a live head adds to.
 
 A time budget (``--minutes``, as the window) gives fewer steps on a busy CPU;
@@ -37,6 +37,7 @@ ATEN_CPU_CAPABILITY=avx2``. Prints one JSON object:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -87,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         help="another recipe to compare, e.g. hot='{\"lr\": 1e-3}' (on top of the current one)",
     )
     p.add_argument("--live", action="store_true", help="also the live learner alone")
+    p.add_argument(
+        "--replay",
+        action="store_true",
+        help="the live learner (and a live head) replay the start model's sure answers on 10 "
+        "later frames, as the window does with a project's unlabelled images",
+    )
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
 
@@ -98,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     from segstudio.training.data import from_folder
     from segstudio.training.evaluate import evaluate
     from segstudio.training.events import TrainProgress
-    from segstudio.training.live import quick_train
+    from segstudio.training.live_quick import quick_train, spread
     from segstudio.training.recipes import FEW_SHOT
 
     bundled = bundled_model_path()
@@ -141,10 +148,25 @@ def main(argv: list[str] | None = None) -> int:
         # the one-click rule's hold-out (30 % of few images, by name hash)
         labelled = from_folder(folder("labelled", first), void=11, val_fraction=0.3, seed=0)
         test = from_folder(folder("test", rest), void=11, val_fraction=0.0, seed=0).train
+        # replay: the window's choice among a project's unlabelled images (here the later
+        # frames, whose images, never their labels, are then seen); scored also without them
+        replay = spread(rest) if args.replay else []
+        labelled = dataclasses.replace(labelled, unlabelled=tuple(replay))
+        unseen = [s for s in test if s.image_path.name not in {p.name for p in replay}]
+        out["replayed_frames"] = [p.stem for p in replay]
+
+        def score(model: Any) -> dict[str, float]:
+            both = {"later_frames_miou": evaluate(model, test)["mean_iou"]}
+            if replay:
+                both["later_frames_not_replayed_miou"] = evaluate(model, unseen)["mean_iou"]
+            return both
+
         out["train_frames"] = [s.name for s in labelled.train]
         out["val_frames"] = [s.name for s in labelled.val]
         t0 = time.perf_counter()
-        out["before"] = evaluate(init, test)["mean_iou"]
+        before = score(init)
+        out["before"] = before["later_frames_miou"]
+        out["before_not_replayed"] = before.get("later_frames_not_replayed_miou")
         out["eval_s"] = round(time.perf_counter() - t0, 1)
         print(
             f"bundled model on {len(test)} later frames: mIoU {out['before']:.4f}", file=sys.stderr
@@ -157,12 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.live:  # the live learner alone, from the bundled model, on all the frames
             t0 = time.perf_counter()
             everything = from_folder(folder("all", first), void=11, val_fraction=0.0)
-            live_model, _ = drive(quick_train(everything, init)) or (None, None)
-            assert live_model is not None
+            trained = drive(quick_train(everything, init, replay=replay))
+            assert trained is not None
+            live_model = trained[0]
             fit_s = time.perf_counter() - t0
-            live = evaluate(live_model, test)["mean_iou"]
+            scores = score(live_model)
+            live = scores["later_frames_miou"]
             out["live_only"] = {
-                "later_frames_miou": live,
+                **scores,
                 "delta_vs_bundled": live - out["before"],
                 "fit_s": round(fit_s, 1),
             }
@@ -178,12 +202,13 @@ def main(argv: list[str] | None = None) -> int:
             result = drive(one_click(labelled, init, config), show)
             assert result is not None
             train_s = time.perf_counter() - t0
-            after = evaluate(result.model, test)["mean_iou"]
+            scores = score(result.model)
+            after = scores["later_frames_miou"]
             prov = result.model.info.provenance
             deep = prov.get("deep", prov)  # a live model: the deep run's lineage inside
             row = {
                 "recipe": config.to_dict(),
-                "later_frames_miou": after,
+                **scores,
                 "delta_vs_bundled": after - out["before"],
                 "model": result.model.info.arch.name,
                 "val_before": result.before and result.before["mean_iou"],

@@ -22,7 +22,10 @@ Learners, all fed the same labelled pixels:
 - ``static``: the starting model, never updated (the bundled model for
   CamVid classes; none for new classes, i.e. labelling by hand);
 - ``live``: SegStudio's live learner (:mod:`segstudio.training.live`),
-  refitted after every image on the bundled SegNet's features;
+  refitted after every image on the bundled SegNet's features; as in the
+  window, when the bundled model knows every class (CamVid) it also replays
+  its own sure answers on up to 10 images spread over the loop (images only,
+  never their labels; a variant ``{"replay": false}`` turns that off);
 - ``forest``: the ilastik-style baseline (:mod:`ilastik_baseline`), a random
   forest on multiscale filter features, refitted after every image;
 - ``--variant NAME=JSON``: one more live learner, with these
@@ -155,19 +158,34 @@ class Static(Learner):
 
 
 class Live(Learner):
+    """The live learner as the window runs it: it replays the bundled model's sure
+    answers on up to 10 images of the loop spread over it (the window's unlabelled
+    images when it starts) unless the variant says ``"replay": false``; an image
+    labelled later replaces its replay."""
+
     name = "live"
 
-    def __init__(self, labelset: LabelSet, config: dict | None = None) -> None:
+    def __init__(
+        self, labelset: LabelSet, config: dict | None = None, loop: list | None = None
+    ) -> None:
         from segstudio.model.files import load_model
         from segstudio.training.live import LiveConfig, LiveLearner
+        from segstudio.training.live_quick import spread
 
         path = bundled_model_path()
         if path is None:
             raise SystemExit("the live learner needs the bundled model (resources/)")
         fields = dict(config or {})
+        replay = fields.pop("replay", True)
         if "colour_strides" in fields:
             fields["colour_strides"] = tuple(fields["colour_strides"])
         self.learner = LiveLearner(load_model(path), labelset, LiveConfig(**fields))
+        t0 = time.perf_counter()
+        if replay and self.learner.replays:
+            for name, img, _ in spread(loop or []):
+                self.learner.add_replay(name, read_image(img).rgb)
+        self.replay_s = round(time.perf_counter() - t0, 2)
+        self.replayed = list(self.learner.replayed)
 
     def predict(self, rgb: np.ndarray) -> np.ndarray | None:
         return self.learner.predict(rgb).labels if self.learner.ready else None
@@ -322,7 +340,9 @@ def run(args: argparse.Namespace) -> dict:
     variants = dict(v.partition("=")[::2] for v in args.variant)
     for key in args.learners + list(variants):
         if key in variants:
-            learner: Learner = Live(labelset, json.loads(variants[key] or "{}"))
+            learner: Learner = Live(labelset, json.loads(variants[key] or "{}"), loop)
+        elif key == "live":
+            learner = Live(labelset, None, loop)
         elif key == "finetune":
             learner = FineTune(labelset, args.finetune_every, args.finetune_minutes)
         else:
@@ -378,6 +398,9 @@ def run(args: argparse.Namespace) -> dict:
         }
         if isinstance(learner, FineTune):
             out["learners"][key]["verdicts"] = learner.verdicts
+        if isinstance(learner, Live):
+            out["learners"][key]["replayed"] = learner.replayed
+            out["learners"][key]["replay_read_s"] = learner.replay_s
         import cv2
 
         probe = cv2.resize(read_pair(*loop[-1][1:], void)[0], (500, 400))

@@ -207,6 +207,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="train only the live learner (seconds): a small head over the frozen features of "
         "--init (a SegNet; default the bundled model)",
     )
+    p_train.add_argument(
+        "--replay",
+        metavar="FOLDER",
+        help="with --quick: unlabelled images of the same kind; the base model's confident "
+        "predictions on up to 10 of them (spread over the folder) are learnt too, so what it "
+        "knew and the labels do not show is kept (when it knows every class)",
+    )
     p_train.add_argument("--out", required=True, help="model file to write (.safetensors)")
     p_train.add_argument(
         "--overwrite", action="store_true", help="replace an existing --out model file"

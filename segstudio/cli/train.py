@@ -130,6 +130,8 @@ def cmd_train_quick(args: argparse.Namespace) -> int:
     for flag in ("arch", "width", "epochs", "minutes", "resume", "checkpoint_dir", "lr"):
         if getattr(args, flag):
             raise UsageError(f"--{flag.replace('_', '-')} does not apply to --quick")
+    if args.replay and not Path(args.replay).is_dir():
+        raise UsageError(f"--replay {args.replay}: no such folder of images")
     init_path = args.init or bundled_model_path()
     if init_path is None:
         raise UsageError("--quick reads a SegNet's features: give --init MODEL")
@@ -137,17 +139,19 @@ def cmd_train_quick(args: argparse.Namespace) -> int:
         which = f"--init {init_path}" if args.init else f"the bundled model {init_path}"
         raise UsageError(f"{which}: model file not found")
     labelset = labelset_arg(args.classes) if args.classes else None
+    from segstudio.io.images import list_images
     from segstudio.model.files import load_model, save_model
     from segstudio.training.data import load_source
-    from segstudio.training.live import quick_train
+    from segstudio.training.live_quick import quick_train, spread
 
     base = load_model(init_path)
     data = load_source(
         source, void=args.void, labelset=labelset, val_fraction=args.val_fraction, seed=args.seed
     )
+    replay = spread(list_images(args.replay)) if args.replay else []
     device = "cpu" if args.device == "auto" else args.device
     with Bar(_quick_bar) as bar:
-        model, metrics = drive(quick_train(data, base, device=device), bar)
+        model, metrics = drive(quick_train(data, base, device=device, replay=replay), bar)
     save_model(out, model)
     print(f"quick-trained the live learner on {data.describe()}")
     if metrics is not None:
@@ -159,6 +163,8 @@ def cmd_train_quick(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.quick:
         return cmd_train_quick(args)
+    if args.replay:
+        raise UsageError("--replay applies to --quick (the live learner) only")
     out, ckpt, config = _train_args(args)
     labelset = labelset_arg(args.classes) if args.classes else None
     from segstudio.model.arch import ArchSpec

@@ -103,6 +103,7 @@ def _serve(project: Project, base_path: Path, queue: _Queue) -> Iterator[tuple[s
     """
     from segstudio.model.files import load_model, save_model
     from segstudio.training.live import LiveLearner
+    from segstudio.training.live_quick import spread
 
     def stopped() -> bool:
         return queue.stopped
@@ -144,14 +145,34 @@ def _serve(project: Project, base_path: Path, queue: _Queue) -> Iterator[tuple[s
     if learner.images and not stopped():
         unsaved = True
         yield "status", _fitted(learner.fit(cancelled=stopped))
+    # unlabelled images whose base-network answers are replayed (when it knows every
+    # class), one at a time between the other work, then a refit with them all
+    fresh = (ImageStatus.UNLABELED, ImageStatus.PREDICTED)
+    replay = spread([r.name for r in project.images() if r.status in fresh])
+    replay = replay if learner.replays else []
     fitted_for: set[str] = set()  # images predicted by the current head
     background = True  # some unreviewed images may still lack the current head's prediction
     last_save = 0.0
     while not stopped():
         # idle: sleep until told; with background work left: only look
-        edits, shown, shown_new = queue.take(timeout=0.0 if background else 5.0)
+        edits, shown, shown_new = queue.take(timeout=0.0 if background or replay else 5.0)
         if stopped():
             break
+        if replay and not edits:
+            name = replay.pop(0)
+            try:
+                learner.add_replay(
+                    name, read_image(project.image_path(name)).rgb, cancelled=stopped
+                )
+            except SegStudioError as exc:
+                log.info("live learner: %s not replayed: %s", name, exc)
+            if stopped():
+                break
+            if not replay and learner.images and learner.replayed:
+                unsaved = True
+                yield "status", _fitted(learner.fit(cancelled=stopped))
+                fitted_for.clear()
+                background = True
         if edits:
             for name, labels in edits.items():
                 if stopped():
@@ -217,8 +238,10 @@ def live_base(active: Path | None) -> Path | None:
 
 
 def _fitted(report: Any) -> str:
+    n = report.replayed
+    others = f" and the model's sure answers on {n} other(s)" if n else ""
     return (
-        f"Learnt from {report.images} image(s), {report.samples:,} pixels, "
+        f"Learnt from {report.images} image(s){others}, {report.samples:,} pixels, "
         f"in {report.seconds:.1f} s"
     )
 

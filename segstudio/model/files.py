@@ -221,8 +221,6 @@ def as_write_error(path: Path, exc: SafetensorError) -> Exception:
     return ModelFileError(f"{path}: cannot write the model file ({exc})")
 
 
-
-
 def read_header(path: str | Path, key: str, *, what: str = "model") -> tuple[Any, TensorShapes]:
     """The JSON document under metadata ``key`` of a safetensors file, and its tensors'
     shapes and dtypes, without reading any weights (model files and training checkpoints).

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segstudio.core.atomic import atomic_write_text
+from segstudio.core.errors import SegStudioError
 from segstudio.io.project import Project
 
 if TYPE_CHECKING:  # torch: imported by the worker that runs the training, not here
@@ -197,7 +198,8 @@ def one_click(
     images. The second run keeps no checkpoint: a resumed run repeats it.
 
     With ``live_head`` (from a SegNet), the live learner then reads the
-    fine-tuned network and fits its head on the training images' pixels; the
+    fine-tuned network and fits its head on the training images' pixels (and
+    replays the network's sure answers on ``data.unlabelled``); the
     head is judged on the held-out images against the starting model (and the
     network alone), and only when it beats both is it fitted on every labelled
     image and handed back, a ``live`` model whose verdict says so. Otherwise
@@ -286,8 +288,10 @@ def _live_head(
     image and handed back (a ``live`` model), else the deep run's result stands."""
     import dataclasses
 
+    from segstudio.io.images import read_image
     from segstudio.training.evaluate import evaluate, verdict
     from segstudio.training.live import LiveLearner
+    from segstudio.training.live_quick import spread
 
     learner = LiveLearner(first.model, data.labelset)
     for sample in data.train:
@@ -295,7 +299,17 @@ def _live_head(
         learner.add_image(sample.name, rgb, labels)
     if not learner.images:
         return first
-    yield from _say(f"live head: fitting on the pixels of {len(learner.images)} image(s)")
+    if learner.replays:  # the fine-tuned network's sure answers on unlabelled images
+        for path in spread(data.unlabelled):
+            try:
+                learner.add_replay(str(path), read_image(path).rgb)
+            except SegStudioError as exc:
+                log.info("live head: %s not replayed: %s", path, exc)
+    replayed = len(learner.replayed)
+    yield from _say(
+        f"live head: fitting on the pixels of {len(learner.images)} image(s)"
+        + (f" and the network's sure answers on {replayed} unlabelled one(s)" if replayed else "")
+    )
     learner.fit()
     after = evaluate(learner.model(), data.val)
     after["images"] = len(data.val)

@@ -187,12 +187,16 @@ class TrainingData:
         The classes the label maps' ids refer to.
     source : str
         Where the data came from (a folder path), for provenance.
+    unlabelled : tuple of Path
+        Images of the same kind nobody labelled (a project's others), for the
+        live learner's replay; may be empty.
     """
 
     train: tuple[Sample, ...]
     val: tuple[Sample, ...]
     labelset: LabelSet
     source: str
+    unlabelled: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.train:
@@ -313,8 +317,10 @@ def from_project(
     n = labelset.num_classes
     samples: list[Sample] = []
     blank: list[str] = []
+    unlabelled: list[Path] = []
     for record in project.images():
         if not record.has_labels:
+            unlabelled.append(project.folder / record.name)
             continue
         labels = project.load_labels(record.name)
         if labels is None:  # cleared since the listing
@@ -337,7 +343,7 @@ def from_project(
             f"{project.folder}: no labelled images to train on; paint or import labels first"
         )
     train, val = _split(samples, val_fraction, seed, val_names)
-    return TrainingData(train, val, labelset, str(project.folder))
+    return TrainingData(train, val, labelset, str(project.folder), tuple(unlabelled))
 
 
 def _corrected_weights(

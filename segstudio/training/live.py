@@ -16,6 +16,12 @@ of ReLUs, learns the project's classes from the labelled pixels:
   changes nothing), a fixed number of minibatches: a few seconds on a laptop
   CPU. Classes the base network knows by name start from its own scores, so
   the head learns corrections rather than starting over.
+- **Replay**: a head fitted on a few labelled images unlearns what the base
+  knew and those images do not show (a class they lack, a stretch of road
+  unlike them). When the base knows every project class,
+  :meth:`LiveLearner.add_replay` takes its sure answers on a few unlabelled
+  images of the project as samples too (the window replays up to ten, spread
+  over the project), so the head corrects the base rather than replacing it.
 - **Model**: :meth:`LiveLearner.model` folds the standardisation into the
   first layer and returns an ordinary model file's content (architecture
   ``live``), which ``predict``, ``eval`` and the window load like any other.
@@ -30,24 +36,22 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Generator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from segstudio.core.errors import TrainingError
+from segstudio.core.errors import ModelFileError, TrainingError
 from segstudio.core.labelset import UNLABELED, LabelSet
-from segstudio.core.metrics import ConfusionMatrix
 from segstudio.model.arch import ArchSpec
 from segstudio.model.files import LoadedModel, ModelInfo, default_provenance
-from segstudio.model.live import LiveNet, gather_taps
+from segstudio.model.live import LiveNet, base_model, gather_taps
 from segstudio.model.predictor import Prediction, Predictor, fold_batchnorm
-from segstudio.training.data import TrainingData, check_labels
 
-__all__ = ["FitReport", "LiveConfig", "LiveLearner", "quick_train"]
+__all__ = ["FitReport", "LiveConfig", "LiveLearner"]
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +93,11 @@ class LiveConfig:
         Samples per minibatch.
     lr, weight_decay : float
         Adam's step size; L2 penalty on the head's weights.
+    replay_confidence : float
+        Replay (:meth:`LiveLearner.add_replay`) takes the base network's
+        predictions on unlabelled images where its confidence is at least this.
+    replay_weight : float
+        What one replayed image weighs in the fit, against a labelled one (1).
     seed : int
         Seeds sampling and initialisation.
     """
@@ -106,6 +115,8 @@ class LiveConfig:
     batch: int = 2048
     lr: float = 3e-3
     weight_decay: float = 1e-1
+    replay_confidence: float = 0.9
+    replay_weight: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -117,6 +128,10 @@ class LiveConfig:
             bad.append("lr")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             bad.append("weight_decay")
+        if not 0.0 <= self.replay_confidence <= 1.0:
+            bad.append("replay_confidence")
+        if not (math.isfinite(self.replay_weight) and self.replay_weight >= 0):
+            bad.append("replay_weight")
         if bad:
             raise TrainingError(f"bad live-learner setting(s): {', '.join(bad)}")
 
@@ -129,6 +144,7 @@ class FitReport:
     samples: int
     images: int
     loss: float
+    replayed: int = 0  # unlabelled images whose base-network answers were learnt too
 
 
 @dataclass
@@ -214,6 +230,8 @@ class LiveLearner:
         self.device = torch.device(device)
         self._rng = np.random.default_rng(self.config.seed)
         self._samples: dict[str, _Samples] = {}
+        self._replay: dict[str, _Samples] = {}
+        self._base_predictor: Predictor | None = None
         self._fits = 0
         self._predictor: Predictor | None = None
         info = base.info
@@ -226,7 +244,12 @@ class LiveLearner:
             base_ls = LabelSet.from_dict(base_labels) if isinstance(base_labels, Mapping) else None
             params = dict(info.arch.params)
             self.parent = dict(info.provenance.get("parent", {}))
+            try:  # its base on its own predicts what replay takes
+                self._base_model: LoadedModel | None = base_model(base)
+            except ModelFileError:
+                self._base_model = None
         elif info.arch.name == "segnet":
+            self._base_model = base
             base_net = base.network
             base_ls = info.labelset
             params = {
@@ -354,22 +377,78 @@ class LiveLearner:
     def add_image(self, name: str, rgb: np.ndarray, labels: np.ndarray) -> int:
         """Take (or replace) the labelled pixels of one image; returns how many were sampled.
 
-        An image with no labelled pixel is dropped from the samples.
+        An image with no labelled pixel is dropped from the samples. A replayed
+        image of that name (:meth:`add_replay`) gives way to its labels.
         """
         if labels.shape != rgb.shape[:2]:
             raise TrainingError(f"{name}: labels and image differ in size")
         labels = np.where(labels < self.labelset.num_classes, labels, UNLABELED).astype(np.uint8)
+        self._replay.pop(name, None)
+        taken = self._sample(rgb, labels, 1.0)
+        if taken is None:
+            self._samples.pop(name, None)
+            return 0
+        self._samples[name] = taken
+        self._trim()
+        return len(taken.labels) // (2 if self._mirrored else 1)
+
+    @property
+    def replays(self) -> bool:
+        """Whether :meth:`add_replay` takes anything: the base network knows every one of
+        the project's classes by name (its predictions are then labels of the project)."""
+        known = self._prior.flatten(1).sum(1) > 0
+        return self._base_model is not None and self.net.decoder and bool(known.all())
+
+    def add_replay(self, name: str, rgb: np.ndarray, *, cancelled: Any = None) -> int:
+        """Replay what the base network knew on an unlabelled image of the project.
+
+        The base network predicts the image; its pixels predicted with at least
+        ``replay_confidence`` become samples like labelled ones, the image
+        weighing ``replay_weight`` of a labelled image. So a head fitted on a
+        few labelled images keeps the base's answers where those images say
+        nothing (a class they lack, a scene unlike them), instead of unlearning
+        them: on the CamVid val drive, 10 labelled frames and 10 replayed ones
+        took the later frames' mIoU from 0.563 to 0.659 (0.618 without replay),
+        and on train drive 0006R0 from 0.514 to 0.525 (0.375 without). Returns
+        the pixels sampled; 0 when the base does not know every project class
+        (:attr:`replays`), or the image is already labelled here.
+        """
+        if not self.replays or name in self._samples:
+            return 0
+        assert self._base_model is not None
+        if self._base_predictor is None:
+            self._base_predictor = Predictor(self._base_model, device=str(self.device))
+        pred = self._base_predictor.predict(rgb, cancelled=cancelled)
+        lut = np.full(256, UNLABELED, np.uint8)
+        for c, b in (self._prior.flatten(1) > 0).nonzero().tolist():
+            lut[b] = c
+        labels = lut[pred.labels]
+        labels[pred.confidence.astype(np.float32) < self.config.replay_confidence] = UNLABELED
+        taken = self._sample(rgb, labels, self.config.replay_weight)
+        if taken is None:
+            self._replay.pop(name, None)
+            return 0
+        self._replay[name] = taken
+        self._trim()
+        return len(taken.labels) // (2 if self._mirrored else 1)
+
+    @property
+    def _mirrored(self) -> bool:
+        c = self.config
+        return bool(c.mirror or (c.mirror is None and not self.net.decoder))
+
+    def _sample(self, rgb: np.ndarray, labels: np.ndarray, weight: float) -> _Samples | None:
+        """A class-stratified sample of ``labels``' pixels and their features (None: none)."""
         c = self.config
         ys, xs, w = _stratified(
             labels, self.labelset.num_classes, c.per_image, c.min_per_class, self._rng
         )
         if len(ys) == 0:
-            self._samples.pop(name, None)
-            return 0
+            return None
         feats, scores = self._features_at(rgb, ys, xs)
         classes = torch.from_numpy(labels[ys, xs].astype(np.int64))
-        weights = torch.from_numpy(w)
-        if c.mirror or (c.mirror is None and not self.net.decoder):
+        weights = torch.from_numpy(w) * weight
+        if self._mirrored:
             # the same pixels read from the mirrored image: the network is not mirror
             # symmetric, so these are new views; interleaved, so any prefix holds both
             flipped = np.ascontiguousarray(rgb[:, ::-1])
@@ -378,34 +457,41 @@ class LiveLearner:
             scores = torch.stack([scores, s2], 1).flatten(0, 1)
             classes = classes.repeat_interleave(2)
             weights = weights.repeat_interleave(2) / 2  # the image weighs what it did
-        self._samples[name] = _Samples(feats, scores, classes, weights)
-        self._trim()
-        return len(ys)
+        return _Samples(feats, scores, classes, weights)
 
     def _trim(self) -> None:
-        """Keep at most ``max_samples`` in memory: every image an equal share (a prefix of
-        its shuffled sample, weighted up to stand for all of it)."""
-        share = max(1, self.config.max_samples // max(1, len(self._samples)))
-        for name, s in list(self._samples.items()):
-            n = len(s.labels)
-            if n > share:
-                self._samples[name] = _Samples(
-                    s.feats[:share].clone(),
-                    s.scores[:share].clone(),
-                    s.labels[:share].clone(),
-                    s.weights[:share] * (n / share),
-                )
+        """Keep at most ``max_samples`` in memory: every image (labelled or replayed) an
+        equal share (a prefix of its shuffled sample, weighted up to stand for all of it)."""
+        share = max(1, self.config.max_samples // max(1, len(self._samples) + len(self._replay)))
+        for store in (self._samples, self._replay):
+            for name, s in list(store.items()):
+                n = len(s.labels)
+                if n > share:
+                    store[name] = _Samples(
+                        s.feats[:share].clone(),
+                        s.scores[:share].clone(),
+                        s.labels[:share].clone(),
+                        s.weights[:share] * (n / share),
+                    )
 
     def remove_image(self, name: str) -> None:
         self._samples.pop(name, None)
 
+    @property
+    def replayed(self) -> list[str]:
+        """Names of the unlabelled images replayed (:meth:`add_replay`)."""
+        return list(self._replay)
+
     def _training_set(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         parts = [(s.feats, s.scores, s.labels, s.weights) for s in self._samples.values()]
+        parts += [(s.feats, s.scores, s.labels, s.weights) for s in self._replay.values()]
         feats = torch.cat([p[0] for p in parts])
         scores = torch.cat([p[1] for p in parts])
         labels = torch.cat([p[2] for p in parts])
         weights = torch.cat([p[3] for p in parts])
-        return feats, scores, labels, weights / weights.mean()
+        # a labelled image's samples weigh 1 on average; replayed ones what the recipe says
+        labelled = sum(len(s.labels) for s in self._samples.values())
+        return feats, scores, labels, weights / weights[:labelled].mean()
 
     # ------------------------------------------------------------------ fit
 
@@ -452,7 +538,9 @@ class LiveLearner:
         loss_sum, loss_n = 0.0, 0
         for step in range(steps):
             if cancelled is not None and cancelled():
-                return FitReport(time.perf_counter() - t0, n, len(self._samples), math.nan)
+                return FitReport(
+                    time.perf_counter() - t0, n, len(self._samples), math.nan, len(self._replay)
+                )
             idx = torch.randint(0, n, (min(c.batch, n),), generator=gen)
             x = (feats[idx].float() - mu) / sd
             z = F.relu(x @ w1.T + b1) @ w2.T + b2
@@ -484,7 +572,11 @@ class LiveLearner:
         self._fits += 1
         self._predictor = None
         report = FitReport(
-            time.perf_counter() - t0, n, len(self._samples), loss_sum / max(1, loss_n)
+            time.perf_counter() - t0,
+            n,
+            len(self._samples),
+            loss_sum / max(1, loss_n),
+            len(self._replay),
         )
         log.info(
             "live learner: fit %d on %d samples of %d images in %.2f s",
@@ -532,55 +624,3 @@ class LiveLearner:
         if not self.ready:
             raise TrainingError("nothing learnt yet: label some pixels first")
         return self.predictor().predict(rgb, cancelled=cancelled)
-
-
-@dataclass(frozen=True)
-class QuickProgress:
-    """A report of :func:`quick_train`: ``done`` of ``total`` images read, then the fit."""
-
-    kind: str  # "image", "fit", "validation"
-    done: int
-    total: int
-    message: str = ""
-
-
-def quick_train(
-    data: TrainingData,
-    base: LoadedModel,
-    config: LiveConfig | None = None,
-    *,
-    device: str = "cpu",
-) -> Generator[QuickProgress, None, tuple[LoadedModel, dict[str, Any] | None]]:
-    """Train only the live learner on a dataset; yields progress, returns ``(model, val metrics)``.
-
-    The metrics are those of the validation images (None without any).
-    """
-    learner = LiveLearner(base, data.labelset, config, device=device)
-    total = len(data.train)
-    for i, sample in enumerate(data.train, 1):
-        rgb, labels, _ = sample.load()
-        check_labels(sample, labels, data.labelset.num_classes)
-        learner.add_image(sample.name, rgb, labels)
-        yield QuickProgress("image", i, total, sample.name)
-    if not learner.images:
-        raise TrainingError("no labelled pixels in the training images")
-    report = learner.fit()
-    yield QuickProgress(
-        "fit", total, total, f"fitted on {report.samples} pixels in {report.seconds:.1f} s"
-    )
-    metrics = None
-    if data.val:
-        cm = ConfusionMatrix(data.labelset.num_classes)
-        for j, sample in enumerate(data.val, 1):
-            rgb, labels, _ = sample.load()
-            cm.update(learner.predict(rgb).labels, labels)
-            yield QuickProgress("validation", j, len(data.val), sample.name)
-        metrics = cm.compute().to_dict()
-        metrics["images"] = len(data.val)
-    model = learner.model(
-        train_names=[s.name for s in data.train][:1000],
-        val_names=[s.name for s in data.val][:1000],
-    )
-    if metrics is not None:
-        model.info = replace(model.info, metrics=metrics)
-    return model, metrics

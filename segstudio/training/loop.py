@@ -441,9 +441,7 @@ class _Run:
         cfg, data, st = self.config, self.data, self.state
         network = self.stepper.release()
         before = st.before if self.head == Head.KEPT else None
-        improved, sentence = verdict(
-            before, after, cfg.verdict_pixels, kept_start=kept_start
-        )
+        improved, sentence = verdict(before, after, cfg.verdict_pixels, kept_start=kept_start)
         lineage = provenance(
             head=self.head,
             init=self.init,

@@ -183,3 +183,36 @@ def test_the_models_list_shows_the_live_model_once_it_is_saved(
         qtbot.waitUntil(lambda: panel.loaded and panel.row_of(live) is not None, timeout=10_000)
     finally:
         win.close()
+
+
+def test_the_learner_replays_unlabelled_images_when_its_base_knows_every_class(
+    tmp_path: Path, bundled: Path
+) -> None:
+    """The worker learns the labelled image, then the base's sure answers on the
+    unlabelled ones (all of them here: fewer than ten), and refits with them."""
+    import torch
+
+    from segstudio.gui.live_learning import _Queue, _serve
+
+    sure = load_model(bundled)
+    with torch.no_grad():  # untrained, it is unsure everywhere; now sure of "Tarmac"
+        sure.network.classifier.bias[0] += 10.0
+    bundled = save_model(tmp_path / "sure.safetensors", sure)
+    folder = make_images(tmp_path / "roads", n=4, size=(64, 96))
+    with Project.open(folder) as project:
+        project.scan()
+        project.set_labelset(ROAD)  # the base model knows both classes by name
+        labels = np.full((64, 96), 255, np.uint8)
+        labels[:20], labels[44:] = 0, 1
+        project.save_labels("img0.png", labels)
+        queue = _Queue()
+        said: list[str] = []
+        worker = _serve(project, bundled, queue)
+        for kind, what in worker:
+            if kind == "status":
+                said.append(what)
+            if any("sure answers on 3 other(s)" in s for s in said):
+                queue.stop()
+        assert said[0].startswith("Learn as I paint: reading labelled image 1/1")
+        assert any(s.startswith("Learnt from 1 image(s), ") for s in said)  # before replay
+        assert any("Learnt from 1 image(s) and the model's sure answers on 3" in s for s in said)

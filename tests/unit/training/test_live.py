@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -236,3 +237,95 @@ def test_mirror_adds_the_same_pixels_read_from_the_mirrored_image() -> None:
     for seed in (1, 2):
         test, truth = _textures(seed)
         assert (learner.predict(test).labels == truth).mean() > 0.95
+
+
+@functools.cache
+def _trained_base_state() -> dict:
+    """A tiny SegNet trained for a moment to tell the two textures apart (its weights)."""
+    base = _base(seed=3)
+    net = base.network.train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    torch.manual_seed(0)
+    pairs = [_textures(40 + i) for i in range(2)]
+    x = torch.stack([torch.from_numpy(img).permute(2, 0, 1).float() / 255 for img, _ in pairs])
+    y = torch.stack([torch.from_numpy(gt).long() for _, gt in pairs])
+    mean = torch.tensor(base.info.normalization.mean).view(1, -1, 1, 1)
+    std = torch.tensor(base.info.normalization.std).view(1, -1, 1, 1)
+    for _ in range(30):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net((x - mean) / std), y).backward()
+        opt.step()
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+def _trained_base():
+    base = _base(seed=3)
+    base.network.load_state_dict(_trained_base_state())
+    base.network.eval()
+    return base
+
+
+def _agreement_with_base(replay: bool) -> tuple[float, float]:
+    """Fit on one image labelled all 'smooth'; how far the head still agrees with the
+    base network on another image (replayed or not), and the base's share of 'rough'."""
+    base = _trained_base()
+    img, _ = _textures(20)
+    other, _ = _textures(21)
+    config = dataclasses.replace(FAST, replay_confidence=0.0)  # every pixel: a toy base
+    learner = LiveLearner(base, TWO, config)
+    learner.add_image("a", img, np.zeros(img.shape[:2], np.uint8))
+    if replay:
+        assert learner.replays
+        assert learner.add_replay("b", other) > 0
+        assert learner.replayed == ["b"] and learner.images == ["a"]
+    report = learner.fit()
+    assert report.images == 1 and report.replayed == (1 if replay else 0)
+    expected = Predictor(base, precision="fp32").predict(other).labels
+    return float((learner.predict(other).labels == expected).mean()), float(expected.mean())
+
+
+def test_replay_keeps_what_the_base_knew_where_the_labels_say_nothing() -> None:
+    without, rough = _agreement_with_base(replay=False)
+    with_replay, _ = _agreement_with_base(replay=True)
+    assert 0.1 < rough < 0.9  # the base answers both classes on that image
+    assert with_replay > 0.9
+    assert with_replay > without + 0.1
+
+
+def test_replay_needs_a_base_that_knows_every_class_and_gives_way_to_labels() -> None:
+    img, gt = _textures(22)
+    stranger = LiveLearner(_base(ROAD), TWO, FAST)  # the base knows none of them
+    assert not stranger.replays
+    assert stranger.add_replay("b", img) == 0 and stranger.replayed == []
+    learner = LiveLearner(_base(), TWO, dataclasses.replace(FAST, replay_confidence=0.0))
+    assert learner.add_replay("b", img) > 0
+    learner.add_image("b", img, gt)  # labelled now: its labels replace the replay
+    assert learner.replayed == [] and learner.images == ["b"]
+    assert learner.add_replay("b", img) == 0  # a labelled image is never replayed
+    with pytest.raises(TrainingError, match="replay_confidence"):
+        LiveConfig(replay_confidence=1.5)
+
+
+def test_train_quick_cli_replays_a_folder_and_refuses_replay_without_quick(
+    tmp_path, capsys
+) -> None:
+    data = tmp_path / "data"
+    for sub in ("images", "labels", "more"):
+        (data / sub).mkdir(parents=True)
+    (data / "classes.json").write_text(TWO.to_json())
+    img, gt = _textures(30)
+    Image.fromarray(img).save(data / "images" / "t0.png")
+    Image.fromarray(gt).save(data / "labels" / "t0.png")
+    for i in range(3):
+        Image.fromarray(_textures(31 + i)[0]).save(data / "more" / f"u{i}.png")
+    (data / "more" / "broken.png").write_bytes(b"not a png")  # skipped, not fatal
+    base = save_model(tmp_path / "base.safetensors", _base())
+    out = tmp_path / "quick.safetensors"
+    args = ["train", str(data), "--init", str(base), "--out", str(out)]
+    assert main([*args, "--quick", "--replay", str(data / "more")]) == 0
+    assert load_model(out).info.arch.name == "live"
+    capsys.readouterr()
+    assert main([*args, "--replay", str(data / "more"), "--epochs", "1"]) == 2
+    assert "--replay applies to --quick" in capsys.readouterr().err
+    assert main([*args, "--quick", "--overwrite", "--replay", str(tmp_path / "nope")]) == 2
+    assert "no such folder" in capsys.readouterr().err

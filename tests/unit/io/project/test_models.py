@@ -187,4 +187,3 @@ def test_models_lists_the_project_models_oldest_first(folder: Path) -> None:
         assert a.misfit(shouted) is None  # names compared ignoring case; colours are ours
         assert a.misfit(NEW) == "3 classes; the project has 2"
         assert models["broken.safetensors"].error
-
