@@ -103,7 +103,7 @@ def _serve(project: Project, base_path: Path, queue: _Queue) -> Iterator[tuple[s
     """
     from segstudio.model.files import load_model, save_model
     from segstudio.training.live import LiveLearner
-    from segstudio.training.live_quick import spread
+    from segstudio.training.live_quick import REPLAY_MAX_PIXELS, spread
 
     def stopped() -> bool:
         return queue.stopped
@@ -161,9 +161,9 @@ def _serve(project: Project, base_path: Path, queue: _Queue) -> Iterator[tuple[s
         if replay and not edits:
             name = replay.pop(0)
             try:
-                learner.add_replay(
-                    name, read_image(project.image_path(name)).rgb, cancelled=stopped
-                )
+                path = project.image_path(name)
+                rgb = read_image(path, max_pixels=REPLAY_MAX_PIXELS).rgb
+                learner.add_replay(name, rgb, cancelled=stopped)
             except SegStudioError as exc:
                 log.info("live learner: %s not replayed: %s", name, exc)
             if stopped():

@@ -291,7 +291,7 @@ def _live_head(
     from segstudio.io.images import read_image
     from segstudio.training.evaluate import evaluate, verdict
     from segstudio.training.live import LiveLearner
-    from segstudio.training.live_quick import spread
+    from segstudio.training.live_quick import REPLAY_MAX_PIXELS, spread
 
     learner = LiveLearner(first.model, data.labelset)
     for sample in data.train:
@@ -302,7 +302,7 @@ def _live_head(
     if learner.replays:  # the fine-tuned network's sure answers on unlabelled images
         for path in spread(data.unlabelled):
             try:
-                learner.add_replay(str(path), read_image(path).rgb)
+                learner.add_replay(str(path), read_image(path, max_pixels=REPLAY_MAX_PIXELS).rgb)
             except SegStudioError as exc:
                 log.info("live head: %s not replayed: %s", path, exc)
     replayed = len(learner.replayed)

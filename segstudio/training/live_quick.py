@@ -15,12 +15,15 @@ from segstudio.model.files import LoadedModel
 from segstudio.training.data import TrainingData, check_labels
 from segstudio.training.live import LiveConfig, LiveLearner
 
-__all__ = ["REPLAY_IMAGES", "QuickProgress", "quick_train", "spread"]
+__all__ = ["REPLAY_IMAGES", "REPLAY_MAX_PIXELS", "QuickProgress", "quick_train", "spread"]
 
 log = logging.getLogger(__name__)
 
 #: Unlabelled images replayed (:meth:`LiveLearner.add_replay`) by the window and ``--replay``.
 REPLAY_IMAGES = 10
+#: Larger images are not replayed (refused from the file's header, before decoding):
+#: a replay should cost about a second, never hold up the learner for minutes.
+REPLAY_MAX_PIXELS = 4_000_000
 
 
 def spread(items: Sequence[Any], k: int = REPLAY_IMAGES) -> list[Any]:
@@ -70,7 +73,8 @@ def quick_train(
         log.warning("replay skipped: the base network does not know every class")
     for j, path in enumerate(replay if learner.replays else (), 1):
         try:
-            learner.add_replay(f"replay:{path}", read_image(path).rgb)
+            rgb = read_image(path, max_pixels=REPLAY_MAX_PIXELS).rgb
+            learner.add_replay(f"replay:{path}", rgb)
         except SegStudioError as exc:  # an unreadable image is one fewer to replay
             log.warning("replay: %s skipped: %s", path, exc)
         yield QuickProgress("replay", j, len(replay), path.name)

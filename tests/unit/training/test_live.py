@@ -319,11 +319,17 @@ def test_train_quick_cli_replays_a_folder_and_refuses_replay_without_quick(
     for i in range(3):
         Image.fromarray(_textures(31 + i)[0]).save(data / "more" / f"u{i}.png")
     (data / "more" / "broken.png").write_bytes(b"not a png")  # skipped, not fatal
-    base = save_model(tmp_path / "base.safetensors", _base())
+    Image.new("RGB", (2100, 2000)).save(data / "more" / "huge.png")  # too big to replay
+    sure = _base()
+    with torch.no_grad():  # untrained, it is unsure everywhere; now sure of "smooth"
+        sure.network.classifier.bias[0] += 10.0
+    base = save_model(tmp_path / "base.safetensors", sure)
     out = tmp_path / "quick.safetensors"
     args = ["train", str(data), "--init", str(base), "--out", str(out)]
     assert main([*args, "--quick", "--replay", str(data / "more")]) == 0
-    assert load_model(out).info.arch.name == "live"
+    model = load_model(out)
+    assert model.info.arch.name == "live"
+    assert model.info.provenance["replayed"] == 3  # the three readable, small ones
     capsys.readouterr()
     assert main([*args, "--replay", str(data / "more"), "--epochs", "1"]) == 2
     assert "--replay applies to --quick" in capsys.readouterr().err
