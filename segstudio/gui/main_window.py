@@ -357,10 +357,11 @@ class MainWindow(QMainWindow):
 
     def _new_project_chosen(self, folder: Path, labelset: LabelSet) -> None:
         if self.open_folder(folder, labelset):
-            names = ", ".join(labelset.names[:6]) + ("…" if labelset.num_classes > 6 else "")
+            names = ", ".join(labelset.names[:6])
+            more = f" and {labelset.num_classes - 6} more" if labelset.num_classes > 6 else ""
             self.editing.set_notice(  # said again once the first image shows
                 f"New project with {labelset.num_classes} class"
-                f"{'es' if labelset.num_classes != 1 else ''}: {names}. "
+                f"{'es' if labelset.num_classes != 1 else ''}: {names}{more}. "
                 "Add, rename or recolour classes in the Classes panel."
             )
 

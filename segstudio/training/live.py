@@ -581,10 +581,11 @@ class LiveLearner:
             len(self._replay),
         )
         log.info(
-            "live learner: fit %d on %d samples of %d images in %.2f s",
+            "live learner: fit %d on %d samples of %d labelled and %d replayed images in %.2f s",
             self._fits,
             n,
             report.images,
+            report.replayed,
             report.seconds,
         )
         return report
