@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         # frames, whose images, never their labels, are then seen); scored also without them
         replay = spread(rest) if args.replay else []
         labelled = dataclasses.replace(labelled, unlabelled=tuple(replay))
-        unseen = [s for s in test if s.image_path.name not in {p.name for p in replay}]
+        replayed = {p.name for p in replay}
+        unseen = [s for s in test if s.image_path.name not in replayed]
         out["replayed_frames"] = [p.stem for p in replay]
 
         def score(model: Any) -> dict[str, float]:

@@ -8,23 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segstudio.core.labelset import UNLABELED, LabelClass, LabelSet
+from segstudio.core.labelset import UNLABELED, LabelSet
 from segstudio.io.images import read_label_map
 from segstudio.io.project import ImageStatus, Project
 from segstudio.session.document import ImageDocument, Saver, StrokeKind
-
-LS = LabelSet("t", (LabelClass("a", (10, 10, 10)), LabelClass("b", (200, 0, 0))))
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    rgb = np.zeros((40, 60, 3), np.uint8)
-    Image.fromarray(rgb).save(tmp_path / "one.png")
-    project = Project.open(tmp_path)
-    project.scan()
-    project.set_labelset(LS)
-    yield project
-    project.close()
+from tests.unit.session.conftest import LS
 
 
 @pytest.fixture

@@ -7,27 +7,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 import segstudio.session.loading as loading
-from segstudio.core.labelset import LabelClass, LabelSet
 from segstudio.io.project import Project
 from segstudio.session.document import ImageDocument, Saver
 from segstudio.session.loading import DocumentLoads
-
-LS = LabelSet("t", (LabelClass("a", (10, 10, 10)), LabelClass("b", (200, 0, 0))))
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "one.png")
-    project = Project.open(tmp_path)
-    project.scan()
-    project.set_labelset(LS)
-    yield project
-    project.close()
 
 
 @pytest.fixture
