@@ -178,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
         "full: the from-scratch recipe; auto (default): few-shot with --init, else full",
     )
     p_train.add_argument("--freeze-encoder", action="store_true", help="train the decoder only")
+    p_train.add_argument(
+        "--teacher",
+        metavar="MODEL",
+        help="distil: also train the model to match this model's outputs (same classes), on "
+        "every pixel; e.g. a light model (--arch segnet --width 0.25) from the bundled one",
+    )
+    p_train.add_argument(
+        "--distill-weight",
+        type=float,
+        default=0.5,
+        help="with --teacher: share of the loss that matches the teacher (default 0.5)",
+    )
     p_train.add_argument("--void", type=int, help="label value to ignore (default: classes.json)")
     p_train.add_argument(
         "--classes", help="classes JSON or preset, for a dataset folder without classes.json"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from segstudio.cli.common import (
     EXIT_USAGE,
@@ -15,6 +17,9 @@ from segstudio.cli.common import (
     progress_bar,
 )
 from segstudio.core.errors import SegStudioError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _listed(names: list[str], limit: int = 5) -> str:
@@ -72,6 +77,11 @@ def check_outputs(images: list[Path], inputs: list[str], out: Path, overwrite: b
         )
 
 
+#: zlib level of the PNGs ``predict`` writes: twice as fast as the default, a
+#: third larger (what dataset export writes too).
+PNG_LEVEL = 1
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     found = collect_images(args.inputs)
     images = list({p.resolve(): p for p in found}.values())  # an image given twice: once
@@ -86,7 +96,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     labelset = model.info.labelset
     out.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
-    with progress_bar(len(images), "predict") as bar:
+
+    def write(path: Path, labels: np.ndarray) -> None:
+        ids, colors = output_names(path)
+        write_label_map(out / ids, labels, palette=None, compress_level=PNG_LEVEL)
+        write_rgb(out / colors, index_to_rgb(labels, labelset), compress_level=PNG_LEVEL)
+
+    # An image's two PNGs are written while the next image is predicted (zlib
+    # releases the GIL); one image's writes at most are pending.
+    with progress_bar(len(images), "predict") as bar, ThreadPoolExecutor(1) as writer:
+        pending: Future[None] | None = None
         for path in images:
             try:
                 image = read_image(path)
@@ -96,10 +115,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 bar.update()
                 continue
             pred = predictor.predict(image.rgb)
-            ids, colors = output_names(path)
-            write_label_map(out / ids, pred.labels, palette=None)
-            write_rgb(out / colors, index_to_rgb(pred.labels, labelset))
+            if pending is not None:
+                pending.result()  # a write error stops the run here
+            pending = writer.submit(write, path, pred.labels)
             bar.update()
+        if pending is not None:
+            pending.result()
     done = len(images) - len(failed)
     print(f"predicted {done} image(s) into {out} with {predictor}")
     if failed:

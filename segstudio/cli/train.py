@@ -18,7 +18,17 @@ from segstudio.core.errors import TrainingError, UsageError
 from segstudio.core.jobs import drive
 
 #: TrainConfig fields set by a flag of the same name: its errors name the flag.
-_FLAG_FIELDS = ("epochs", "minutes", "batch_size", "crop", "lr", "seed", "device", "precision")
+_FLAG_FIELDS = (
+    "epochs",
+    "minutes",
+    "batch_size",
+    "crop",
+    "lr",
+    "seed",
+    "device",
+    "precision",
+    "distill_weight",
+)
 
 
 def _train_args(args: argparse.Namespace) -> tuple[Path, Path, Any]:
@@ -41,6 +51,8 @@ def _train_args(args: argparse.Namespace) -> tuple[Path, Path, Any]:
         raise UsageError("--width applies to a new model (--arch), not to --init")
     if args.init is not None and not Path(args.init).is_file():
         raise UsageError(f"--init {args.init}: model file not found")
+    if args.teacher is not None and not Path(args.teacher).is_file():
+        raise UsageError(f"--teacher {args.teacher}: model file not found")
     if args.void is not None and not 0 <= args.void <= 255:
         raise UsageError(f"--void must be 0..255, got {args.void}")
     if not 0.0 <= args.val_fraction < 1.0:
@@ -62,6 +74,7 @@ def _train_args(args: argparse.Namespace) -> tuple[Path, Path, Any]:
             precision=args.precision,
             device=args.device,
             seed=args.seed,
+            distill_weight=args.distill_weight,
             **recipe,
         )
     except TrainingError as exc:
@@ -127,7 +140,7 @@ def cmd_train_quick(args: argparse.Namespace) -> int:
     if out.suffix != ".safetensors" or not out.parent.is_dir() or out.is_dir():
         raise UsageError(f"--out {out}: must be a .safetensors file in an existing folder")
     _refuse_existing(out, args)
-    for flag in ("arch", "width", "epochs", "minutes", "resume", "checkpoint_dir", "lr"):
+    for flag in ("arch", "width", "epochs", "minutes", "resume", "checkpoint_dir", "lr", "teacher"):
         if getattr(args, flag):
             raise UsageError(f"--{flag.replace('_', '-')} does not apply to --quick")
     if args.replay and not Path(args.replay).is_dir():
@@ -178,6 +191,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         from segstudio.model.live import base_model
 
         init = base_model(init)  # deep training trains the live model's SegNet
+    teacher = load_model(args.teacher) if args.teacher else None
+    if teacher is not None and teacher.info.arch.name == "live":
+        from segstudio.model.live import base_model
+
+        teacher = base_model(teacher)
     arch = None
     if init is None:
         params: dict[str, Any] = {} if args.width is None else {"width": args.width}
@@ -215,7 +233,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "or choose another --checkpoint-dir"
             )
         gen = fine_tune(
-            data, init=init, arch=arch, config=config, checkpoint_dir=ckpt, resume=resume
+            data,
+            init=init,
+            arch=arch,
+            config=config,
+            checkpoint_dir=ckpt,
+            resume=resume,
+            teacher=teacher,
         )
         with Bar(_training_bar) as bar:
             result = drive(gen, bar if env.is_main else None)

@@ -205,7 +205,36 @@ def _ramp(size: int, lead: int, trail: int) -> np.ndarray:
     return w
 
 
-TileFn = Callable[[int, int, int, int], np.ndarray]
+TileFn = Callable[[int, int, int, int], torch.Tensor]
+
+
+def _ramp_t(size: int, lead: int, trail: int) -> torch.Tensor:
+    return torch.from_numpy(_ramp(size, lead, trail))
+
+
+def _finish(sums: torch.Tensor, num_classes: int, labels: torch.Tensor, conf: torch.Tensor) -> None:
+    """Class and confidence of pixels whose weighted sums are complete."""
+    probs = sums[:num_classes]
+    top, idx = probs.max(dim=0)
+    labels.copy_(idx)
+    conf.copy_(top / probs.sum(dim=0))
+
+
+def _weighted(
+    logits: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, ys: slice, xs: slice
+) -> torch.Tensor:
+    """Probabilities times weight, and the weight, of a strip ``[:, ys, xs]`` of a tile."""
+    wgt = wy[ys, None] * wx[None, xs]
+    probs = torch.softmax(logits[:, ys, xs], dim=0).mul_(wgt)
+    return torch.cat((probs, wgt[None]), dim=0)
+
+
+def _direct(logits: torch.Tensor, labels: torch.Tensor, conf: torch.Tensor) -> None:
+    """Class and confidence of pixels that only one tile covers, from its logits."""
+    top, idx = logits.max(dim=0)
+    labels.copy_(idx)
+    # top softmax probability = 1 / sum(exp(logit - max logit))
+    conf.copy_(torch.exp(logits - top).sum(dim=0).reciprocal())
 
 
 def stitch_tiles(
@@ -219,51 +248,82 @@ def stitch_tiles(
 ) -> Prediction:
     """Predict an image tile by tile and blend the tiles' probabilities.
 
-    ``predict_tile(y0, y1, x0, x1)`` returns float32 probabilities of shape
-    ``(num_classes, y1 - y0, x1 - x0)``. Every pixel's result is the
-    weight-normalised sum of the tiles covering it; weights ramp linearly
-    across each overlap, so neighbouring tiles fade into each other.
+    ``predict_tile(y0, y1, x0, x1)`` returns float32 logits, a tensor of shape
+    ``(num_classes, y1 - y0, x1 - x0)``. A pixel that one tile covers takes
+    that tile's class and top softmax probability; a pixel in an overlap takes
+    the weight-normalised sum of the covering tiles' probabilities, the
+    weights ramping linearly across the overlap, so neighbouring tiles fade
+    into each other. Only the overlap strips are blended (and kept between
+    tiles: the right strip of the previous tile, the bottom strip of the
+    previous row of tiles); all of it runs in torch, on every thread.
     """
     if not 0 <= overlap * 4 <= tile or not 1 <= align * 4 <= tile:
         raise ValueError(f"overlap ({overlap}) and align ({align}) must be <= tile / 4 ({tile})")
     labels = np.empty((height, width), np.uint8)
     conf = np.empty((height, width), np.float16)
+    lab_t, conf_t = torch.from_numpy(labels), torch.from_numpy(conf)
     rows, cols = _split(height, tile, overlap, align), _split(width, tile, overlap, align)
-    c1 = num_classes + 1  # probabilities * weight, then the weight itself
-    top: np.ndarray | None = None  # sums for the rows shared with the previous tile row
-    top_y0 = 0
     for axis in (rows, cols):
         for (_, a1), (b0, _) in zip(axis, axis[2:], strict=False):
             assert b0 >= a1, "a window overlaps the one after its neighbour"
+    c = num_classes
+    top: torch.Tensor | None = None  # weighted sums of the rows shared with the last tile row
+    top_y0 = 0
     for r, (y0, y1) in enumerate(rows):
         next_y0 = rows[r + 1][0] if r + 1 < len(rows) else y1
         prev_y1 = rows[r - 1][1] if r > 0 else y0
-        wy = _ramp(y1 - y0, prev_y1 - y0, y1 - next_y0)
-        new_top = np.zeros((c1, y1 - next_y0, width), np.float32) if next_y0 < y1 else None
-        left: np.ndarray | None = None  # sums for the columns shared with the previous tile
-        for c, (x0, x1) in enumerate(cols):
-            next_x0 = cols[c + 1][0] if c + 1 < len(cols) else x1
-            prev_x1 = cols[c - 1][1] if c > 0 else x0
-            wx = _ramp(x1 - x0, prev_x1 - x0, x1 - next_x0)
-            weight = wy[:, None] * wx[None, :]
-            acc = np.empty((c1, y1 - y0, x1 - x0), np.float32)
-            probs = predict_tile(y0, y1, x0, x1)
-            np.multiply(probs, weight, out=acc[:num_classes])
-            acc[num_classes] = weight
-            if left is not None:  # already holds the top carry for those columns
-                acc[:, :, : prev_x1 - x0] += left
-            if top is not None and prev_y1 > y0:
-                a, b = prev_x1, x1
-                acc[:, : prev_y1 - y0, a - x0 :] += top[:, y0 - top_y0 : prev_y1 - top_y0, a:b]
-            left = acc[:, :, next_x0 - x0 :].copy() if next_x0 < x1 else None
-            if new_top is not None:
-                # columns handed on to the next tile reach new_top through it
-                new_top[:, :, x0:next_x0] = acc[:, next_y0 - y0 :, : next_x0 - x0]
-            done = acc[:, : next_y0 - y0, : next_x0 - x0]
-            total = done[:num_classes].sum(axis=0)  # blended probabilities sum to the weight
-            labels[y0:next_y0, x0:next_x0] = done[:num_classes].argmax(axis=0)
-            np.divide(done[:num_classes].max(axis=0), total, out=total)
-            conf[y0:next_y0, x0:next_x0] = total
+        h, ly, ty = y1 - y0, prev_y1 - y0, y1 - next_y0  # rows shared above and below
+        wy = _ramp_t(h, ly, ty)
+        new_top = torch.from_numpy(np.zeros((c + 1, ty, width), np.float32)) if ty > 0 else None
+        left: torch.Tensor | None = None  # weighted sums of the columns shared with the last tile
+        for k, (x0, x1) in enumerate(cols):
+            next_x0 = cols[k + 1][0] if k + 1 < len(cols) else x1
+            prev_x1 = cols[k - 1][1] if k > 0 else x0
+            w, lx, tx = x1 - x0, prev_x1 - x0, x1 - next_x0
+            wx = _ramp_t(w, lx, tx)
+            logits = predict_tile(y0, y1, x0, x1).float()
+
+            _direct(
+                logits[:, ly : h - ty, lx : w - tx],
+                lab_t[y0 + ly : next_y0, x0 + lx : next_x0],
+                conf_t[y0 + ly : next_y0, x0 + lx : next_x0],
+            )
+            handed: list[torch.Tensor] = []  # the right strip, top to bottom, for the next tile
+            if ly > 0:  # rows the previous tile row covered too
+                band = _weighted(logits, wy, wx, slice(0, ly), slice(0, w))
+                if left is not None:  # already holds the top carry for its columns
+                    band[:, :, :lx] += left[:, :ly]
+                assert top is not None
+                band[:, :, lx:] += top[:, y0 - top_y0 : prev_y1 - top_y0, prev_x1:x1]
+                _finish(
+                    band[:, :, : w - tx],
+                    c,
+                    lab_t[y0:prev_y1, x0:next_x0],
+                    conf_t[y0:prev_y1, x0:next_x0],
+                )
+                handed.append(band[:, :, w - tx :])
+            if lx > 0 and h - ty > ly:  # columns the previous tile covered too
+                assert left is not None
+                band = (
+                    _weighted(logits, wy, wx, slice(ly, h - ty), slice(0, lx))
+                    + left[:, ly : h - ty]
+                )
+                _finish(
+                    band,
+                    c,
+                    lab_t[y0 + ly : next_y0, x0:prev_x1],
+                    conf_t[y0 + ly : next_y0, x0:prev_x1],
+                )
+            if tx > 0:
+                handed.append(_weighted(logits, wy, wx, slice(ly, h - ty), slice(w - tx, w)))
+            if ty > 0:  # rows the next tile row covers too: handed on
+                assert new_top is not None
+                band = _weighted(logits, wy, wx, slice(h - ty, h), slice(0, w))
+                if left is not None:
+                    band[:, :, :lx] += left[:, h - ty :]
+                new_top[:, :, x0:next_x0] = band[:, :, : w - tx]
+                handed.append(band[:, :, w - tx :])
+            left = torch.cat(handed, dim=1) if tx > 0 else None
         top, top_y0 = new_top, next_y0
     return Prediction(labels, conf)
 
@@ -451,16 +511,16 @@ class Predictor:
                     labels.to(torch.uint8).cpu().numpy(), conf.to(torch.float16).cpu().numpy()
                 )
 
-            def tile_probs(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+            def tile_logits(y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
                 nonlocal done
                 self._check_cancel()
-                probs = torch.softmax(self._logits(rgb[y0:y1, x0:x1])[0], dim=0).cpu().numpy()
+                logits = self._logits(rgb[y0:y1, x0:x1])[0].cpu()
                 done += 1
                 report()
-                return probs
+                return logits
 
             return stitch_tiles(
-                h, w, self.num_classes, self.tile, self.overlap, tile_probs, self.align
+                h, w, self.num_classes, self.tile, self.overlap, tile_logits, self.align
             )
         finally:
             self._call.cancelled = None

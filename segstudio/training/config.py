@@ -165,6 +165,12 @@ class TrainConfig:
     verdict_pixels : int
         Fewer labelled validation pixels than this (or fewer than two images)
         and "better" would be a coin toss: the result gives no verdict and says so.
+    distill_weight, distill_temperature : float
+        With a teacher model (:func:`~segstudio.training.loop.fine_tune`'s
+        ``teacher``), the loss is ``(1 - distill_weight) * cross-entropy +
+        distill_weight * T^2 * KL(teacher || student)`` at temperature ``T``,
+        on every pixel of the crop (unlabeled ones too). Without a teacher they
+        are not used.
     balanced_crops : bool
         Centre every other crop near a pixel of a class drawn uniformly from the
         classes of the image, so thin, rare classes (poles, signs) are seen as
@@ -205,6 +211,8 @@ class TrainConfig:
     augment: AugmentStrength = AugmentStrength.DEFAULT
     refit_all: bool = False
     live_head: bool = False
+    distill_weight: float = 0.5
+    distill_temperature: float = 2.0
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.minutes is not None:
@@ -249,6 +257,8 @@ class TrainConfig:
             mode("augment"),
             ("refit_all", isinstance(self.refit_all, bool), "true or false"),
             ("live_head", isinstance(self.live_head, bool), "true or false"),
+            ("distill_weight", _is_num(w := self.distill_weight) and 0 <= w <= 1, "0..1"),
+            ("distill_temperature", positive(self.distill_temperature, 100.0), "in (0, 100]"),
         ]
         problems = [
             f"{name} is {getattr(self, name)!r}, must be {rule}"

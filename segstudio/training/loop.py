@@ -106,8 +106,10 @@ class _Run:
         checkpoint_dir: Path | None,
         resume: bool,
         cancel: Callable[[], bool] | None = None,
+        teacher: LoadedModel | None = None,
     ) -> None:
         self.cancel = cancel
+        self.teacher = teacher
         self.data = data
         self.init = init
         self.arch = resolve_spec(init.info.arch if init is not None else arch)  # type: ignore[arg-type]
@@ -302,6 +304,7 @@ class _Run:
             use_scaler=use_scaler,
             env=self.env,
             cancel=self.cancel,
+            teacher=self.teacher,
         )
         self.optimizer, self.scaler = self.stepper.optimizer, self.stepper.scaler
         self.last_checkpoint = time.monotonic()
@@ -459,6 +462,14 @@ class _Run:
             before=before,
             after=after,
         )
+        if self.teacher is not None:
+            lineage["teacher"] = {
+                "path": None if self.teacher.path is None else str(self.teacher.path),
+                "arch": self.teacher.info.arch.to_dict(),
+                "mean_iou": self.teacher.info.metrics.get("mean_iou"),
+                "distill_weight": cfg.distill_weight,
+                "distill_temperature": cfg.distill_temperature,
+            }
         if cfg.keep_best:
             lineage["best_step"] = st.best_step  # the step of the kept weights (0: the start)
         info = ModelInfo(
@@ -487,6 +498,7 @@ def fine_tune(
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     cancel: Callable[[], bool] | None = None,
+    teacher: LoadedModel | None = None,
 ) -> Generator[TrainProgress, None, TrainResult]:
     """Train a model, yielding progress after every step; return a :class:`TrainResult`.
 
@@ -516,6 +528,10 @@ def fine_tune(
         when it returns True the step is dropped and :class:`TrainingCancelled`
         is raised out of the generator. Without it, a cancel (closing the
         generator) waits for the step in flight.
+    teacher : LoadedModel, optional
+        Distil: a model with the same classes whose outputs the network is also
+        trained to match (``config.distill_weight``, ``distill_temperature``),
+        on every pixel of every crop. It is used as it is, never changed.
 
     Returns
     -------
@@ -537,9 +553,20 @@ def fine_tune(
         raise TrainingError(f"data must be TrainingData, got {type(data).__name__}")
     if init is not None and len(init.info.normalization.mean) != 3:
         raise TrainingError("the starting model does not take RGB images")
+    if teacher is not None:
+        if teacher.info.labelset.names != data.labelset.names:
+            raise TrainingError(
+                "the teacher model's classes ("
+                + ", ".join(teacher.info.labelset.names)
+                + ") are not the data's ("
+                + ", ".join(data.labelset.names)
+                + "): a teacher must have the same classes in the same order"
+            )
+        if len(teacher.info.normalization.mean) != 3:
+            raise TrainingError("the teacher model does not take RGB images")
     if resume:
         if checkpoint_dir is None:
             raise TrainingError("resuming needs the checkpoint folder")
         read_checkpoint(Path(checkpoint_dir))
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
-    return _Run(data, init, arch, config, folder, resume, cancel).run()
+    return _Run(data, init, arch, config, folder, resume, cancel, teacher).run()

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from segstudio.core.errors import TrainingError
 from segstudio.core.labelset import UNLABELED
-from segstudio.model.files import ModelInfo
+from segstudio.model.files import LoadedModel, ModelInfo
 from segstudio.training import ddp
 from segstudio.training.augment import augment, preset
 from segstudio.training.checkpoint import RunState
@@ -57,6 +57,7 @@ __all__ = [
     "Stepper",
     "TrainingCancelled",
     "build_optimizer",
+    "distillation_loss",
     "install_cancel_checks",
     "loss_class_weights",
     "lr_factor",
@@ -87,6 +88,24 @@ def weighted_cross_entropy(
     """
     ce = F.cross_entropy(logits, target, ignore_index=UNLABELED, reduction="none")
     return (ce * weights).sum()
+
+
+def distillation_loss(
+    student: torch.Tensor, teacher: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Mean over pixels of ``T^2 * KL(softmax(teacher / T) || softmax(student / T))``.
+
+    Both are ``(B, C, H, W)`` logits; the ``T^2`` keeps the gradient's size
+    independent of the temperature (Hinton et al., 2015).
+    """
+    t = float(temperature)
+    kl = F.kl_div(
+        F.log_softmax(student / t, dim=1),
+        F.log_softmax(teacher / t, dim=1),
+        reduction="none",
+        log_target=True,
+    )
+    return kl.sum(dim=1).mean() * (t * t)
 
 
 def loss_class_weights(data: TrainingData, weighting: ClassWeighting) -> np.ndarray:
@@ -252,6 +271,7 @@ class Stepper:
         use_scaler: bool,
         env: ddp.DistEnv,
         cancel: Callable[[], bool] | None = None,
+        teacher: LoadedModel | None = None,
     ) -> None:
         self.train, self.config, self.state = train, config, state
         self._hooks = install_cancel_checks(network, cancel) if cancel is not None else []
@@ -271,6 +291,13 @@ class Stepper:
         self.class_weights = torch.from_numpy(weights).to(device)
         self.inputs = NetworkPredict(network, info, device, amp).inputs
         self.augment_config = preset(config.augment)
+        self.teacher: nn.Module | None = None
+        if teacher is not None:
+            t_net = teacher.network.to(device).to(memory_format=memory_format(device, amp))
+            for p in t_net.parameters():
+                p.requires_grad_(False)
+            self.teacher = t_net.eval()
+            self.teacher_inputs = NetworkPredict(t_net, teacher.info, device, amp).inputs
 
     def distribute(self) -> None:
         """Under torchrun, wrap the network in DistributedDataParallel (gradients averaged)."""
@@ -375,9 +402,21 @@ class Stepper:
                     logits = _forward(self.model, self.inputs(rgb[sl]))
                 part = weighted_cross_entropy(logits.float(), target[sl], w[sl])
                 loss = part * (world / scale_total)
+                if self.teacher is not None:
+                    loss = (1.0 - self.config.distill_weight) * loss + self._distill(
+                        logits, rgb[sl], len(rgb[sl]) / n
+                    )
                 (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             loss_sum += float(part.detach())
         return loss_sum, total
+
+    def _distill(self, logits: torch.Tensor, rgb: np.ndarray, share: float) -> torch.Tensor:
+        """The distillation term of a micro-batch holding ``share`` of the batch."""
+        assert self.teacher is not None
+        with torch.no_grad(), autocast(self.device, self.amp):
+            target = self.teacher(self.teacher_inputs(rgb))
+        kd = distillation_loss(logits.float(), target.float(), self.config.distill_temperature)
+        return kd * (self.config.distill_weight * share)
 
     def step(
         self, indices: Sequence[int], epoch: int, lr: float

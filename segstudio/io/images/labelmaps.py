@@ -71,7 +71,11 @@ def read_label_map(path: str | os.PathLike[str], *, max_pixels: int | None = Non
 
 
 def write_label_map(
-    path: str | os.PathLike[str], index: np.ndarray, *, palette: np.ndarray | None = None
+    path: str | os.PathLike[str],
+    index: np.ndarray,
+    *,
+    palette: np.ndarray | None = None,
+    compress_level: int = 6,
 ) -> None:
     """Write a label map as a PNG, atomically.
 
@@ -85,6 +89,9 @@ def write_label_map(
         ``N x 3`` ``uint8`` colours (``N <= 256``; missing entries are black). With a
         palette the PNG is mode P, which viewers show in colour while the pixel
         values stay the indices; without one it is mode L (grayscale).
+    compress_level : int
+        zlib level 0-9: 1 writes about twice as fast as the default 6, in a
+        file about a third larger.
 
     Raises
     ------
@@ -96,12 +103,14 @@ def write_label_map(
     """
     p = Path(path)
     _require_png_suffix(p)
-    data = encode_label_map(index, palette=palette)
+    data = encode_label_map(index, palette=palette, compress_level=compress_level)
     with atomic_path(p) as temp:
         temp.write_bytes(data)
 
 
-def encode_label_map(index: np.ndarray, *, palette: np.ndarray | None = None) -> bytes:
+def encode_label_map(
+    index: np.ndarray, *, palette: np.ndarray | None = None, compress_level: int = 6
+) -> bytes:
     """The PNG bytes :func:`write_label_map` writes (mode L, or P with ``palette``).
 
     Encoding is the slow part of a save; callers that hold a lock encode first.
@@ -119,11 +128,11 @@ def encode_label_map(index: np.ndarray, *, palette: np.ndarray | None = None) ->
         full[: len(pal)] = pal
         im.putpalette(full.tobytes(), "RGB")  # L -> P; the pixel values are unchanged
     out = io.BytesIO()
-    im.save(out, format="PNG")
+    im.save(out, format="PNG", compress_level=compress_level)
     return out.getvalue()
 
 
-def write_rgb(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
+def write_rgb(path: str | os.PathLike[str], rgb: np.ndarray, *, compress_level: int = 6) -> None:
     """Write an ``H x W x 3`` ``uint8`` image as an RGB PNG, atomically.
 
     Parameters
@@ -132,6 +141,8 @@ def write_rgb(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
         The ``.png`` file to create or replace.
     rgb : numpy.ndarray
         ``H x W x 3`` ``uint8``.
+    compress_level : int
+        zlib level 0-9 (see :func:`write_label_map`).
 
     Raises
     ------
@@ -147,7 +158,7 @@ def write_rgb(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
         raise ValueError(f"RGB image must be H x W x 3, got shape {arr.shape}")
     im = Image.fromarray(arr)
     with atomic_path(p) as temp:
-        im.save(temp, format="PNG")
+        im.save(temp, format="PNG", compress_level=compress_level)
 
 
 # --------------------------------------------------------------------------- label indices

@@ -87,6 +87,9 @@ def test_cli_resume_starts_then_continues_the_same_run(
         (["--batch-size", "0"], "--batch-size is 0"),
         (["--val-fraction", "1.5"], "--val-fraction"),
         (["--arch", "resnet"], "unknown architecture"),
+        (["--teacher", "missing.safetensors"], "--teacher missing.safetensors: model file not"),
+        (["--teacher", "t.safetensors", "--distill-weight", "2"], "--distill-weight is 2"),
+        (["--quick", "--teacher", "t.safetensors"], "--teacher does not apply to --quick"),
     ],
 )
 def test_cli_train_bad_arguments_exit_2(
@@ -97,6 +100,8 @@ def test_cli_train_bad_arguments_exit_2(
     needle: str,
 ) -> None:
     out = tmp_path / "m.safetensors"
+    (tmp_path / "t.safetensors").write_bytes(b"")  # a teacher file that exists
+    extra = [str(tmp_path / a) if a == "t.safetensors" else a for a in extra]
     code = main(["train", str(shapes), "--out", str(out), *extra])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and needle in err[0], err
@@ -139,3 +144,21 @@ def test_cli_train_never_replaces_a_model_without_overwrite(
     assert out.read_bytes() == b"a model someone trained"
     assert main([*argv, "--overwrite", "--checkpoint-dir", str(tmp_path / "c")]) == 0
     assert out.read_bytes() != b"a model someone trained"
+
+
+def test_cli_distils_a_student_from_a_teacher(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    teacher = tmp_path / "teacher.safetensors"
+    assert main(["train", str(shapes), "--arch", "segnet_basic", "--width", "0.25",
+                 "--epochs", "2", "--crop", "64", "--out", str(teacher)]) == 0  # fmt: skip
+    student = tmp_path / "student.safetensors"
+    code = main(["train", str(shapes), "--arch", "segnet_basic", "--width", "0.125",
+                 "--epochs", "1", "--crop", "64", "--teacher", str(teacher),
+                 "--distill-weight", "0.7", "--out", str(student)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    lineage = load_model(student).info.provenance
+    assert (
+        lineage["teacher"]["path"] == str(teacher) and lineage["teacher"]["distill_weight"] == 0.7
+    )
+    assert lineage["recipe"]["distill_weight"] == 0.7

@@ -19,6 +19,7 @@ from segstudio.model.files import new_model
 from segstudio.model.predictor import (
     DeviceError,
     Predictor,
+    _ramp,
     _split,
     fold_batchnorm,
     resolve_precision,
@@ -75,12 +76,47 @@ def test_stitching_a_pointwise_model_equals_the_whole_image(h, w, tile, overlap)
 
     def tile_fn(y0, y1, x0, x1):
         calls.append((y0, y1, x0, x1))
-        return probs[:, y0:y1, x0:x1]
+        return torch.from_numpy(logits[:, y0:y1, x0:x1])
 
     pred = stitch_tiles(h, w, 5, tile, overlap, tile_fn)
     assert len(calls) > 1
     np.testing.assert_array_equal(pred.labels, probs.argmax(0))
     np.testing.assert_allclose(pred.confidence, probs.max(0), atol=2e-3)
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "tile", "overlap", "align"),
+    [(300, 500, 100, 25, 1), (1000, 77, 128, 32, 1), (517, 611, 128, 32, 32), (90, 700, 64, 0, 1)],
+)
+def test_stitching_equals_a_whole_image_weighted_blend(h, w, tile, overlap, align) -> None:
+    """Tiles that disagree everywhere: the result is the ramp-weighted mean of the
+    covering tiles' probabilities, as one whole-image accumulator would give."""
+    c = 4
+    sums = np.zeros((c, h, w), np.float64)
+    rows, cols = _split(h, tile, overlap, align), _split(w, tile, overlap, align)
+
+    def tile_logits(y0, y1, x0, x1):
+        rng = np.random.default_rng([y0, x0])
+        return rng.normal(scale=2.0, size=(c, y1 - y0, x1 - x0)).astype(np.float32)
+
+    for r, (y0, y1) in enumerate(rows):
+        ly = rows[r - 1][1] - y0 if r > 0 else 0
+        ty = y1 - rows[r + 1][0] if r + 1 < len(rows) else 0
+        for k, (x0, x1) in enumerate(cols):
+            lx = cols[k - 1][1] - x0 if k > 0 else 0
+            tx = x1 - cols[k + 1][0] if k + 1 < len(cols) else 0
+            wgt = _ramp(y1 - y0, ly, ty)[:, None] * _ramp(x1 - x0, lx, tx)[None, :]
+            lg = tile_logits(y0, y1, x0, x1).astype(np.float64)
+            p = np.exp(lg - lg.max(0))
+            sums[:, y0:y1, x0:x1] += p / p.sum(0) * wgt
+
+    pred = stitch_tiles(h, w, c, tile, overlap, lambda *a: torch.from_numpy(tile_logits(*a)), align)
+    expected = sums.argmax(0)
+    margin = np.sort(sums, 0)[-1] - np.sort(sums, 0)[-2]
+    clear = margin > 1e-4 * sums.sum(0)  # not a near-tie that float32 may break either way
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(pred.labels[clear], expected[clear])
+    np.testing.assert_allclose(pred.confidence, sums.max(0) / sums.sum(0), atol=2e-3)
 
 
 def test_stitching_blends_overlaps_smoothly() -> None:
@@ -91,7 +127,7 @@ def test_stitching_blends_overlaps_smoothly() -> None:
         p = np.zeros((2, y1 - y0, x1 - x0), np.float32)
         p[0] = 0.9 if (x0 // 10) % 2 == 0 else 0.1  # alternate tiles disagree
         p[1] = 1 - p[0]
-        return p
+        return torch.from_numpy(np.log(p))
 
     pred = stitch_tiles(h, w, 2, 128, 32, tile_fn)
     assert np.all(pred.confidence >= 0.5 - 1e-3)
@@ -103,7 +139,7 @@ def test_stitching_memory_is_bounded() -> None:
     h, w, c = 3000, 6000, 8
 
     def tile_fn(y0, y1, x0, x1):
-        p = np.full((c, y1 - y0, x1 - x0), 1.0 / c, np.float32)
+        p = torch.zeros((c, y1 - y0, x1 - x0))
         p[0] += 0.01
         return p
 

@@ -1,0 +1,83 @@
+"""Distillation: a fine-tune with a teacher also learns the teacher's answers
+where nobody labelled, and refuses a teacher of other classes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from segstudio.core.errors import TrainingError
+from segstudio.core.labelset import UNLABELED, LabelClass, LabelSet
+from segstudio.model.files import LoadedModel
+from segstudio.model.predictor import Predictor
+from segstudio.training.data import Sample, TrainingData
+from segstudio.training.loop import fine_tune
+from segstudio.training.step import distillation_loss
+from tests.unit.training.toy import SHAPES, TINY, drive, toy_config
+
+
+@pytest.fixture(scope="module")
+def teacher(data: TrainingData) -> LoadedModel:
+    _, result = drive(fine_tune(data, arch=TINY, config=toy_config(epochs=25)))
+    assert result is not None and result.after["mean_iou"] > 0.6
+    return result.model
+
+
+def _scribbled(data: TrainingData) -> TrainingData:
+    """One 4 x 4 blob per class per image labelled, the rest 255."""
+    rng = np.random.default_rng(3)
+    out = []
+    for s in data.train:
+        labels = s.load_labels()
+        keep = np.zeros(labels.shape, bool)
+        for c in range(SHAPES.num_classes):
+            ys, xs = np.nonzero(labels == c)
+            if len(ys):
+                i = rng.integers(len(ys))
+                keep[max(0, ys[i] - 2) : ys[i] + 2, max(0, xs[i] - 2) : xs[i] + 2] = True
+        out.append(Sample(s.name, s.image_path, labels=np.where(keep, labels, UNLABELED)))
+    return TrainingData(tuple(out), data.val, SHAPES, "scribbles")
+
+
+def _agreement(a: LoadedModel, b: LoadedModel, data: TrainingData) -> float:
+    pa, pb = Predictor(a, precision="fp32"), Predictor(b, precision="fp32")
+    same = total = 0
+    for s in data.val:
+        rgb = s.load()[0]
+        same += int((pa.predict(rgb).labels == pb.predict(rgb).labels).sum())
+        total += rgb.shape[0] * rgb.shape[1]
+    return same / total
+
+
+def test_a_teacher_fills_in_what_scribbles_leave_out(
+    data: TrainingData, teacher: LoadedModel
+) -> None:
+    sparse = _scribbled(data)
+    cfg = toy_config(epochs=12, val_every_epochs=12, distill_weight=0.8)
+    _, alone = drive(
+        fine_tune(sparse, arch=TINY, config=toy_config(epochs=12, val_every_epochs=12))
+    )
+    _, taught = drive(fine_tune(sparse, arch=TINY, config=cfg, teacher=teacher))
+    assert alone is not None and taught is not None
+    a, t = _agreement(alone.model, teacher, data), _agreement(taught.model, teacher, data)
+    assert t > a + 0.02 and t > 0.85
+    lineage = taught.model.info.provenance["teacher"]
+    assert lineage["distill_weight"] == 0.8 and lineage["arch"]["name"] == TINY.name
+    assert "teacher" not in alone.model.info.provenance
+    assert all(p.requires_grad for p in taught.model.network.parameters())
+
+
+def test_a_teacher_of_other_classes_is_refused(data: TrainingData, teacher: LoadedModel) -> None:
+    other = LabelSet(
+        "other", tuple(LabelClass(n, c.color) for n, c in zip("abc", SHAPES.classes, strict=True))
+    )
+    odd = TrainingData(data.train, data.val, other, "other")
+    with pytest.raises(TrainingError, match="teacher model's classes"):
+        fine_tune(odd, arch=TINY, config=toy_config(epochs=1), teacher=teacher)
+
+
+def test_distillation_loss_is_zero_for_equal_outputs_and_positive_otherwise() -> None:
+    x = torch.randn(2, 3, 5, 7)
+    assert float(distillation_loss(x, x, 2.0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distillation_loss(x, torch.randn(2, 3, 5, 7), 2.0)) > 0.01
