@@ -39,13 +39,23 @@ def _weight_dtypes(model: Path) -> str:
     return "/".join(names.get(k, k) for k in sorted(kinds) if k.startswith(("f", "bf")))
 
 
-def train_command(info: Any, void: int | None) -> str:
-    """The ``segstudio train`` command that the model's recipe stands for."""
-    recipe = info.provenance.get("recipe", {})
-    parts = ["segstudio train", str(info.provenance.get("source", "DATA"))]
-    parts += ["--arch", info.arch.name]
-    if "width" in info.arch.params:
-        parts += ["--width", f"{info.arch.params['width']:g}"]
+def train_command(
+    info: Any, void: int | None, prov: dict[str, Any] | None = None, out: str = "model"
+) -> str:
+    """The ``segstudio train`` command that the model's recipe stands for (``prov``:
+    the provenance of one stage, default the model's own; a distillation stage
+    starts from the stage before and names its teacher)."""
+    prov = info.provenance if prov is None else prov
+    recipe = prov.get("recipe", {})
+    parts = ["segstudio train", str(prov.get("source", "DATA"))]
+    teacher = prov.get("teacher")
+    if teacher:
+        parts += ["--init WORK_FOLDER/student.safetensors", "--teacher", str(teacher["path"])]
+        parts += ["--recipe full", "--distill-weight", f"{teacher['distill_weight']:g}"]
+    else:
+        parts += ["--arch", info.arch.name]
+        if "width" in info.arch.params:
+            parts += ["--width", f"{info.arch.params['width']:g}"]
     for flag, key in (("--epochs", "epochs"), ("--minutes", "minutes"),
                       ("--batch-size", "batch_size"), ("--crop", "crop"), ("--lr", "lr"),
                       ("--seed", "seed")):  # fmt: skip
@@ -56,8 +66,8 @@ def train_command(info: Any, void: int | None) -> str:
             ]
     if void is not None:
         parts += ["--void", str(void)]
-    parts += ["--checkpoint-dir WORK_FOLDER", "--out WORK_FOLDER/model.safetensors", "--resume"]
-    return " ".join(parts)
+    parts += [f"--checkpoint-dir WORK_FOLDER/{out}.ckpt", f"--out WORK_FOLDER/{out}.safetensors"]
+    return " ".join([*parts, "--resume"])
 
 
 def training_seconds(prov: dict[str, Any], ckpt: dict[str, Any] | None) -> float:
@@ -131,19 +141,43 @@ def _speed_lines(benches: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _distill_lines(prov: dict[str, Any]) -> list[str]:
+    """The distillation stage of a student model, in words."""
+    teacher, recipe = prov["teacher"], prov.get("recipe", {})
+    t_iou = teacher.get("mean_iou")
+    return [
+        f"- Then distilled: {recipe.get('epochs')} more epochs from those weights "
+        f"({prov.get('steps')} steps, peak learning rate {recipe.get('lr')}, "
+        f"{recipe.get('schedule')} decay), the loss "
+        f"{1 - teacher['distill_weight']:g} x that cross-entropy + "
+        f"{teacher['distill_weight']:g} x T² KL(teacher ‖ student) at T = "
+        f"{teacher['distill_temperature']:g} on every pixel of the crop, the teacher being "
+        f"`{Path(str(teacher['path'])).name}`, a SegNet of width "
+        f"{teacher['arch']['params'].get('width', 1.0):g}"
+        + ("" if t_iou is None else f" (val mean IoU {_pct(t_iou)})")
+        + ".",
+    ]
+
+
 def render(
     model: Path,
     bench: dict[str, Any],
     ckpt: dict[str, Any] | None,
     others: Sequence[dict[str, Any]] = (),
+    data_note: str = "",
 ) -> str:
     info = read_model_info(model)
     prov = info.provenance
-    recipe = prov.get("recipe", {})
+    distilled = prov.get("teacher") and prov.get("parent")
+    # a distilled model: the recipe of its from-scratch stage, then the distillation
+    first = prov["parent"]["provenance"] if distilled else prov
+    recipe = first.get("recipe", {})
     q = bench["quality"]
     machine = bench["machine"]
     names = q["class_names"]
     train_s = training_seconds(prov, ckpt)
+    if distilled:
+        train_s += float(first.get("duration_s") or 0.0)
     width = info.arch.params.get("width", 1.0)
     ious = [(iou, n) for n, iou in zip(names, q["per_class_iou"], strict=True) if iou is not None]
     weakest = [n for _, n in sorted(ious)[:4]]
@@ -153,13 +187,21 @@ def render(
         if same_host
         else f"host {prov.get('host', '?')}"
     )
-    weights = prov.get("class_weights") or []
+    weights = first.get("class_weights") or []
     weighting = {
         "median_frequency": "median-frequency class weights (as in the SegNet paper), from the "
         "training labels: " + ", ".join(f"{n} {w:g}" for n, w in zip(names, weights, strict=False)),
         "none": "no class weights",
     }.get(recipe.get("class_weighting"), str(recipe.get("class_weighting")))
-    command = train_command(info, q.get("void"))
+    if distilled:
+        command = "\n".join(
+            (
+                train_command(info, q.get("void"), first, "student"),
+                train_command(info, q.get("void"), prov, "model"),
+            )
+        )
+    else:
+        command = train_command(info, q.get("void"))
     lines = [
         "# Model card: the bundled CamVid SegNet",
         "",
@@ -186,7 +228,7 @@ def render(
         "",
         f"CamVid as distributed with SegNet (`{prov.get('source', '?')}`): trained on the",
         f"{prov.get('train_images', '?')} images of `train/` (480 x 360), validated on the "
-        f"{prov.get('val_images', '?')} of `val/`.",
+        f"{prov.get('val_images', '?')} of `val/`." + (f" {data_note}" if data_note else ""),
         "The validation split was used to follow training and to choose the recipe; the model",
         "kept is the final one of the run, not the best of its epochs. The test split was not",
         "used.",
@@ -199,15 +241,16 @@ def render(
         "",
         f"- From scratch (no ImageNet weights: nothing is downloaded), seed {recipe.get('seed')}.",
         f"- {recipe.get('epochs')} epochs, batch {recipe.get('batch_size')}, random "
-        f"{recipe.get('crop')} x {recipe.get('crop')} crops; {prov.get('steps')} steps.",
+        f"{recipe.get('crop')} x {recipe.get('crop')} crops; {first.get('steps')} steps.",
         f"- {str(recipe.get('optimizer', '')).upper()}, peak learning rate {recipe.get('lr')}, "
         f"weight decay {recipe.get('weight_decay')}, {recipe.get('warmup_steps')} warm-up "
         f"steps, then {recipe.get('schedule')} decay to 1 % of the peak.",
         f"- Cross-entropy with {weighting}.",
         "- Augmentation: random scale 0.75–1.5, rotation ±10°, horizontal flip, colour jitter,",
         "  blur and noise (`segstudio.training.augment`).",
-        f"- Device {prov.get('device')}, precision {prov.get('precision')} "
+        f"- Device {first.get('device')}, precision {first.get('precision')} "
         "(float32 master weights).",
+        *(_distill_lines(prov) if distilled else []),
         "",
         "## Training time and machine",
         "",
@@ -265,6 +308,7 @@ def main() -> None:
     )
     ap.add_argument("--checkpoint", help="the training's checkpoint folder (training time)")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--data-note", default="", help="a sentence on the data, after its counts")
     args = ap.parse_args()
     ckpt = None
     if args.checkpoint:
@@ -272,7 +316,7 @@ def main() -> None:
 
         ckpt = checkpoint_info(Path(args.checkpoint))
     bench, *others = [json.loads(Path(b).read_text()) for b in args.bench]
-    atomic_write_text(Path(args.out), render(Path(args.model), bench, ckpt, others))
+    atomic_write_text(Path(args.out), render(Path(args.model), bench, ckpt, others, args.data_note))
 
 
 if __name__ == "__main__":

@@ -103,24 +103,35 @@ def cmd_predict(args: argparse.Namespace) -> int:
         write_rgb(out / colors, index_to_rgb(labels, labelset), compress_level=PNG_LEVEL)
 
     # An image's two PNGs are written while the next image is predicted (zlib
-    # releases the GIL); one image's writes at most are pending.
+    # releases the GIL); one image's writes at most are pending. A write error
+    # stops the run at the next image; one that an error or Ctrl+C in the
+    # prediction meanwhile would hide is reported too.
     with progress_bar(len(images), "predict") as bar, ThreadPoolExecutor(1) as writer:
         pending: Future[None] | None = None
-        for path in images:
-            try:
-                image = read_image(path)
-            except SegStudioError as exc:
-                print(f"segstudio predict: skipped {exc}", file=sys.stderr)
-                failed.append(str(path))
+        try:
+            for path in images:
+                try:
+                    image = read_image(path)
+                except SegStudioError as exc:
+                    print(f"segstudio predict: skipped {exc}", file=sys.stderr)
+                    failed.append(str(path))
+                    bar.update()
+                    continue
+                pred = predictor.predict(image.rgb)
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(write, path, pred.labels)
                 bar.update()
-                continue
-            pred = predictor.predict(image.rgb)
             if pending is not None:
-                pending.result()  # a write error stops the run here
-            pending = writer.submit(write, path, pred.labels)
-            bar.update()
-        if pending is not None:
-            pending.result()
+                pending.result()
+        except BaseException as exc:
+            lost = None if pending is None or pending.cancelled() else pending.exception()
+            if lost is not None and lost is not exc:
+                print(
+                    f"segstudio predict: error: writing a prediction failed: {lost}",
+                    file=sys.stderr,
+                )
+            raise
     done = len(images) - len(failed)
     print(f"predicted {done} image(s) into {out} with {predictor}")
     if failed:

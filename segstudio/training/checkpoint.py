@@ -146,6 +146,18 @@ def run_identity(
     }
 
 
+def teacher_identity(network: nn.Module | None) -> dict[str, Any] | None:
+    """What a checkpoint records of a distillation's teacher: a digest of its weights
+    (None without a teacher), so that a resume with another teacher is refused."""
+    if network is None:
+        return None
+    digest = hashlib.sha256()
+    for name, tensor in sorted(network.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return {"weights_sha256": digest.hexdigest()}
+
+
 def _json_safe(value: Any) -> Any:
     """Tuples to lists, tensors and numpy scalars to numbers: what JSON can hold."""
     if isinstance(value, Mapping):
@@ -308,8 +320,10 @@ def check_same_run(
     config: TrainConfig,
     arch: Mapping[str, Any],
     world_size: int,
+    teacher: Mapping[str, Any] | None = None,
 ) -> None:
-    """Refuse to resume a checkpoint of another run (``arch`` as ``ArchSpec.to_dict()``).
+    """Refuse to resume a checkpoint of another run (``arch`` as ``ArchSpec.to_dict()``;
+    ``teacher`` as :func:`teacher_identity` gives it).
 
     Raises
     ------
@@ -338,6 +352,15 @@ def check_same_run(
         problems.append(f"the architecture differs ({meta.get('arch')} vs {arch})")
     if meta.get("world_size") != world_size:
         problems.append(f"it was made by {meta.get('world_size')} process(es), now {world_size}")
+    if meta.get("teacher") != (None if teacher is None else dict(teacher)):
+        was, now_t = meta.get("teacher") is not None, teacher is not None
+        problems.append(
+            "it was distilled from another teacher"
+            if was and now_t
+            else "it was distilled from a teacher, now there is none"
+            if was
+            else "it had no teacher, now there is one"
+        )
     if problems:
         raise TrainingError(
             f"{path} belongs to another training run and cannot be resumed: " + "; ".join(problems)

@@ -58,6 +58,7 @@ from segstudio.training.checkpoint import (
     read_checkpoint,
     run_identity,
     sweep_checkpoint_temps,
+    teacher_identity,
     write_checkpoint,
 )
 from segstudio.training.config import DEFAULT_CONFIG, TrainConfig, TrainResult
@@ -110,6 +111,7 @@ class _Run:
     ) -> None:
         self.cancel = cancel
         self.teacher = teacher
+        self.teacher_id = teacher_identity(None if teacher is None else teacher.network)
         self.data = data
         self.init = init
         self.arch = resolve_spec(init.info.arch if init is not None else arch)  # type: ignore[arg-type]
@@ -230,6 +232,7 @@ class _Run:
             "steps_per_epoch": self.steps_per_epoch,
             "epoch_float": st.step / self.steps_per_epoch,
             "head": self.head.value,
+            "teacher": self.teacher_id,
             "init_path": None
             if self.init is None or self.init.path is None
             else str(self.init.path),
@@ -255,6 +258,7 @@ class _Run:
             config=self.config,
             arch=self.arch.to_dict(),
             world_size=self.env.world_size,
+            teacher=self.teacher_id,
         )
         self.best_state = load_checkpoint(
             path, meta, network=self.network, optimizer=self.optimizer, scaler=self.scaler
@@ -469,6 +473,7 @@ class _Run:
                 "mean_iou": self.teacher.info.metrics.get("mean_iou"),
                 "distill_weight": cfg.distill_weight,
                 "distill_temperature": cfg.distill_temperature,
+                **(self.teacher_id or {}),
             }
         if cfg.keep_best:
             lineage["best_step"] = st.best_step  # the step of the kept weights (0: the start)

@@ -21,6 +21,7 @@ the cancel checks inside a step (:func:`install_cancel_checks`).
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -293,7 +294,8 @@ class Stepper:
         self.augment_config = preset(config.augment)
         self.teacher: nn.Module | None = None
         if teacher is not None:
-            t_net = teacher.network.to(device).to(memory_format=memory_format(device, amp))
+            t_net = copy.deepcopy(teacher.network)  # the caller's model stays as it is
+            t_net.to(device).to(memory_format=memory_format(device, amp))
             for p in t_net.parameters():
                 p.requires_grad_(False)
             self.teacher = t_net.eval()
@@ -384,8 +386,10 @@ class Stepper:
             both = torch.tensor([total], dtype=torch.float64, device=dev)
             ddp.all_reduce_sum(both, self.env)
             scale_total, world = float(both.item()), self.env.world_size
-        if scale_total <= 0:  # nothing labelled anywhere: every rank skips alike
-            return 0.0, 0.0
+        if scale_total <= 0 and self.teacher is None:
+            return 0.0, 0.0  # nothing labelled anywhere: every rank skips alike
+        # with a teacher, crops without a labelled pixel still learn its outputs
+        ce_scale = world / scale_total if scale_total > 0 else 0.0
         loss_sum = 0.0
         n = len(rgb)
         starts = list(range(0, n, self.state.micro))
@@ -401,7 +405,7 @@ class Stepper:
                 with autocast(dev, self.amp):
                     logits = _forward(self.model, self.inputs(rgb[sl]))
                 part = weighted_cross_entropy(logits.float(), target[sl], w[sl])
-                loss = part * (world / scale_total)
+                loss = part * ce_scale
                 if self.teacher is not None:
                     loss = (1.0 - self.config.distill_weight) * loss + self._distill(
                         logits, rgb[sl], len(rgb[sl]) / n
@@ -464,13 +468,13 @@ class Stepper:
             stats = stats.to(self.device)
         ddp.all_reduce_sum(stats, self.env)
         loss_sum, total, bad = (float(v) for v in stats.cpu())
-        if total <= 0:  # nothing labelled in any crop of this step
+        if total <= 0 and self.teacher is None:  # nothing labelled in any crop of this step
             self.optimizer.zero_grad(set_to_none=True)
             return None, None, notes
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         norm = float(torch.nn.utils.clip_grad_norm_(self.params, MAX_GRAD_NORM))
-        loss = loss_sum / total
+        loss = loss_sum / total if total > 0 else 0.0  # (distillation alone: no labels)
         if bad or not math.isfinite(loss) or (self.scaler is None and not math.isfinite(norm)):
             self.optimizer.zero_grad(set_to_none=True)
             self._restore_buffers(saved)

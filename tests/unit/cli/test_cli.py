@@ -309,3 +309,54 @@ def test_model_convert_calibrates_for_int8_and_predict_takes_int8(
     code = main([*pred, "--model", str(model_file), "--out", str(tmp_path / "q")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and "int8" in err[0], err
+
+
+def test_a_failed_write_is_reported_even_when_the_next_prediction_fails(
+    model_file: Path,
+    images: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each image's PNGs are written while the next is predicted: an error there is
+    not lost behind an error (or Ctrl+C) in that prediction."""
+    import segstudio.io.images as io_images
+    from segstudio.model.predictor import Predictor
+
+    def full_disk(*_a: object, **_k: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    calls = []
+    real = Predictor.predict
+
+    def predict(self: Predictor, rgb: np.ndarray, **kw: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, rgb, **kw)
+
+    monkeypatch.setattr(io_images, "write_label_map", full_disk)
+    monkeypatch.setattr(Predictor, "predict", predict)
+    out = tmp_path / "pred"
+    code = main(["predict", str(images), "--model", str(model_file), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code != 0 and "interrupted" in err
+    assert "writing a prediction failed" in err and "No space left on device" in err
+
+
+def test_a_failed_write_stops_the_run_with_one_line(
+    model_file: Path,
+    images: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import segstudio.io.images as io_images
+
+    def full_disk(*_a: object, **_k: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io_images, "write_label_map", full_disk)
+    code = main(["predict", str(images), "--model", str(model_file), "--out", str(tmp_path / "p")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and "no space left on device" in err[0].lower(), err

@@ -86,7 +86,13 @@ def test_stitching_a_pointwise_model_equals_the_whole_image(h, w, tile, overlap)
 
 @pytest.mark.parametrize(
     ("h", "w", "tile", "overlap", "align"),
-    [(300, 500, 100, 25, 1), (1000, 77, 128, 32, 1), (517, 611, 128, 32, 32), (90, 700, 64, 0, 1)],
+    [
+        (300, 500, 100, 25, 1),
+        (1000, 77, 128, 32, 1),
+        (517, 611, 128, 32, 32),
+        (60, 700, 64, 16, 1),  # one row of tiles
+        (90, 700, 64, 0, 1),
+    ],
 )
 def test_stitching_equals_a_whole_image_weighted_blend(h, w, tile, overlap, align) -> None:
     """Tiles that disagree everywhere: the result is the ramp-weighted mean of the

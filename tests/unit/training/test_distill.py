@@ -3,6 +3,9 @@ where nobody labelled, and refuses a teacher of other classes."""
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -81,3 +84,55 @@ def test_distillation_loss_is_zero_for_equal_outputs_and_positive_otherwise() ->
     x = torch.randn(2, 3, 5, 7)
     assert float(distillation_loss(x, x, 2.0)) == pytest.approx(0.0, abs=1e-6)
     assert float(distillation_loss(x, torch.randn(2, 3, 5, 7), 2.0)) > 0.01
+
+
+def test_the_teacher_is_left_as_it_was(data: TrainingData, teacher: LoadedModel) -> None:
+    before = {k: v.clone() for k, v in teacher.network.state_dict().items()}
+    drive(fine_tune(data, arch=TINY, config=toy_config(epochs=1), teacher=teacher))
+    assert all(p.requires_grad for p in teacher.network.parameters())
+    assert not teacher.network.training
+    for k, v in teacher.network.state_dict().items():
+        assert torch.equal(v, before[k]) and v.is_contiguous(), k
+    _, again = drive(fine_tune(data, init=teacher, config=toy_config(epochs=1)))
+    assert again is not None  # it can still be fine-tuned itself
+
+
+def test_unlabelled_crops_learn_the_teachers_outputs(
+    data: TrainingData, teacher: LoadedModel
+) -> None:
+    blank = TrainingData(
+        tuple(
+            Sample(s.name, s.image_path, labels=np.full((64, 64), UNLABELED, np.uint8))
+            for s in data.train
+        ),
+        (),
+        SHAPES,
+        "nothing labelled",
+    )
+    cfg = toy_config(epochs=12, distill_weight=1.0, class_weighting="none")
+    _, taught = drive(fine_tune(blank, arch=TINY, config=cfg, teacher=teacher))
+    assert taught is not None and _agreement(taught.model, teacher, data) > 0.85
+
+
+def test_a_resume_with_another_teacher_is_refused(
+    data: TrainingData, teacher: LoadedModel, tmp_path: Path
+) -> None:
+    cfg = toy_config(epochs=2)
+    drive(fine_tune(data, arch=TINY, config=cfg, checkpoint_dir=tmp_path, teacher=teacher))
+    with pytest.raises(TrainingError, match="distilled from a teacher, now there is none"):
+        drive(fine_tune(data, arch=TINY, config=cfg, checkpoint_dir=tmp_path, resume=True))
+    other = copy.deepcopy(teacher)
+    with torch.no_grad():
+        next(other.network.parameters()).add_(0.01)
+    with pytest.raises(TrainingError, match="another teacher"):
+        drive(
+            fine_tune(
+                data, arch=TINY, config=cfg, checkpoint_dir=tmp_path, resume=True, teacher=other
+            )
+        )
+    _, again = drive(
+        fine_tune(
+            data, arch=TINY, config=cfg, checkpoint_dir=tmp_path, resume=True, teacher=teacher
+        )
+    )
+    assert again is not None
