@@ -40,17 +40,22 @@ def _weight_dtypes(model: Path) -> str:
 
 
 def train_command(
-    info: Any, void: int | None, prov: dict[str, Any] | None = None, out: str = "model"
+    info: Any,
+    void: int | None,
+    prov: dict[str, Any] | None = None,
+    out: str = "model",
+    source: str = "",
 ) -> str:
     """The ``segstudio train`` command that the model's recipe stands for (``prov``:
     the provenance of one stage, default the model's own; a distillation stage
     starts from the stage before and names its teacher)."""
     prov = info.provenance if prov is None else prov
     recipe = prov.get("recipe", {})
-    parts = ["segstudio train", str(prov.get("source", "DATA"))]
+    parts = ["segstudio train", source or str(prov.get("source", "DATA"))]
     teacher = prov.get("teacher")
     if teacher:
-        parts += ["--init WORK_FOLDER/student.safetensors", "--teacher", str(teacher["path"])]
+        parts += ["--init WORK_FOLDER/student.safetensors"]
+        parts += ["--teacher WORK_FOLDER/teacher.safetensors"]
         parts += ["--recipe full", "--distill-weight", f"{teacher['distill_weight']:g}"]
     else:
         parts += ["--arch", info.arch.name]
@@ -151,11 +156,11 @@ def _distill_lines(prov: dict[str, Any]) -> list[str]:
         f"{recipe.get('schedule')} decay), the loss "
         f"{1 - teacher['distill_weight']:g} x that cross-entropy + "
         f"{teacher['distill_weight']:g} x T² KL(teacher ‖ student) at T = "
-        f"{teacher['distill_temperature']:g} on every pixel of the crop, the teacher being "
-        f"`{Path(str(teacher['path'])).name}`, a SegNet of width "
-        f"{teacher['arch']['params'].get('width', 1.0):g}"
+        f"{teacher['distill_temperature']:g} on every pixel of the crop; the teacher a SegNet "
+        f"of width {teacher['arch']['params'].get('width', 1.0):g} trained by the recipe above "
+        "on all of CamVid train"
         + ("" if t_iou is None else f" (val mean IoU {_pct(t_iou)})")
-        + ".",
+        + ", the bundled model until 2026-12-04.",
     ]
 
 
@@ -165,6 +170,7 @@ def render(
     ckpt: dict[str, Any] | None,
     others: Sequence[dict[str, Any]] = (),
     data_note: str = "",
+    source: str = "",
 ) -> str:
     info = read_model_info(model)
     prov = info.provenance
@@ -196,12 +202,12 @@ def render(
     if distilled:
         command = "\n".join(
             (
-                train_command(info, q.get("void"), first, "student"),
-                train_command(info, q.get("void"), prov, "model"),
+                train_command(info, q.get("void"), first, "student", source),
+                train_command(info, q.get("void"), prov, "model", source),
             )
         )
     else:
-        command = train_command(info, q.get("void"))
+        command = train_command(info, q.get("void"), source=source)
     lines = [
         "# Model card: the bundled CamVid SegNet",
         "",
@@ -226,7 +232,8 @@ def render(
         "",
         "## Data",
         "",
-        f"CamVid as distributed with SegNet (`{prov.get('source', '?')}`): trained on the",
+        f"CamVid as distributed with SegNet (`{source or prov.get('source', '?')}`): trained "
+        "on the",
         f"{prov.get('train_images', '?')} images of `train/` (480 x 360), validated on the "
         f"{prov.get('val_images', '?')} of `val/`." + (f" {data_note}" if data_note else ""),
         "The validation split was used to follow training and to choose the recipe; the model",
@@ -309,6 +316,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", help="the training's checkpoint folder (training time)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--data-note", default="", help="a sentence on the data, after its counts")
+    ap.add_argument("--source", default="", help="the data folder as the card names it")
     args = ap.parse_args()
     ckpt = None
     if args.checkpoint:
@@ -316,7 +324,9 @@ def main() -> None:
 
         ckpt = checkpoint_info(Path(args.checkpoint))
     bench, *others = [json.loads(Path(b).read_text()) for b in args.bench]
-    atomic_write_text(Path(args.out), render(Path(args.model), bench, ckpt, others, args.data_note))
+    atomic_write_text(
+        Path(args.out), render(Path(args.model), bench, ckpt, others, args.data_note, args.source)
+    )
 
 
 if __name__ == "__main__":

@@ -153,6 +153,16 @@ def info_lines(path: Path, info: ModelInfo, shapes: TensorShapes) -> list[str]:
     if training is not None:
         lines.append(f"training      {training}")
     lines += [f"  from        {parent}" for parent in _parents(prov)]
+    teacher = prov.get("teacher")
+    if isinstance(teacher, dict):
+        arch = teacher.get("arch") or {}
+        width = (arch.get("params") or {}).get("width")
+        line = f"  teacher     {teacher.get('path') or '(unsaved)'}: {arch.get('name', '?')}"
+        line += "" if width is None else f" width {width:g}"
+        if isinstance(teacher.get("mean_iou"), int | float):
+            line += f", mean IoU {teacher['mean_iou']:.4f}"
+        line += f", distilled at weight {teacher.get('distill_weight')}"
+        lines.append(line)
     if "created" in prov:
         made = f"created       {prov['created']}"
         if prov.get("created_by") or prov.get("host"):

@@ -162,3 +162,6 @@ def test_cli_distils_a_student_from_a_teacher(
         lineage["teacher"]["path"] == str(teacher) and lineage["teacher"]["distill_weight"] == 0.7
     )
     assert lineage["recipe"]["distill_weight"] == 0.7
+    capsys.readouterr()
+    assert main(["model", "info", str(student)]) == 0
+    assert f"teacher     {teacher}: segnet_basic width 0.25" in capsys.readouterr().out
