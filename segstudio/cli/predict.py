@@ -97,17 +97,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     failed: list[str] = []
 
-    def write(path: Path, labels: np.ndarray) -> None:
-        ids, colors = output_names(path)
-        write_label_map(out / ids, labels, palette=None, compress_level=PNG_LEVEL)
-        write_rgb(out / colors, index_to_rgb(labels, labelset), compress_level=PNG_LEVEL)
+    def write_ids(path: Path, labels: np.ndarray) -> None:
+        write_label_map(out / output_names(path)[0], labels, compress_level=PNG_LEVEL)
 
-    # An image's two PNGs are written while the next image is predicted (zlib
-    # releases the GIL); one image's writes at most are pending. A write error
-    # stops the run at the next image; one that an error or Ctrl+C in the
-    # prediction meanwhile would hide is reported too.
-    with progress_bar(len(images), "predict") as bar, ThreadPoolExecutor(1) as writer:
-        pending: Future[None] | None = None
+    def write_colours(path: Path, labels: np.ndarray) -> None:
+        colours = index_to_rgb(labels, labelset)
+        write_rgb(out / output_names(path)[1], colours, compress_level=PNG_LEVEL)
+
+    # An image's two PNGs are written, side by side, while the next image is
+    # predicted (zlib releases the GIL); one image's writes at most are pending.
+    # A write error stops the run at the next image; one that an error or Ctrl+C
+    # in the prediction meanwhile would hide is reported too.
+    with progress_bar(len(images), "predict") as bar, ThreadPoolExecutor(2) as writer:
+        pending: list[Future[None]] = []
         try:
             for path in images:
                 try:
@@ -118,17 +120,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     bar.update()
                     continue
                 pred = predictor.predict(image.rgb)
-                if pending is not None:
-                    pending.result()
-                pending = writer.submit(write, path, pred.labels)
+                for job in pending:
+                    job.result()
+                pending = [writer.submit(w, path, pred.labels) for w in (write_ids, write_colours)]
                 bar.update()
-            if pending is not None:
-                pending.result()
+            for job in pending:
+                job.result()
         except BaseException as exc:
-            lost = None if pending is None or pending.cancelled() else pending.exception()
-            if lost is not None and lost is not exc:
+            lost = [e for j in pending if not j.cancelled() and (e := j.exception()) is not None]
+            if lost and exc not in lost:  # else the error on its way out is a write's
                 print(
-                    f"segstudio predict: error: writing a prediction failed: {lost}",
+                    f"segstudio predict: error: writing a prediction failed: {lost[0]}",
                     file=sys.stderr,
                 )
             raise

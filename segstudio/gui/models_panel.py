@@ -190,6 +190,15 @@ def _lineage(s: ModelSummary) -> list[tuple[str, str]]:
         rows.append(("Parent", text))
     elif p:
         rows.append(("Parent", "none: trained from scratch"))
+    teacher = p.get("teacher")
+    if isinstance(teacher, dict):
+        arch = teacher.get("arch") if isinstance(teacher.get("arch"), dict) else {}
+        width = (arch.get("params") or {}).get("width")
+        text = f"distilled from a {arch.get('name', 'model')}"
+        text += "" if not isinstance(width, int | float) else f" of width {width:g}"
+        if isinstance(teacher.get("mean_iou"), int | float):
+            text += f", mIoU {teacher['mean_iou']:.3f}"
+        rows.append(("Teacher", e(text)))
     how = " · ".join(str(p[k]) for k in ("kind", "head") if p.get(k))
     if how:
         rows.append(("Made by", e(how)))

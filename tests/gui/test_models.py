@@ -233,6 +233,7 @@ def test_the_models_panel_shows_metrics_and_lineage_and_switches_with_one_click(
             "train_images": 7,
             "val_images": 2,
             "recipe": {"epochs": 3, "lr": 0.001, "batch_size": 4},
+            "teacher": {"arch": {"name": "segnet", "params": {"width": 0.5}}, "mean_iou": 0.57},
         },
         metrics={"mean_iou": 0.625, "pixel_accuracy": 0.9, "images": 2},
     )
@@ -255,6 +256,7 @@ def test_the_models_panel_shows_metrics_and_lineage_and_switches_with_one_click(
         "11: Sky, Building",
         "mIoU 0.625, pixel accuracy 0.900, on 2 image(s)",
         "Parent\ncamvid_segnet (bundled), mIoU 0.400",
+        "Teacher\ndistilled from a segnet of width 0.5, mIoU 0.570",
         "fine-tuned · kept",
         "trained on 7, validated on 2",
         "epochs 3, lr 0.001, batch_size 4",
