@@ -311,6 +311,10 @@ def test_model_convert_calibrates_for_int8_and_predict_takes_int8(
     assert code != 0 and len(err) == 1 and "int8" in err[0], err
 
 
+def _full_disk(*_a: object, **_k: object) -> None:
+    raise OSError(28, "No space left on device")
+
+
 def test_a_failed_write_is_reported_even_when_the_next_prediction_fails(
     model_file: Path,
     images: Path,
@@ -323,9 +327,6 @@ def test_a_failed_write_is_reported_even_when_the_next_prediction_fails(
     import segstudio.io.images as io_images
     from segstudio.model.predictor import Predictor
 
-    def full_disk(*_a: object, **_k: object) -> None:
-        raise OSError(28, "No space left on device")
-
     calls = []
     real = Predictor.predict
 
@@ -335,7 +336,7 @@ def test_a_failed_write_is_reported_even_when_the_next_prediction_fails(
             raise KeyboardInterrupt
         return real(self, rgb, **kw)
 
-    monkeypatch.setattr(io_images, "write_label_map", full_disk)
+    monkeypatch.setattr(io_images, "write_label_map", _full_disk)
     monkeypatch.setattr(Predictor, "predict", predict)
     out = tmp_path / "pred"
     code = main(["predict", str(images), "--model", str(model_file), "--out", str(out)])
@@ -353,10 +354,7 @@ def test_a_failed_write_stops_the_run_with_one_line(
 ) -> None:
     import segstudio.io.images as io_images
 
-    def full_disk(*_a: object, **_k: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(io_images, "write_label_map", full_disk)
+    monkeypatch.setattr(io_images, "write_label_map", _full_disk)
     code = main(["predict", str(images), "--model", str(model_file), "--out", str(tmp_path / "p")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and "no space left on device" in err[0].lower(), err

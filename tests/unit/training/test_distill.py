@@ -17,7 +17,7 @@ from segstudio.model.predictor import Predictor
 from segstudio.training.data import Sample, TrainingData
 from segstudio.training.loop import fine_tune
 from segstudio.training.step import distillation_loss
-from tests.unit.training.toy import SHAPES, TINY, drive, toy_config
+from tests.unit.training.toy import SHAPES, TINY, drive, scribbled, toy_config
 
 
 @pytest.fixture(scope="module")
@@ -25,22 +25,6 @@ def teacher(data: TrainingData) -> LoadedModel:
     _, result = drive(fine_tune(data, arch=TINY, config=toy_config(epochs=25)))
     assert result is not None and result.after["mean_iou"] > 0.6
     return result.model
-
-
-def _scribbled(data: TrainingData) -> TrainingData:
-    """One 4 x 4 blob per class per image labelled, the rest 255."""
-    rng = np.random.default_rng(3)
-    out = []
-    for s in data.train:
-        labels = s.load_labels()
-        keep = np.zeros(labels.shape, bool)
-        for c in range(SHAPES.num_classes):
-            ys, xs = np.nonzero(labels == c)
-            if len(ys):
-                i = rng.integers(len(ys))
-                keep[max(0, ys[i] - 2) : ys[i] + 2, max(0, xs[i] - 2) : xs[i] + 2] = True
-        out.append(Sample(s.name, s.image_path, labels=np.where(keep, labels, UNLABELED)))
-    return TrainingData(tuple(out), data.val, SHAPES, "scribbles")
 
 
 def _agreement(a: LoadedModel, b: LoadedModel, data: TrainingData) -> float:
@@ -56,7 +40,7 @@ def _agreement(a: LoadedModel, b: LoadedModel, data: TrainingData) -> float:
 def test_a_teacher_fills_in_what_scribbles_leave_out(
     data: TrainingData, teacher: LoadedModel
 ) -> None:
-    sparse = _scribbled(data)
+    sparse = scribbled(data, seed=3)
     cfg = toy_config(epochs=12, val_every_epochs=12, distill_weight=0.8)
     _, alone = drive(
         fine_tune(sparse, arch=TINY, config=toy_config(epochs=12, val_every_epochs=12))

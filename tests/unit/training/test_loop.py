@@ -13,11 +13,11 @@ import torch
 from segstudio.core.errors import TrainingError
 from segstudio.core.labelset import UNLABELED
 from segstudio.model.files import LoadedModel, new_model
-from segstudio.training.data import Sample, TrainingData
+from segstudio.training.data import TrainingData
 from segstudio.training.evaluate import evaluate
 from segstudio.training.loop import fine_tune
 from segstudio.training.recipes import FEW_SHOT
-from tests.unit.training.toy import SHAPES, TINY, drive, losses, toy_config
+from tests.unit.training.toy import SHAPES, TINY, drive, losses, scribbled, toy_config
 
 
 def test_fine_tune_learns_the_shapes(data: TrainingData) -> None:
@@ -44,22 +44,10 @@ def test_fine_tune_learns_the_shapes(data: TrainingData) -> None:
 
 def test_sparse_labels_still_train(data: TrainingData) -> None:
     """Only ~1 % of the pixels labelled (a 4 x 4 blob of each class per image), the rest 255."""
-    rng = np.random.default_rng(7)
-    sparse = []
-    for s in data.train:
-        labels = s.load_labels()
-        keep = np.zeros(labels.shape, bool)
-        for c in range(3):
-            ys, xs = np.nonzero(labels == c)
-            if len(ys):
-                i = rng.integers(len(ys))
-                keep[max(0, ys[i] - 2) : ys[i] + 2, max(0, xs[i] - 2) : xs[i] + 2] = True
-        scribbles = np.where(keep, labels, UNLABELED).astype(np.uint8)
-        sparse.append(Sample(s.name, s.image_path, labels=scribbles))
-    assert np.mean([(x.labels != UNLABELED).mean() for x in sparse]) < 0.02
-    scribbled = TrainingData(tuple(sparse), data.val, SHAPES, "scribbles")
+    sparse = scribbled(data, seed=7)
+    assert np.mean([(x.labels != UNLABELED).mean() for x in sparse.train]) < 0.02
     _, result = drive(
-        fine_tune(scribbled, arch=TINY, config=toy_config(epochs=25, val_every_epochs=25))
+        fine_tune(sparse, arch=TINY, config=toy_config(epochs=25, val_every_epochs=25))
     )
     assert result is not None and result.after["mean_iou"] > 0.5
 

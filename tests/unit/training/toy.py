@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from segstudio.core.labelset import LabelClass, LabelSet
+from segstudio.core.labelset import UNLABELED, LabelClass, LabelSet
 from segstudio.model.arch import ArchSpec
 from segstudio.training.config import TrainConfig, TrainResult
+from segstudio.training.data import Sample, TrainingData
 from segstudio.training.events import TrainProgress
 
 SHAPES = LabelSet(
@@ -58,6 +59,23 @@ def write_dataset(root: Path, n: int = 12, seed: int = 0) -> Path:
         Image.fromarray(labels).save(root / "labels" / f"img{i:02d}.png")
     SHAPES.save(root / "classes.json")
     return root
+
+
+def scribbled(data: TrainingData, seed: int) -> TrainingData:
+    """The toy data with one 4 x 4 blob of each class labelled per image (~1 %), the rest 255."""
+    rng = np.random.default_rng(seed)
+    sparse = []
+    for s in data.train:
+        labels = s.load_labels()
+        keep = np.zeros(labels.shape, bool)
+        for c in range(SHAPES.num_classes):
+            ys, xs = np.nonzero(labels == c)
+            if len(ys):
+                i = rng.integers(len(ys))
+                keep[max(0, ys[i] - 2) : ys[i] + 2, max(0, xs[i] - 2) : xs[i] + 2] = True
+        scribbles = np.where(keep, labels, UNLABELED).astype(np.uint8)
+        sparse.append(Sample(s.name, s.image_path, labels=scribbles))
+    return TrainingData(tuple(sparse), data.val, SHAPES, "scribbles")
 
 
 def toy_config(**kw: Any) -> TrainConfig:
