@@ -87,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=JSON",
         help="another recipe to compare, e.g. hot='{\"lr\": 1e-3}' (on top of the current one)",
     )
+    p.add_argument(
+        "--holdout",
+        choices=["hash", "tail"],
+        default="hash",
+        help="which labelled frames the fine-tune validates on: hash (the one-click rule, 30 %% "
+        "by name hash) or tail (the last 30 %% in name order: the frames furthest on in the drive)",
+    )
     p.add_argument("--live", action="store_true", help="also the live learner alone")
     p.add_argument(
         "--replay",
@@ -102,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from segstudio.model.files import load_model
     from segstudio.session.training import one_click
     from segstudio.training.config import TrainConfig
-    from segstudio.training.data import from_folder
+    from segstudio.training.data import TrainingData, from_folder
     from segstudio.training.evaluate import evaluate
     from segstudio.training.events import TrainProgress
     from segstudio.training.live_quick import quick_train, spread
@@ -147,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
 
         # the one-click rule's hold-out (30 % of few images, by name hash)
         labelled = from_folder(folder("labelled", first), void=11, val_fraction=0.3, seed=0)
+        if args.holdout == "tail":
+            every = sorted(labelled.train + labelled.val, key=lambda s: s.name)
+            k = len(labelled.val)
+            labelled = TrainingData(
+                tuple(every[:-k]), tuple(every[-k:]), labelled.labelset, labelled.source
+            )
         test = from_folder(folder("test", rest), void=11, val_fraction=0.0, seed=0).train
         # replay: the window's choice among a project's unlabelled images (here the later
         # frames, whose images, never their labels, are then seen); scored also without them

@@ -119,7 +119,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     failed.append(str(path))
                     bar.update()
                     continue
-                pred = predictor.predict(image.rgb)
+                pred = predictor.predict(image.rgb, confidence=False)  # not written
                 for job in pending:
                     job.result()
                 pending = [writer.submit(w, path, pred.labels) for w in (write_ids, write_colours)]

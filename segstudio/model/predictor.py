@@ -61,10 +61,11 @@ TileProgress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class Prediction:
-    """A predicted class map (uint8 HxW) and its confidence (float16 HxW, 0..1)."""
+    """A predicted class map (uint8 HxW) and its confidence (float16 HxW, 0..1;
+    None when the caller asked for none)."""
 
     labels: np.ndarray
-    confidence: np.ndarray
+    confidence: np.ndarray | None
 
 
 def select_device(requested: str | None = "auto") -> torch.device:
@@ -212,12 +213,15 @@ def _ramp_t(size: int, lead: int, trail: int) -> torch.Tensor:
     return torch.from_numpy(_ramp(size, lead, trail))
 
 
-def _finish(sums: torch.Tensor, num_classes: int, labels: torch.Tensor, conf: torch.Tensor) -> None:
-    """Class and confidence of pixels whose weighted sums are complete."""
+def _finish(
+    sums: torch.Tensor, num_classes: int, labels: torch.Tensor, conf: torch.Tensor | None
+) -> None:
+    """Class and confidence (unless None) of pixels whose weighted sums are complete."""
     probs = sums[:num_classes]
     top, idx = probs.max(dim=0)
     labels.copy_(idx)
-    conf.copy_(top / probs.sum(dim=0))
+    if conf is not None:
+        conf.copy_(top / probs.sum(dim=0))
 
 
 def _weighted(
@@ -229,12 +233,12 @@ def _weighted(
     return torch.cat((probs, wgt[None]), dim=0)
 
 
-def _direct(logits: torch.Tensor, labels: torch.Tensor, conf: torch.Tensor) -> None:
-    """Class and confidence of pixels that only one tile covers, from its logits."""
+def _direct(logits: torch.Tensor, labels: torch.Tensor, conf: torch.Tensor | None) -> None:
+    """Class and confidence (unless None) of pixels that only one tile covers, from its logits."""
     top, idx = logits.max(dim=0)
     labels.copy_(idx)
-    # top softmax probability = 1 / sum(exp(logit - max logit))
-    conf.copy_(torch.exp(logits - top).sum(dim=0).reciprocal())
+    if conf is not None:  # top softmax probability = 1 / sum(exp(logit - max logit))
+        conf.copy_(torch.exp(logits - top).sum(dim=0).reciprocal())
 
 
 def stitch_tiles(
@@ -245,6 +249,7 @@ def stitch_tiles(
     overlap: int,
     predict_tile: TileFn,
     align: int = 1,
+    confidence: bool = True,
 ) -> Prediction:
     """Predict an image tile by tile and blend the tiles' probabilities.
 
@@ -255,13 +260,19 @@ def stitch_tiles(
     weights ramping linearly across the overlap, so neighbouring tiles fade
     into each other. Only the overlap strips are blended (and kept between
     tiles: the right strip of the previous tile, the bottom strip of the
-    previous row of tiles); all of it runs in torch, on every thread.
+    previous row of tiles); all of it runs in torch, on every thread. Without
+    ``confidence`` the prediction's confidence is None (about 3 % faster).
     """
     if not 0 <= overlap * 4 <= tile or not 1 <= align * 4 <= tile:
         raise ValueError(f"overlap ({overlap}) and align ({align}) must be <= tile / 4 ({tile})")
     labels = np.empty((height, width), np.uint8)
-    conf = np.empty((height, width), np.float16)
-    lab_t, conf_t = torch.from_numpy(labels), torch.from_numpy(conf)
+    conf = np.empty((height, width), np.float16) if confidence else None
+    lab_t = torch.from_numpy(labels)
+    conf_t = None if conf is None else torch.from_numpy(conf)
+
+    def out(ys: slice, xs: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return lab_t[ys, xs], None if conf_t is None else conf_t[ys, xs]
+
     rows, cols = _split(height, tile, overlap, align), _split(width, tile, overlap, align)
     for axis in (rows, cols):
         for (_, a1), (b0, _) in zip(axis, axis[2:], strict=False):
@@ -285,8 +296,7 @@ def stitch_tiles(
 
             _direct(
                 logits[:, ly : h - ty, lx : w - tx],
-                lab_t[y0 + ly : next_y0, x0 + lx : next_x0],
-                conf_t[y0 + ly : next_y0, x0 + lx : next_x0],
+                *out(slice(y0 + ly, next_y0), slice(x0 + lx, next_x0)),
             )
             handed: list[torch.Tensor] = []  # the right strip, top to bottom, for the next tile
             if ly > 0:  # rows the previous tile row covered too
@@ -298,8 +308,7 @@ def stitch_tiles(
                 _finish(
                     band[:, :, : w - tx],
                     c,
-                    lab_t[y0:prev_y1, x0:next_x0],
-                    conf_t[y0:prev_y1, x0:next_x0],
+                    *out(slice(y0, prev_y1), slice(x0, next_x0)),
                 )
                 handed.append(band[:, :, w - tx :])
             if lx > 0 and h - ty > ly:  # columns the previous tile covered too
@@ -311,8 +320,7 @@ def stitch_tiles(
                 _finish(
                     band,
                     c,
-                    lab_t[y0 + ly : next_y0, x0:prev_x1],
-                    conf_t[y0 + ly : next_y0, x0:prev_x1],
+                    *out(slice(y0 + ly, next_y0), slice(x0, prev_x1)),
                 )
             if tx > 0:
                 handed.append(_weighted(logits, wy, wx, slice(ly, h - ty), slice(w - tx, w)))
@@ -480,12 +488,14 @@ class Predictor:
         *,
         progress: TileProgress | None = None,
         cancelled: Callable[[], bool] | None = None,
+        confidence: bool = True,
     ) -> Prediction:
         """Class map and confidence for one ``H x W x 3`` uint8 image.
 
         ``progress(done, total)`` is called before the first tile and after each
         one (a small image is one tile); ``cancelled()`` is checked before every
         layer, and raises :class:`PredictionCancelled` when it returns True.
+        ``confidence=False`` skips the confidence map (it is None then).
         """
         self._check(rgb)
         h, w = rgb.shape[:2]
@@ -503,13 +513,13 @@ class Predictor:
             if total == 1:
                 logits = self._logits(rgb)[0]
                 top, labels = logits.max(dim=0)
-                # top softmax probability = 1 / sum(exp(logit - max logit))
-                conf = torch.exp(logits - top).sum(dim=0).reciprocal()
+                conf = None
+                if confidence:  # top softmax probability = 1 / sum(exp(logit - max logit))
+                    conf = torch.exp(logits - top).sum(dim=0).reciprocal()
+                    conf = conf.to(torch.float16).cpu().numpy()
                 done = 1
                 report()
-                return Prediction(
-                    labels.to(torch.uint8).cpu().numpy(), conf.to(torch.float16).cpu().numpy()
-                )
+                return Prediction(labels.to(torch.uint8).cpu().numpy(), conf)
 
             def tile_logits(y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
                 nonlocal done
@@ -520,7 +530,7 @@ class Predictor:
                 return logits
 
             return stitch_tiles(
-                h, w, self.num_classes, self.tile, self.overlap, tile_logits, self.align
+                h, w, self.num_classes, self.tile, self.overlap, tile_logits, self.align, confidence
             )
         finally:
             self._call.cancelled = None

@@ -234,3 +234,14 @@ def test_an_isa_cap_without_bf16_units_means_fp32(monkeypatch) -> None:
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # as on an AVX2-only CPU
     assert cpu_has_native_bf16() is False
     assert resolve_precision(torch.device("cpu"), "auto") == torch.float32
+
+
+def test_without_confidence_the_classes_are_the_same(small_model) -> None:
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (150, 230, 3), dtype=np.uint8)
+    for tile in (64, 256):  # tiled, and one piece
+        predictor = Predictor(small_model, precision="fp32", tile=tile)
+        full = predictor.predict(rgb)
+        bare = predictor.predict(rgb, confidence=False)
+        assert bare.confidence is None and full.confidence is not None
+        np.testing.assert_array_equal(bare.labels, full.labels)
