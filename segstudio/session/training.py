@@ -211,6 +211,9 @@ def one_click(
     """
     from segstudio.training.loop import fine_tune
 
+    labelled = len(data.train)
+    if config.replay and init is not None and data.unlabelled:
+        data = yield from _with_replay(data, init)
     gen = fine_tune(
         data,
         init=init,
@@ -221,12 +224,61 @@ def one_click(
         cancel=cancel,
     )
     first = yield from gen
+    if len(data.train) > labelled:  # the lineage counts the replayed images apart
+        prov = first.model.info.provenance
+        replayed = [s.name for s in data.train[labelled:]]
+        prov["train_images"] = labelled
+        prov["train_names"] = [n for n in prov.get("train_names", []) if n not in set(replayed)]
+        prov["replayed_images"] = len(replayed)
+        prov["replayed_names"] = replayed
     if config.refit_all and init is not None and data.val and first.improved:
         first = yield from _refit(data, init, config, first, cancel)
     # the live learner reads a SegNet's features; other networks keep the deep result
     if config.live_head and init is not None and data.val and init.info.arch.name == "segnet":
         return (yield from _live_head(data, init, config, first))
     return first
+
+
+def _with_replay(
+    data: TrainingData, init: LoadedModel
+) -> Generator[TrainProgress, None, TrainingData]:
+    """``data`` and, as more training images, ``init``'s sure answers (confidence
+    >= 0.9, the rest unlabelled) on up to 10 of ``data.unlabelled`` spread over
+    them; ``data`` alone when ``init`` lacks one of its classes."""
+    import dataclasses
+
+    import numpy as np
+
+    from segstudio.core.labelset import UNLABELED
+    from segstudio.io.images import read_image
+    from segstudio.model.predictor import Predictor
+    from segstudio.training.data import Sample
+    from segstudio.training.events import ProgressKind, TrainProgress
+    from segstudio.training.live_config import LiveConfig
+    from segstudio.training.live_quick import REPLAY_MAX_PIXELS, spread
+
+    if init.info.labelset.names != data.labelset.names:
+        return data
+    predictor = Predictor(init)
+    sure = LiveConfig().replay_confidence
+    samples = []
+    for path in spread(data.unlabelled):
+        try:
+            rgb = read_image(path, max_pixels=REPLAY_MAX_PIXELS).rgb
+        except SegStudioError as exc:  # a broken or huge image is skipped
+            log.info("not replayed: %s", exc)
+            continue
+        pred = predictor.predict(rgb)
+        labels = pred.labels.copy()
+        assert pred.confidence is not None
+        labels[pred.confidence.astype(np.float32) < sure] = UNLABELED
+        samples.append(Sample(path.name, path, labels=labels))
+    yield TrainProgress(
+        ProgressKind.MESSAGE,
+        message=f"also learning the starting model's sure answers on {len(samples)} "
+        "unlabelled image(s), so that it keeps what it knew",
+    )
+    return dataclasses.replace(data, train=data.train + tuple(samples))
 
 
 def _refit(

@@ -171,6 +171,12 @@ class TrainConfig:
         distill_weight * T^2 * KL(teacher || student)`` at temperature ``T``,
         on every pixel of the crop (unlabeled ones too). Without a teacher they
         are not used.
+    replay : bool
+        One click (:func:`~segstudio.session.training.one_click`) from a model
+        that knows every class: also train on its own sure answers
+        (confidence >= 0.9; the rest unlabelled) on up to 10 of the project's
+        unlabelled images, so that it keeps what it knew where the labelled
+        images do not show it.
     balanced_crops : bool
         Centre every other crop near a pixel of a class drawn uniformly from the
         classes of the image, so thin, rare classes (poles, signs) are seen as
@@ -213,6 +219,7 @@ class TrainConfig:
     live_head: bool = False
     distill_weight: float = 0.5
     distill_temperature: float = 2.0
+    replay: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.minutes is not None:
@@ -259,6 +266,7 @@ class TrainConfig:
             ("live_head", isinstance(self.live_head, bool), "true or false"),
             ("distill_weight", _is_num(w := self.distill_weight) and 0 <= w <= 1, "0..1"),
             ("distill_temperature", positive(self.distill_temperature, 100.0), "in (0, 100]"),
+            ("replay", isinstance(self.replay, bool), "true or false"),
         ]
         problems = [
             f"{name} is {getattr(self, name)!r}, must be {rule}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from segstudio.core.labelset import preset
 from segstudio.model.arch import ArchSpec
 from segstudio.model.files import LoadedModel, new_model
 from segstudio.session.training import one_click
@@ -95,3 +96,37 @@ def test_live_head_is_judged_on_the_held_out_images_then_fitted_on_all(
     assert prov["deep"]["train_images"] == len(data.train)
     assert f"head fitted on all {len(data.train) + len(data.val)}" in result.verdict
     assert any(r.message.startswith("live head:") for r in reports)
+
+
+def test_replay_trains_on_the_starting_models_sure_answers_too(
+    data: TrainingData, trained: LoadedModel, tmp_path
+) -> None:
+    """``replay``: the unlabelled images join the training images, labelled with the
+    starting model's answers where it is sure (>= 0.9) and unlabelled elsewhere."""
+    import numpy as np
+    from PIL import Image
+
+    unlabelled = tuple(s.image_path for s in data.train[4:])
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)  # skipped, not fatal
+    few = TrainingData(data.train[:4], data.val, data.labelset, data.source, (*unlabelled, broken))
+    config = toy_config(**{**FEW_SHOT, "replay": True, "epochs": 2, "batch_size": 2})
+    reports, result = drive(one_click(few, trained, config))
+    assert result is not None
+    prov = result.model.info.provenance
+    assert prov["train_images"] == 4 and prov["replayed_images"] == len(unlabelled)
+    assert prov["replayed_names"] == [p.name for p in unlabelled]
+    assert prov["train_names"] == [s.name for s in few.train]
+    notice = [r.message for r in reports if "sure answers" in r.message]
+    assert notice == [
+        f"also learning the starting model's sure answers on {len(unlabelled)} unlabelled "
+        "image(s), so that it keeps what it knew"
+    ]
+    # without the option, or from a model of other classes, nothing is replayed
+    plain = toy_config(**{**FEW_SHOT, "epochs": 1, "batch_size": 2})
+    _, result = drive(one_click(few, trained, plain))
+    assert result is not None and result.model.info.provenance["train_images"] == 4
+    other = new_model(ArchSpec("segnet_basic", {"width": 0.25, "depth": 2}), preset("voc"))
+    _, result = drive(one_click(few, other, config))
+    assert result is not None and result.model.info.provenance["train_images"] == 4
+    assert np.asarray(Image.open(unlabelled[0])).ndim == 3  # the images themselves untouched
