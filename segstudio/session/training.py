@@ -213,7 +213,7 @@ def one_click(
 
     labelled = len(data.train)
     if config.replay and init is not None and data.unlabelled:
-        data = yield from _with_replay(data, init)
+        data = yield from _with_replay(data, init, cancel)
     gen = fine_tune(
         data,
         init=init,
@@ -225,12 +225,7 @@ def one_click(
     )
     first = yield from gen
     if len(data.train) > labelled:  # the lineage counts the replayed images apart
-        prov = first.model.info.provenance
-        replayed = [s.name for s in data.train[labelled:]]
-        prov["train_images"] = labelled
-        prov["train_names"] = [n for n in prov.get("train_names", []) if n not in set(replayed)]
-        prov["replayed_images"] = len(replayed)
-        prov["replayed_names"] = replayed
+        first = _replay_lineage(first, [s.name for s in data.train[labelled:]], labelled)
     if config.refit_all and init is not None and data.val and first.improved:
         first = yield from _refit(data, init, config, first, cancel)
     # the live learner reads a SegNet's features; other networks keep the deep result
@@ -239,36 +234,64 @@ def one_click(
     return first
 
 
+def _replay_lineage(result: TrainResult, replayed: list[str], labelled: int) -> TrainResult:
+    """``result`` with its lineage counting the ``replayed`` images apart from the
+    ``labelled`` ones it trained on."""
+    import dataclasses
+
+    from segstudio.model.files import LoadedModel
+
+    prov = dict(result.model.info.provenance)
+    names = set(replayed)
+    prov["train_images"] = labelled
+    prov["train_names"] = [n for n in prov.get("train_names", []) if n not in names]
+    prov["replayed_images"] = len(replayed)
+    prov["replayed_names"] = replayed
+    info = dataclasses.replace(result.model.info, provenance=prov)
+    model = LoadedModel(info, result.model.network, result.model.path)
+    return dataclasses.replace(result, model=model)
+
+
 def _with_replay(
-    data: TrainingData, init: LoadedModel
+    data: TrainingData, init: LoadedModel, cancel: Callable[[], bool] | None = None
 ) -> Generator[TrainProgress, None, TrainingData]:
     """``data`` and, as more training images, ``init``'s sure answers (confidence
     >= 0.9, the rest unlabelled) on up to 10 of ``data.unlabelled`` spread over
-    them; ``data`` alone when ``init`` lacks one of its classes."""
+    them; ``data`` alone when ``init`` lacks one of its classes. ``cancel`` is
+    checked inside each prediction (:class:`TrainingCancelled`)."""
     import dataclasses
 
     import numpy as np
 
     from segstudio.core.labelset import UNLABELED
     from segstudio.io.images import read_image
-    from segstudio.model.predictor import Predictor
+    from segstudio.model.predictor import PredictionCancelled, Predictor
     from segstudio.training.data import Sample
     from segstudio.training.events import ProgressKind, TrainProgress
     from segstudio.training.live_config import LiveConfig
     from segstudio.training.live_quick import REPLAY_MAX_PIXELS, spread
+    from segstudio.training.step import TrainingCancelled
 
     if init.info.labelset.names != data.labelset.names:
         return data
     predictor = Predictor(init)
     sure = LiveConfig().replay_confidence
     samples = []
-    for path in spread(data.unlabelled):
+    chosen = spread(data.unlabelled)
+    yield TrainProgress(
+        ProgressKind.MESSAGE,
+        message=f"reading the starting model's answers on {len(chosen)} unlabelled image(s)",
+    )
+    for path in chosen:
         try:
             rgb = read_image(path, max_pixels=REPLAY_MAX_PIXELS).rgb
         except SegStudioError as exc:  # a broken or huge image is skipped
             log.info("not replayed: %s", exc)
             continue
-        pred = predictor.predict(rgb)
+        try:
+            pred = predictor.predict(rgb, cancelled=cancel)
+        except PredictionCancelled as exc:
+            raise TrainingCancelled("training cancelled") from exc
         labels = pred.labels.copy()
         assert pred.confidence is not None
         labels[pred.confidence.astype(np.float32) < sure] = UNLABELED

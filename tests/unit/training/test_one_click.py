@@ -130,3 +130,20 @@ def test_replay_trains_on_the_starting_models_sure_answers_too(
     _, result = drive(one_click(few, other, config))
     assert result is not None and result.model.info.provenance["train_images"] == 4
     assert np.asarray(Image.open(unlabelled[0])).ndim == 3  # the images themselves untouched
+
+
+def test_a_cancel_while_replaying_stops_the_fine_tune(
+    data: TrainingData, trained: LoadedModel
+) -> None:
+    from segstudio.training.step import TrainingCancelled
+
+    few = TrainingData(
+        data.train[:4],
+        data.val,
+        data.labelset,
+        data.source,
+        tuple(s.image_path for s in data.train[4:]),
+    )
+    config = toy_config(**{**FEW_SHOT, "epochs": 1, "batch_size": 2})
+    with pytest.raises(TrainingCancelled):
+        drive(one_click(few, trained, config, cancel=lambda: True))
