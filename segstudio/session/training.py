@@ -299,7 +299,8 @@ def _with_replay(
     yield TrainProgress(
         ProgressKind.MESSAGE,
         message=f"also learning the starting model's sure answers on {len(samples)} "
-        "unlabelled image(s), so that it keeps what it knew",
+        "unlabelled image(s), so that it keeps what it knew (they count among the "
+        "training images below)",
     )
     return dataclasses.replace(data, train=data.train + tuple(samples))
 

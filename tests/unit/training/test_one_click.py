@@ -120,7 +120,7 @@ def test_replay_trains_on_the_starting_models_sure_answers_too(
     notice = [r.message for r in reports if "sure answers" in r.message]
     assert notice == [
         f"also learning the starting model's sure answers on {len(unlabelled)} unlabelled "
-        "image(s), so that it keeps what it knew"
+        "image(s), so that it keeps what it knew (they count among the training images below)"
     ]
     # without the option, or from a model of other classes, nothing is replayed
     plain = toy_config(**{**FEW_SHOT, "epochs": 1, "batch_size": 2})
