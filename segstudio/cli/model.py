@@ -157,10 +157,12 @@ def info_lines(path: Path, info: ModelInfo, shapes: TensorShapes) -> list[str]:
     if isinstance(teacher, dict):
         arch = teacher.get("arch") or {}
         width = (arch.get("params") or {}).get("width")
-        line = f"  teacher     {teacher.get('path') or '(unsaved)'}: {arch.get('name', '?')}"
+        line = f"  teacher     {arch.get('name', '?')}"
         line += "" if width is None else f" width {width:g}"
         if isinstance(teacher.get("mean_iou"), int | float):
             line += f", mean IoU {teacher['mean_iou']:.4f}"
+        if teacher.get("path"):  # where it was then: a file may since have been replaced
+            line += f" (then at {teacher['path']})"
         line += f", distilled at weight {teacher.get('distill_weight')}"
         lines.append(line)
     if "created" in prov:

@@ -164,4 +164,6 @@ def test_cli_distils_a_student_from_a_teacher(
     assert lineage["recipe"]["distill_weight"] == 0.7
     capsys.readouterr()
     assert main(["model", "info", str(student)]) == 0
-    assert f"teacher     {teacher}: segnet_basic width 0.25" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "teacher     segnet_basic width 0.25, mean IoU " in shown
+    assert f"(then at {teacher}), distilled at weight 0.7" in shown
