@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from segstudio.core.errors import SegStudioError
+from segstudio.core.labelset import UNLABELED
 from segstudio.model.files import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,15 @@ class Prediction:
 
     labels: np.ndarray
     confidence: np.ndarray | None
+
+    def sure(self, threshold: float) -> np.ndarray:
+        """A copy of the labels, unlabeled (255) where the confidence is below
+        ``threshold``: the answers replay learns from."""
+        if self.confidence is None:
+            raise SegStudioError("this prediction was made without its confidence")
+        labels = self.labels.copy()
+        labels[self.confidence.astype(np.float32) < threshold] = UNLABELED
+        return labels
 
 
 def select_device(requested: str | None = "auto") -> torch.device:

@@ -211,7 +211,6 @@ def one_click(
     """
     from segstudio.training.loop import fine_tune
 
-    labelled = len(data.train)
     if config.replay and init is not None and data.unlabelled:
         data = yield from _with_replay(data, init, cancel)
     gen = fine_tune(
@@ -224,32 +223,12 @@ def one_click(
         cancel=cancel,
     )
     first = yield from gen
-    if len(data.train) > labelled:  # the lineage counts the replayed images apart
-        first = _replay_lineage(first, [s.name for s in data.train[labelled:]], labelled)
     if config.refit_all and init is not None and data.val and first.improved:
         first = yield from _refit(data, init, config, first, cancel)
     # the live learner reads a SegNet's features; other networks keep the deep result
     if config.live_head and init is not None and data.val and init.info.arch.name == "segnet":
         return (yield from _live_head(data, init, config, first))
     return first
-
-
-def _replay_lineage(result: TrainResult, replayed: list[str], labelled: int) -> TrainResult:
-    """``result`` with its lineage counting the ``replayed`` images apart from the
-    ``labelled`` ones it trained on."""
-    import dataclasses
-
-    from segstudio.model.files import LoadedModel
-
-    prov = dict(result.model.info.provenance)
-    names = set(replayed)
-    prov["train_images"] = labelled
-    prov["train_names"] = [n for n in prov.get("train_names", []) if n not in names]
-    prov["replayed_images"] = len(replayed)
-    prov["replayed_names"] = replayed
-    info = dataclasses.replace(result.model.info, provenance=prov)
-    model = LoadedModel(info, result.model.network, result.model.path)
-    return dataclasses.replace(result, model=model)
 
 
 def _with_replay(
@@ -261,9 +240,6 @@ def _with_replay(
     checked inside each prediction (:class:`TrainingCancelled`)."""
     import dataclasses
 
-    import numpy as np
-
-    from segstudio.core.labelset import UNLABELED
     from segstudio.io.images import read_image
     from segstudio.model.predictor import PredictionCancelled, Predictor
     from segstudio.training.data import Sample
@@ -292,10 +268,7 @@ def _with_replay(
             pred = predictor.predict(rgb, cancelled=cancel)
         except PredictionCancelled as exc:
             raise TrainingCancelled("training cancelled") from exc
-        labels = pred.labels.copy()
-        assert pred.confidence is not None
-        labels[pred.confidence.astype(np.float32) < sure] = UNLABELED
-        samples.append(Sample(path.name, path, labels=labels))
+        samples.append(Sample(path.name, path, labels=pred.sure(sure), replayed=True))
     yield TrainProgress(
         ProgressKind.MESSAGE,
         message=f"also learning the starting model's sure answers on {len(samples)} "

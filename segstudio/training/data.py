@@ -93,6 +93,10 @@ class Sample:
         Per-pixel loss weights (``H x W`` float16), or None for all 1.0. Projects
         give pixels a person corrected (where the labels differ from the stored
         prediction) a higher weight.
+    replayed : bool
+        The labels are a model's own sure answers on an unlabelled image
+        (replay), not a person's; a trained model's lineage counts such images
+        apart.
 
     Notes
     -----
@@ -106,6 +110,7 @@ class Sample:
     label_path: Path | None = None
     void: int | None = None
     weight_map: np.ndarray | None = None
+    replayed: bool = False
 
     def load_labels(self) -> np.ndarray:
         """Return the ``H x W`` ``uint8`` label map, the void value already 255.

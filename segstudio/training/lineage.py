@@ -102,7 +102,8 @@ def provenance(
     ``state`` gives the steps done and the batch split and crop that out-of-memory
     errors forced (recorded only when they differ from the recipe).
     """
-    train_names = [s.name for s in data.train]
+    train_names = [s.name for s in data.train if not s.replayed]
+    replayed = [s.name for s in data.train if s.replayed]
     val_names = [s.name for s in data.val]
     parent = None
     if init is not None:
@@ -137,4 +138,5 @@ def provenance(
         crop_used=state.crop if state.crop != config.crop else None,
         before_mean_iou=None if before is None else before["mean_iou"],
         after_mean_iou=None if after is None else after["mean_iou"],
+        **({"replayed_images": len(replayed), "replayed_names": replayed} if replayed else {}),
     )

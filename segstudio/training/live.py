@@ -331,8 +331,7 @@ class LiveLearner:
         lut = np.full(256, UNLABELED, np.uint8)
         for c, b in (self._prior.flatten(1) > 0).nonzero().tolist():
             lut[b] = c
-        labels = lut[pred.labels]
-        labels[pred.confidence.astype(np.float32) < self.config.replay_confidence] = UNLABELED
+        labels = lut[pred.sure(self.config.replay_confidence)]  # lut[255] is 255
         return self._keep(self._replay, name, self._sample(rgb, labels, self.config.replay_weight))
 
     def _keep(self, store: dict[str, _Samples], name: str, taken: _Samples | None) -> int:

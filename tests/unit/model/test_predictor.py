@@ -245,3 +245,14 @@ def test_without_confidence_the_classes_are_the_same(small_model) -> None:
         bare = predictor.predict(rgb, confidence=False)
         assert bare.confidence is None and full.confidence is not None
         np.testing.assert_array_equal(bare.labels, full.labels)
+
+
+def test_sure_answers_leave_the_unsure_pixels_unlabeled() -> None:
+    from segstudio.model.predictor import Prediction
+
+    labels = np.array([[0, 1], [2, 3]], np.uint8)
+    pred = Prediction(labels, np.array([[0.95, 0.5], [0.92, 0.89]], np.float16))
+    np.testing.assert_array_equal(pred.sure(0.9), [[0, 255], [2, 255]])
+    assert labels[0, 1] == 1  # a copy: the prediction is unchanged
+    with pytest.raises(SegStudioError, match="without its confidence"):
+        Prediction(labels, None).sure(0.9)
