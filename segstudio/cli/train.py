@@ -191,11 +191,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from segstudio.model.live import base_model
 
         init = base_model(init)  # deep training trains the live model's SegNet
+    # a live model teaches as it predicts: its head's classes, not its base network's
     teacher = load_model(args.teacher) if args.teacher else None
-    if teacher is not None and teacher.info.arch.name == "live":
-        from segstudio.model.live import base_model
-
-        teacher = base_model(teacher)
     arch = None
     if init is None:
         params: dict[str, Any] = {} if args.width is None else {"width": args.width}

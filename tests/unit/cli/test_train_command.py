@@ -167,3 +167,19 @@ def test_cli_distils_a_student_from_a_teacher(
     shown = capsys.readouterr().out
     assert "teacher     segnet_basic width 0.25, mean IoU " in shown
     assert f"(then at {teacher}), distilled at weight 0.7" in shown
+
+
+def test_a_live_model_teaches_its_own_classes(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = tmp_path / "base.safetensors"
+    assert main(["train", str(shapes), "--arch", "segnet", "--width", "0.125",
+                 "--epochs", "1", "--crop", "64", "--out", str(base)]) == 0  # fmt: skip
+    live = tmp_path / "live.safetensors"
+    assert main(["train", str(shapes), "--quick", "--init", str(base), "--out", str(live)]) == 0
+    student = tmp_path / "student.safetensors"
+    code = main(["train", str(shapes), "--arch", "segnet_basic", "--width", "0.125",
+                 "--epochs", "1", "--crop", "64", "--teacher", str(live),
+                 "--out", str(student)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert load_model(student).info.provenance["teacher"]["arch"]["name"] == "live"
