@@ -46,6 +46,14 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tile", type=int, default=1024, help="predict larger images in tiles of N x N pixels"
     )
+    p.add_argument(
+        "--tile-workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="on a CPU, predict N tiles of a large image at once, each on its share of the "
+        "threads (default: 2 where there are 2 threads or more)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

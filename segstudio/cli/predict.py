@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +17,7 @@ from segstudio.cli.common import (
     model_path_arg,
     progress_bar,
 )
-from segstudio.core.errors import SegStudioError, UsageError
+from segstudio.core.errors import ImageReadError, UsageError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,7 +90,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     check_outputs(images, list(args.inputs), out, args.overwrite)
     model_path_arg(args.model)  # checked before torch and OpenCV are imported
     from segstudio.core.convert import index_to_rgb
-    from segstudio.io.images import read_image, write_label_map, write_rgb
+    from segstudio.io.images import open_bands, read_image, write_label_map, write_rgb
 
     model = load_model_arg(args.model)
     predictor = make_predictor(args, model)
@@ -113,13 +114,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
         try:
             for path in images:
                 try:
-                    image = read_image(path)
-                except SegStudioError as exc:
+                    # a large tiled or striped TIFF is read a band at a time as it is predicted
+                    bands = open_bands(path)
+                    if bands is not None and predictor.tile_count(*bands.shape[:2]) == 1:
+                        bands.close()
+                        bands = None
+                    with contextlib.nullcontext() if bands is None else bands:
+                        rgb = read_image(path).rgb if bands is None else bands
+                        pred = predictor.predict(rgb, confidence=False)  # not written
+                except ImageReadError as exc:
                     print(f"segstudio predict: skipped {exc}", file=sys.stderr)
                     failed.append(str(path))
                     bar.update()
                     continue
-                pred = predictor.predict(image.rgb, confidence=False)  # not written
                 for job in pending:
                     job.result()
                 pending = [writer.submit(w, path, pred.labels) for w in (write_ids, write_colours)]

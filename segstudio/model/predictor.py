@@ -10,18 +10,19 @@ or AMX); on CUDA it uses fp16/bf16 autocast. On a CPU without bf16 units
 oneDNN; when that is not possible it falls back to float32. ``path`` names
 what was chosen.
 
-Images larger than a tile are predicted in overlapping tiles whose softmax
-probabilities are blended with a linear ramp across each overlap, so tiles
-leave no seams. Tiles are visited in raster order and only two carries are
-kept between them (the right overlap of the previous tile, and the bottom
-overlap of the previous row of tiles), so memory is ``O(tile^2 + overlap *
-width)`` for the probabilities, however tall or wide the image.
+Images larger than a tile are predicted in overlapping tiles blended without
+seams (:mod:`segstudio.model.tiling`), in memory ``O(tile^2 + overlap *
+width)`` for the probabilities, however tall or wide the image. With
+``tile_workers`` > 1 several tiles are predicted at once, each on its share of
+the threads: on a CPU this keeps every core busy through the network's
+single-threaded stretches (the command line's choice).
 
 A prediction can report its tiles as they are done (``progress(done, total)``)
 and be cancelled (``cancelled()``, checked before every layer of the network,
 so a cancel lands within one layer's compute, not one tile's). Two threads may
 predict with one :class:`Predictor` at once: they take turns tile by tile, so
-a small image never waits for all the tiles of a huge one.
+a small image never waits for all the tiles of a huge one (unless the huge one
+is predicted with several tile workers: that keeps the network to itself).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
@@ -40,8 +41,21 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from segstudio.core.errors import SegStudioError
-from segstudio.core.labelset import UNLABELED
 from segstudio.model.files import LoadedModel
+from segstudio.model.tiling import Prediction, RowSource, stitch_tiles, tile_windows
+
+__all__ = [
+    "DeviceError",
+    "Precision",
+    "Prediction",
+    "PredictionCancelled",
+    "Predictor",
+    "RowSource",
+    "TileProgress",
+    "fold_batchnorm",
+    "resolve_precision",
+    "select_device",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,24 +72,6 @@ class PredictionCancelled(SegStudioError):  # noqa: N818 - a request, not a faul
 
 #: ``progress(done, total)``: ``done`` of ``total`` tiles are predicted.
 TileProgress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """A predicted class map (uint8 HxW) and its confidence (float16 HxW, 0..1;
-    None when the caller asked for none)."""
-
-    labels: np.ndarray
-    confidence: np.ndarray | None
-
-    def sure(self, threshold: float) -> np.ndarray:
-        """A copy of the labels, unlabeled (255) where the confidence is below
-        ``threshold``: the answers replay learns from."""
-        if self.confidence is None:
-            raise SegStudioError("this prediction was made without its confidence")
-        labels = self.labels.copy()
-        labels[self.confidence.astype(np.float32) < threshold] = UNLABELED
-        return labels
 
 
 def select_device(requested: str | None = "auto") -> torch.device:
@@ -181,169 +177,21 @@ def fold_batchnorm(module: nn.Module) -> nn.Module:
     return module
 
 
-def _split(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
-    """Windows of at most ``tile`` covering ``[0, length)``, each overlapping the
-    next by at least ``overlap``, all starting at multiples of ``align``.
-
-    Aligned starts keep every tile's pooling grid on the whole image's grid,
-    so a tile sees the same pooling windows as the whole image would. With
-    ``overlap`` and ``align`` at most ``tile / 4`` a window never reaches past
-    the one after its neighbour, so every pixel lies in at most two windows per
-    axis, which is what :func:`stitch_tiles` relies on. The last window is what
-    remains, at least ``tile - step`` (>= ``overlap``) pixels plus one.
-    """
-    if length <= tile:
-        return [(0, length)]
-    step = (tile - overlap) // align * align
-    windows = []
-    start = 0
-    while start + tile < length:
-        windows.append((start, start + tile))
-        start += step
-    windows.append((start, length))
-    return windows
-
-
-def _ramp(size: int, lead: int, trail: int) -> np.ndarray:
-    """1-D blending weights: rise over ``lead`` pixels, fall over ``trail``."""
-    w = np.ones(size, np.float32)
-    if lead > 0:
-        w[:lead] = np.minimum(w[:lead], (np.arange(lead, dtype=np.float32) + 0.5) / lead)
-    if trail > 0:
-        w[size - trail :] = np.minimum(
-            w[size - trail :], (np.arange(trail, 0, -1, dtype=np.float32) - 0.5) / trail
-        )
-    return w
-
-
-TileFn = Callable[[int, int, int, int], torch.Tensor]
-
-
-def _ramp_t(size: int, lead: int, trail: int) -> torch.Tensor:
-    return torch.from_numpy(_ramp(size, lead, trail))
-
-
-def _finish(
-    sums: torch.Tensor, num_classes: int, labels: torch.Tensor, conf: torch.Tensor | None
-) -> None:
-    """Class and confidence (unless None) of pixels whose weighted sums are complete."""
-    probs = sums[:num_classes]
-    top, idx = probs.max(dim=0)
-    labels.copy_(idx)
-    if conf is not None:
-        conf.copy_(top / probs.sum(dim=0))
-
-
-def _weighted(
-    logits: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, ys: slice, xs: slice
-) -> torch.Tensor:
-    """Probabilities times weight, and the weight, of a strip ``[:, ys, xs]`` of a tile."""
-    wgt = wy[ys, None] * wx[None, xs]
-    probs = torch.softmax(logits[:, ys, xs], dim=0).mul_(wgt)
-    return torch.cat((probs, wgt[None]), dim=0)
-
-
-def _direct(logits: torch.Tensor, labels: torch.Tensor, conf: torch.Tensor | None) -> None:
-    """Class and confidence (unless None) of pixels that only one tile covers, from its logits."""
-    top, idx = logits.max(dim=0)
-    labels.copy_(idx)
-    if conf is not None:  # top softmax probability = 1 / sum(exp(logit - max logit))
-        conf.copy_(torch.exp(logits - top).sum(dim=0).reciprocal())
-
-
-def stitch_tiles(
-    height: int,
-    width: int,
-    num_classes: int,
-    tile: int,
-    overlap: int,
-    predict_tile: TileFn,
-    align: int = 1,
-    confidence: bool = True,
-) -> Prediction:
-    """Predict an image tile by tile and blend the tiles' probabilities.
-
-    ``predict_tile(y0, y1, x0, x1)`` returns float32 logits, a tensor of shape
-    ``(num_classes, y1 - y0, x1 - x0)``. A pixel that one tile covers takes
-    that tile's class and top softmax probability; a pixel in an overlap takes
-    the weight-normalised sum of the covering tiles' probabilities, the
-    weights ramping linearly across the overlap, so neighbouring tiles fade
-    into each other. Only the overlap strips are blended (and kept between
-    tiles: the right strip of the previous tile, the bottom strip of the
-    previous row of tiles); all of it runs in torch, on every thread. Without
-    ``confidence`` the prediction's confidence is None (about 3 % faster).
-    """
-    if not 0 <= overlap * 4 <= tile or not 1 <= align * 4 <= tile:
-        raise ValueError(f"overlap ({overlap}) and align ({align}) must be <= tile / 4 ({tile})")
-    labels = np.empty((height, width), np.uint8)
-    conf = np.empty((height, width), np.float16) if confidence else None
-    lab_t = torch.from_numpy(labels)
-    conf_t = None if conf is None else torch.from_numpy(conf)
-
-    def out(ys: slice, xs: slice) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return lab_t[ys, xs], None if conf_t is None else conf_t[ys, xs]
-
-    rows, cols = _split(height, tile, overlap, align), _split(width, tile, overlap, align)
-    for axis in (rows, cols):
-        for (_, a1), (b0, _) in zip(axis, axis[2:], strict=False):
-            assert b0 >= a1, "a window overlaps the one after its neighbour"
-    c = num_classes
-    top: torch.Tensor | None = None  # weighted sums of the rows shared with the last tile row
-    top_y0 = 0
-    for r, (y0, y1) in enumerate(rows):
-        next_y0 = rows[r + 1][0] if r + 1 < len(rows) else y1
-        prev_y1 = rows[r - 1][1] if r > 0 else y0
-        h, ly, ty = y1 - y0, prev_y1 - y0, y1 - next_y0  # rows shared above and below
-        wy = _ramp_t(h, ly, ty)
-        new_top = torch.from_numpy(np.zeros((c + 1, ty, width), np.float32)) if ty > 0 else None
-        left: torch.Tensor | None = None  # weighted sums of the columns shared with the last tile
-        for k, (x0, x1) in enumerate(cols):
-            next_x0 = cols[k + 1][0] if k + 1 < len(cols) else x1
-            prev_x1 = cols[k - 1][1] if k > 0 else x0
-            w, lx, tx = x1 - x0, prev_x1 - x0, x1 - next_x0
-            wx = _ramp_t(w, lx, tx)
-            logits = predict_tile(y0, y1, x0, x1).float()
-
-            _direct(
-                logits[:, ly : h - ty, lx : w - tx],
-                *out(slice(y0 + ly, next_y0), slice(x0 + lx, next_x0)),
-            )
-            handed: list[torch.Tensor] = []  # the right strip, top to bottom, for the next tile
-            if ly > 0:  # rows the previous tile row covered too
-                band = _weighted(logits, wy, wx, slice(0, ly), slice(0, w))
-                if left is not None:  # already holds the top carry for its columns
-                    band[:, :, :lx] += left[:, :ly]
-                assert top is not None
-                band[:, :, lx:] += top[:, y0 - top_y0 : prev_y1 - top_y0, prev_x1:x1]
-                _finish(
-                    band[:, :, : w - tx],
-                    c,
-                    *out(slice(y0, prev_y1), slice(x0, next_x0)),
-                )
-                handed.append(band[:, :, w - tx :])
-            if lx > 0 and h - ty > ly:  # columns the previous tile covered too
-                assert left is not None
-                band = (
-                    _weighted(logits, wy, wx, slice(ly, h - ty), slice(0, lx))
-                    + left[:, ly : h - ty]
-                )
-                _finish(
-                    band,
-                    c,
-                    *out(slice(y0 + ly, next_y0), slice(x0, prev_x1)),
-                )
-            if tx > 0:
-                handed.append(_weighted(logits, wy, wx, slice(ly, h - ty), slice(w - tx, w)))
-            if ty > 0:  # rows the next tile row covers too: handed on
-                assert new_top is not None
-                band = _weighted(logits, wy, wx, slice(h - ty, h), slice(0, w))
-                if left is not None:
-                    band[:, :, :lx] += left[:, h - ty :]
-                new_top[:, :, x0:next_x0] = band[:, :, : w - tx]
-                handed.append(band[:, :, w - tx :])
-            left = torch.cat(handed, dim=1) if tx > 0 else None
-        top, top_y0 = new_top, next_y0
-    return Prediction(labels, conf)
+def _crops(
+    rgb: np.ndarray | RowSource, windows: list[tuple[int, int, int, int]]
+) -> Iterator[np.ndarray]:
+    """The pixels of each window, in order; from a row source, one band per row of tiles."""
+    band: np.ndarray | None = None
+    rows = (-1, -1)
+    for y0, y1, x0, x1 in windows:
+        if isinstance(rgb, np.ndarray):
+            yield rgb[y0:y1, x0:x1]
+            continue
+        if (y0, y1) != rows:
+            band, rows = None, (y0, y1)  # the last band is let go before the next is read
+            band = rgb.rows(y0, y1)
+        assert band is not None
+        yield band[:, x0:x1]
 
 
 class Predictor:
@@ -366,6 +214,10 @@ class Predictor:
     overlap
         Overlap between neighbouring tiles, blended without seams (default
         ``tile // 8``; at most ``tile // 4``).
+    tile_workers
+        On the CPU, how many tiles of an image are predicted at once, each with
+        ``1 / tile_workers`` of the torch threads (1: one tile at a time, on
+        all of them). Same result either way.
     """
 
     def __init__(
@@ -376,8 +228,11 @@ class Predictor:
         precision: Precision = "auto",
         tile: int = 1024,
         overlap: int | None = None,
+        tile_workers: int = 1,
     ) -> None:
         overlap = tile // 8 if overlap is None else overlap
+        if tile_workers < 1:
+            raise SegStudioError(f"tile_workers must be at least 1, got {tile_workers}")
         # tiles start on the network's pooling grid (32 pixels for SegNet)
         self.align = int(getattr(model.network, "alignment", 1))
         if tile < max(64, 4 * self.align):
@@ -393,6 +248,7 @@ class Predictor:
         self.dtype = resolve_precision(self.device, precision)
         self.tile = tile
         self.overlap = overlap
+        self.tile_workers = tile_workers if self.device.type == "cpu" else 1
         self.num_classes = model.info.labelset.num_classes
         net = fold_batchnorm(copy.deepcopy(model.network).eval())
         net = net.to(self.device).to(memory_format=torch.channels_last)
@@ -455,8 +311,7 @@ class Predictor:
         """How many tiles an image of ``height x width`` is predicted in (1: whole)."""
         if height <= self.tile and width <= self.tile:
             return 1
-        rows = _split(height, self.tile, self.overlap, self.align)
-        return len(rows) * len(_split(width, self.tile, self.overlap, self.align))
+        return len(tile_windows(height, width, self.tile, self.overlap, self.align))
 
     def __repr__(self) -> str:
         return (
@@ -465,26 +320,82 @@ class Predictor:
         )
 
     @torch.inference_mode()
-    def _logits(self, rgb: np.ndarray) -> torch.Tensor:
-        """float32 logits (1, C, h, w) on the device for an h x w x 3 uint8 crop."""
+    def _forward(self, rgb: np.ndarray) -> torch.Tensor:
+        """float32 logits (1, C, h, w) on the device for an h x w x 3 uint8 crop
+        (the caller holds the forward lock)."""
         x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device, non_blocking=True)
         x = x.permute(2, 0, 1).unsqueeze(0).float() * self._scale + self._shift
         x = x.contiguous(memory_format=torch.channels_last)
-        while not self._forward_lock.acquire(timeout=0.05):  # waiting for another caller's
-            self._check_cancel()  # tile can be cancelled too
+        if self._autocast:
+            with torch.autocast(self.device.type, dtype=self.dtype):
+                out = self.network(x)
+        else:
+            out = self.network(x.to(self.dtype))
+        return out.float()
+
+    def _acquire(self) -> None:
+        """Wait for the network; a cancel while waiting counts too."""
+        while not self._forward_lock.acquire(timeout=0.05):
+            self._check_cancel()
+
+    def _logits(self, rgb: np.ndarray) -> torch.Tensor:
+        """:meth:`_forward`, taking its turn with other callers."""
+        self._acquire()
         try:
-            if self._autocast:
-                with torch.autocast(self.device.type, dtype=self.dtype):
-                    out = self.network(x)
-            else:
-                out = self.network(x.to(self.dtype))
-            return out.float()
+            return self._forward(rgb)
         finally:
             self._forward_lock.release()
 
-    def _check(self, rgb: np.ndarray) -> None:
-        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3:
-            raise SegStudioError("the predictor takes an H x W x 3 uint8 RGB image")
+    def _tiles_at_once(self, crops: Iterator[np.ndarray], count: int) -> Iterator[torch.Tensor]:
+        """The logits of the ``count`` tiles ``crops``, in order, ``tile_workers`` at once.
+
+        Each worker thread runs its tiles on its share of the torch threads (a
+        thread's own setting; the process-wide one is restored as soon as the
+        workers have theirs). The network is held for the whole image.
+        """
+        workers = min(self.tile_workers, count)
+        threads = torch.get_num_threads()
+        started = threading.Barrier(workers + 1)
+        cancelled = self._call.cancelled
+
+        def start_worker() -> None:
+            torch.set_num_threads(max(1, threads // workers))
+            started.wait()
+
+        def run(crop: np.ndarray) -> torch.Tensor:
+            self._call.cancelled = cancelled
+            try:
+                return self._forward(crop)[0].cpu()
+            finally:
+                self._call.cancelled = None
+
+        self._acquire()
+        try:
+            with ThreadPoolExecutor(workers, initializer=start_worker) as pool:
+                for _ in range(workers):  # one thread each: they wait for the others
+                    pool.submit(lambda: None)
+                started.wait(timeout=60)
+                torch.set_num_threads(threads)
+                pending: list[Future[torch.Tensor]] = []
+                try:
+                    for crop in crops:
+                        pending.append(pool.submit(run, crop))
+                        if len(pending) == workers:
+                            yield pending.pop(0).result()
+                    while pending:
+                        yield pending.pop(0).result()
+                finally:
+                    for job in pending:  # stopped early: the rest of the tiles are not needed
+                        job.cancel()
+        finally:
+            self._forward_lock.release()
+
+    def _check(self, rgb: np.ndarray | RowSource) -> None:
+        if isinstance(rgb, np.ndarray):
+            if rgb.dtype != np.uint8 or rgb.ndim != 3:
+                raise SegStudioError("the predictor takes an H x W x 3 uint8 RGB image")
+        elif not (callable(getattr(rgb, "rows", None)) and len(getattr(rgb, "shape", ())) == 3):
+            raise SegStudioError("the predictor takes an H x W x 3 uint8 RGB image or bands of one")
         expected = len(self.info.normalization.mean)
         if rgb.shape[2] != expected:
             raise SegStudioError(f"the model takes {expected}-channel images, got {rgb.shape[2]}")
@@ -494,7 +405,7 @@ class Predictor:
     @torch.inference_mode()
     def predict(
         self,
-        rgb: np.ndarray,
+        rgb: np.ndarray | RowSource,
         *,
         progress: TileProgress | None = None,
         cancelled: Callable[[], bool] | None = None,
@@ -502,6 +413,8 @@ class Predictor:
     ) -> Prediction:
         """Class map and confidence for one ``H x W x 3`` uint8 image.
 
+        ``rgb`` may also be a :class:`~segstudio.model.tiling.RowSource`: a large
+        image is then read one band of tile rows at a time, never whole.
         ``progress(done, total)`` is called before the first tile and after each
         one (a small image is one tile); ``cancelled()`` is checked before every
         layer, and raises :class:`PredictionCancelled` when it returns True.
@@ -521,7 +434,7 @@ class Predictor:
             self._check_cancel()
             report()
             if total == 1:
-                logits = self._logits(rgb)[0]
+                logits = self._logits(rgb if isinstance(rgb, np.ndarray) else rgb.rows(0, h))[0]
                 top, labels = logits.max(dim=0)
                 conf = None
                 if confidence:  # top softmax probability = 1 / sum(exp(logit - max logit))
@@ -531,17 +444,29 @@ class Predictor:
                 report()
                 return Prediction(labels.to(torch.uint8).cpu().numpy(), conf)
 
+            windows = tile_windows(h, w, self.tile, self.overlap, self.align)
+            crops = _crops(rgb, windows)
+            at_once = None
+            if self.tile_workers > 1:
+                at_once = self._tiles_at_once(crops, len(windows))
+
             def tile_logits(y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
                 nonlocal done
+                assert windows[done] == (y0, y1, x0, x1), "tiles asked out of order"
                 self._check_cancel()
-                logits = self._logits(rgb[y0:y1, x0:x1])[0].cpu()
+                logits = self._logits(next(crops))[0].cpu() if at_once is None else next(at_once)
                 done += 1
                 report()
                 return logits
 
-            return stitch_tiles(
-                h, w, self.num_classes, self.tile, self.overlap, tile_logits, self.align, confidence
-            )
+            try:
+                return stitch_tiles(
+                    h, w, self.num_classes, self.tile, self.overlap, tile_logits, self.align,
+                    confidence,
+                )  # fmt: skip
+            finally:
+                if at_once is not None:
+                    at_once.close()  # joins the workers
         finally:
             self._call.cancelled = None
 

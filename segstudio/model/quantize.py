@@ -8,7 +8,12 @@ convolutions with the ReLU fused, while pooling with indices, unpooling and
 the classifier stay in float32 (the logits, hence the confidence, keep full
 precision):
 
-    float32 -> quantise -> [int8 conv+ReLU]... -> dequantise -> max-pool / unpool
+    float32 -> quantise -> [int8 conv+ReLU]... -> int8 max-pool / unpool -> ...
+            -> dequantise -> float32 classifier
+
+Pooling and unpooling work on the int8 codes (:mod:`segstudio.model.int8_pool`),
+so activations stay int8 from the first convolution to the classifier; each
+stage's input is requantised to its own calibration on the small, pooled side.
 
 Quantisation needs the range of every stage's activations. :func:`calibrate`
 measures them on a few real images (a histogram observer, which clips rare
@@ -100,11 +105,24 @@ def _stage_ok(stage: nn.Module) -> bool:
     )
 
 
+def _pools_2x2(pool: nn.Module) -> bool:
+    """The 2 x 2, stride 2, ceil-mode max-pooling that :mod:`int8_pool` does in int8."""
+    return (
+        isinstance(pool, nn.MaxPool2d)
+        and pool.kernel_size in (2, (2, 2))
+        and pool.stride in (2, (2, 2))
+        and pool.padding in (0, (0, 0))
+        and pool.dilation in (1, (1, 1))
+        and bool(pool.ceil_mode)
+    )
+
+
 def quantizable(network: nn.Module) -> bool:
     """True for SegNet-family networks whose every stage is conv [-> BN] [-> ReLU]."""
     return (
         isinstance(network, _EncoderDecoderWithIndices)
         and isinstance(network.middle, nn.Identity)
+        and _pools_2x2(network.pool)
         and all(_stage_ok(s) for s in (*network.encoder, *network.decoder))
     )
 
@@ -140,6 +158,42 @@ class _QuantStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dequant(self.body(self.quant(x)))
+
+
+class Int8SegNet(nn.Module):
+    """A converted int8 SegNet-family network whose pooling stays in int8.
+
+    Runs the stages' int8 bodies of ``converted`` (a :func:`_prepared` network
+    after ``convert``) with :func:`~segstudio.model.int8_pool.pool2x2` and
+    :func:`~segstudio.model.int8_pool.unpool2x2` between them, requantising to
+    each stage's calibrated input; the same result as ``converted`` itself
+    (which dequantises around float pooling), faster.
+    """
+
+    def __init__(self, converted: nn.Module) -> None:
+        super().__init__()
+        self.net = converted
+        stages = [*converted.encoder, *converted.decoder]
+        self._qparams = [(float(s.quant.scale), int(s.quant.zero_point)) for s in stages]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from segstudio.model.int8_pool import pool2x2, requantize, unpool2x2
+
+        net = self.net
+        depth = len(net.encoder)
+        x = net.encoder[0].quant(x)
+        skips: list[tuple[torch.Tensor, tuple[int, int]]] = []
+        for i, stage in enumerate(net.encoder):
+            if i > 0:
+                x = requantize(x, *self._qparams[i])
+            x = stage.body(x)
+            size = (int(x.shape[-2]), int(x.shape[-1]))
+            x, where = pool2x2(x)
+            skips.append((where, size))
+        for j, (stage, (where, size)) in enumerate(zip(net.decoder, reversed(skips), strict=True)):
+            x = unpool2x2(requantize(x, *self._qparams[depth + j]), where, size)
+            x = stage.body(x)
+        return net.classifier(net.decoder[-1].dequant(x))
 
 
 def _prepared(folded: nn.Module, observer: Any) -> nn.Module:
@@ -260,7 +314,7 @@ def quantize_network(folded: nn.Module, calibration: Mapping[str, Any]) -> nn.Mo
     probe = torch.zeros(1, first.in_channels, 64, 64).contiguous(memory_format=torch.channels_last)
     try:
         with _quiet(), _onednn_engine():
-            qnet = convert(net)
+            qnet = Int8SegNet(convert(net))
             with torch.inference_mode():
                 out = qnet(probe)
     except (RuntimeError, ValueError, TypeError) as exc:

@@ -18,6 +18,8 @@ The modules, by job:
 - :mod:`.pillow`: PNG, JPEG, BMP, WebP, GIF through Pillow (OpenCV for plain JPEG
   and 16-bit colour PNG); animated files give their first frame.
 - :mod:`.tiff`: TIFF through tifffile (pages, planar data, two channels).
+- :mod:`.bands`: :func:`open_bands`, a large tiled or striped TIFF a band of rows
+  at a time (prediction that streams).
 - :mod:`.exif`: the orientation tag, and turning pixels upright.
 - :mod:`.tone`: 16-bit, float, two-channel ... data to the 8-bit ``rgb``.
 - :mod:`.labelmaps`: ``uint8`` label maps in and out, RGB PNGs out.
@@ -27,6 +29,7 @@ Import from here (``segstudio.io.images``); the modules are its inner layout.
 
 from __future__ import annotations
 
+from segstudio.io.images.bands import TiffBands, open_bands
 from segstudio.io.images.decode import LoadedImage, read_image, read_thumbnail
 from segstudio.io.images.labelmaps import (
     encode_label_map,
@@ -41,9 +44,11 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "MAX_PIXELS_ENV",
     "LoadedImage",
+    "TiffBands",
     "encode_label_map",
     "list_images",
     "natural_key",
+    "open_bands",
     "pixel_limit",
     "read_image",
     "read_label_map",

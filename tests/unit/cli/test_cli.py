@@ -85,6 +85,50 @@ def test_predict_with_tiles_matches_size(model_file: Path, tmp_path: Path) -> No
     assert Image.open(out / "wide.png").size == (700, 70)
 
 
+def test_predict_reads_a_large_tiff_by_bands(
+    model_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """A tiled TIFF larger than a tile is read a band at a time, never whole, and
+    predicts what the same pixels do as a PNG; a damaged tile skips that image."""
+    import tifffile
+
+    import segstudio.io.images as images_module
+    from segstudio.io.images import bands
+
+    rgb = np.random.default_rng(3).integers(0, 256, (200, 700, 3), dtype=np.uint8)
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    Image.fromarray(rgb).save(folder / "flat.png")
+    tifffile.imwrite(
+        folder / "tiled.tif", rgb, photometric="rgb", tile=(64, 64), compression="zlib"
+    )
+    whole_reads: list[str] = []
+    real_read = images_module.read_image
+    monkeypatch.setattr(
+        images_module, "read_image", lambda p: whole_reads.append(Path(p).name) or real_read(p)
+    )
+    out = tmp_path / "o"
+    argv = ["--model", str(model_file), "--out", str(out), "--tile", "256", "--device", "cpu"]
+    assert main(["predict", str(folder), *argv]) == 0
+    assert whole_reads == ["flat.png"]
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(out / "tiled.png")), np.asarray(Image.open(out / "flat.png"))
+    )
+
+    with tifffile.TiffFile(folder / "tiled.tif") as tif:
+        offset, count = tif.pages.first.dataoffsets[12], tif.pages.first.databytecounts[12]
+    data = bytearray((folder / "tiled.tif").read_bytes())
+    data[offset : offset + count] = b"\x00" * count
+    (folder / "tiled.tif").write_bytes(bytes(data))
+    assert bands.open_bands(folder / "tiled.tif") is not None  # the header is fine
+    capsys.readouterr()
+    code = main(["predict", str(folder), *argv, "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2 and "tiled.tif" in err and "corrupt" in err
+    assert main(["predict", str(folder), *argv, "--overwrite", "--tile-workers", "0"]) == 2
+    assert "--tile-workers must be at least 1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [

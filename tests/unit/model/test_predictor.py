@@ -18,14 +18,13 @@ from segstudio.model.arch import ArchSpec
 from segstudio.model.files import new_model
 from segstudio.model.predictor import (
     DeviceError,
+    PredictionCancelled,
     Predictor,
-    _ramp,
-    _split,
     fold_batchnorm,
     resolve_precision,
     select_device,
-    stitch_tiles,
 )
+from segstudio.model.tiling import _ramp, _split, stitch_tiles, tile_windows
 
 
 def _randomise_bn(net: torch.nn.Module) -> None:
@@ -256,3 +255,61 @@ def test_sure_answers_leave_the_unsure_pixels_unlabeled() -> None:
     assert labels[0, 1] == 1  # a copy: the prediction is unchanged
     with pytest.raises(SegStudioError, match="without its confidence"):
         Prediction(labels, None).sure(0.9)
+
+
+def test_tiles_predicted_at_once_give_the_same_prediction(small_model) -> None:
+    """Two tile workers: the same classes and confidence, progress in order, the
+    process's thread count untouched, and a cancel that stops them and frees the network."""
+    rgb = np.random.default_rng(7).integers(0, 256, (300, 410, 3), dtype=np.uint8)
+    one = Predictor(small_model, device="cpu", precision="fp32", tile=128)
+    two = Predictor(small_model, device="cpu", precision="fp32", tile=128, tile_workers=2)
+    threads = torch.get_num_threads()
+    seen: list[tuple[int, int]] = []
+    a = one.predict(rgb)
+    b = two.predict(rgb, progress=lambda done, total: seen.append((done, total)))
+    assert torch.get_num_threads() == threads
+    total = two.tile_count(300, 410)
+    assert total > 4 and seen == [(i, total) for i in range(total + 1)]
+    assert (a.labels == b.labels).mean() > 0.999
+    np.testing.assert_allclose(a.confidence, b.confidence, atol=2e-3)
+
+    checks = 0
+
+    def cancelled() -> bool:
+        nonlocal checks
+        checks += 1
+        return checks > 40  # some tiles in, then Stop
+
+    with pytest.raises(PredictionCancelled):
+        two.predict(rgb, cancelled=cancelled)
+    assert torch.get_num_threads() == threads
+    np.testing.assert_array_equal(two.predict(rgb).labels, b.labels)  # nothing left held
+    with pytest.raises(SegStudioError, match="tile_workers"):
+        Predictor(small_model, tile_workers=0)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_image_read_by_bands_predicts_as_the_whole_image(small_model, tmp_path, workers) -> None:
+    """A TIFF read a band of tile rows at a time: the same prediction, and only those rows read."""
+    import tifffile
+
+    from segstudio.io.images import open_bands
+
+    rgb = np.random.default_rng(8).integers(0, 256, (300, 410, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "scan.tif", rgb, photometric="rgb", tile=(32, 64))
+    predictor = Predictor(
+        small_model, device="cpu", precision="fp32", tile=128, tile_workers=workers
+    )
+    whole = predictor.predict(rgb)
+    with open_bands(tmp_path / "scan.tif") as bands:
+        asked: list[tuple[int, int]] = []
+        read = bands.rows
+        bands.rows = lambda y0, y1: asked.append((y0, y1)) or read(y0, y1)  # type: ignore[method-assign]
+        banded = predictor.predict(bands)
+    np.testing.assert_array_equal(banded.labels, whole.labels)
+    np.testing.assert_array_equal(banded.confidence, whole.confidence)
+    windows = {(y0, y1) for y0, y1, _, _ in tile_windows(300, 410, 128, 16, predictor.align)}
+    assert sorted(asked) == sorted(windows)  # each row of tiles read once, never the whole
+    small = Predictor(small_model, device="cpu", precision="fp32")
+    with open_bands(tmp_path / "scan.tif") as bands:  # one tile: read in one piece
+        np.testing.assert_array_equal(small.predict(bands).labels, small.predict(rgb).labels)
