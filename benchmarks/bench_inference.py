@@ -11,9 +11,12 @@ of them alike):
   ``precision="fp32"`` (batch norm folded, channels-last), end to end: uint8
   image in, class map and confidence out;
 - ``predictor_auto``: the Predictor with its defaults, end to end; its
-  ``path`` says what it chose (``bf16`` on CPUs with bf16 units,
-  ``int8-onednn`` on others for a calibrated SegNet-family model, else
-  ``fp32``).
+  ``path`` says what it chose (``bf16`` on CPUs with AMX, ``int8-onednn`` on
+  others for a calibrated SegNet-family model, else ``bf16`` where the CPU has
+  bf16 units, else ``fp32``);
+- ``predictor_bf16`` and ``predictor_int8``: each path the CPU can run, by
+  hand, so the choice is weighed in the same run (on an AVX512-BF16 CPU
+  without AMX both run).
 
 Without ``--model`` each architecture is built with random weights, and a
 SegNet-family one is calibrated for int8 on a few random images (its
@@ -39,6 +42,7 @@ compute a frame needs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -53,7 +57,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from segstudio.core.labelset import preset
 from segstudio.model.arch import ArchSpec, count_parameters
 from segstudio.model.files import LoadedModel, load_model, new_model
-from segstudio.model.predictor import Predictor
+from segstudio.model.predictor import DeviceError, Predictor, cpu_has_native_bf16
 from segstudio.model.quantize import calibrate, calibration_of, quantizable, with_calibration
 
 CONFIGS = {
@@ -126,11 +130,12 @@ def measure(model: LoadedModel, frames: list[np.ndarray], repeat: int) -> dict[s
     t0 = time.perf_counter()
     auto = Predictor(model, device="cpu")
     setup_s = time.perf_counter() - t0
-    times = _interleaved(
-        {"fp32_eager": eager, "predictor_fp32": fp32.predict, "predictor_auto": auto.predict},
-        frames,
-        repeat,
-    )
+    fns = {"fp32_eager": eager, "predictor_fp32": fp32.predict, "predictor_auto": auto.predict}
+    if cpu_has_native_bf16():
+        fns["predictor_bf16"] = Predictor(model, device="cpu", precision="bf16").predict
+    with contextlib.suppress(DeviceError):
+        fns["predictor_int8"] = Predictor(model, device="cpu", precision="int8").predict
+    times = _interleaved(fns, frames, repeat)
     base = times["fp32_eager"]
     return {
         "arch": model.info.arch.to_dict(),
@@ -141,6 +146,7 @@ def measure(model: LoadedModel, frames: list[np.ndarray], repeat: int) -> dict[s
         "fp32_eager": _summary(base, base),
         "predictor_fp32": _summary(times["predictor_fp32"], base),
         "predictor_auto": _summary(times["predictor_auto"], base),
+        **{k: _summary(times[k], base) for k in ("predictor_bf16", "predictor_int8") if k in times},
         "predictor_auto_gflops": round(gflop / statistics.median(times["predictor_auto"][0]), 1),
     }
 

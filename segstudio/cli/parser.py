@@ -40,8 +40,9 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
         "--precision",
         default="auto",
         choices=["auto", "fp32", "bf16", "fp16", "int8"],
-        help="compute precision (auto: bf16 where the hardware has it, else int8 for a "
-        "model with an int8 calibration, else fp32)",
+        help="compute precision (auto: bf16 on a CPU with AMX or a GPU that has it; on "
+        "other CPUs int8 for a model with an int8 calibration, else bf16 where the CPU "
+        "has bf16 units, else fp32)",
     )
     p.add_argument(
         "--tile", type=int, default=1024, help="predict larger images in tiles of N x N pixels"
@@ -111,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--calibrate",
         metavar="DIR",
         help="measure an int8 calibration on images of DIR and store it in the file "
-        "(a SegNet-family model then predicts in int8 on CPUs without bf16 units)",
+        "(a SegNet-family model then predicts in int8 on CPUs without AMX)",
     )
     p_conv.add_argument(
         "--calibration-images",

@@ -2,13 +2,13 @@
 
 The :class:`Predictor` turns an ``HxWx3`` uint8 image into a class map and a
 per-pixel confidence (the top softmax probability). On the CPU it folds every
-batch norm into the convolution before it, keeps activations channels-last,
-and runs in bfloat16 where the processor has native bf16 units (AVX512-BF16
-or AMX); on CUDA it uses fp16/bf16 autocast. On a CPU without bf16 units
-(AVX2, most laptops) a SegNet-family model that carries an int8 calibration
+batch norm into the convolution before it and keeps activations
+channels-last; on CUDA it uses fp16/bf16 autocast. A CPU with AMX runs
+bfloat16. On other CPUs (AVX2 only, as on most laptops, or AVX512-BF16
+without AMX) a SegNet-family model that carries an int8 calibration
 (:mod:`segstudio.model.quantize`) runs its convolutions in int8 through
-oneDNN; when that is not possible it falls back to float32. ``path`` names
-what was chosen.
+oneDNN; when that is not possible it falls back to bfloat16 where the CPU
+has bf16 units, else float32. ``path`` names what was chosen.
 
 Images larger than a tile are predicted in overlapping tiles blended without
 seams (:mod:`segstudio.model.tiling`), in memory ``O(tile^2 + overlap *
@@ -52,6 +52,8 @@ __all__ = [
     "Predictor",
     "RowSource",
     "TileProgress",
+    "cpu_has_amx",
+    "cpu_has_native_bf16",
     "fold_batchnorm",
     "resolve_precision",
     "select_device",
@@ -120,6 +122,18 @@ def cpu_has_native_bf16() -> bool:
     try:
         return bool(cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
     except AttributeError:  # an older torch without the probes
+        return False
+
+
+def cpu_has_amx() -> bool:
+    """True when the CPU has AMX tiles and oneDNN may use them (no ``ONEDNN_MAX_CPU_ISA``
+    cap below ``AVX512_CORE_AMX``)."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
+    if cap and "AMX" not in cap and cap != "ALL":
+        return False
+    try:
+        return bool(torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # an older torch without the probe
         return False
 
 
@@ -204,9 +218,10 @@ class Predictor:
     device
         ``"auto"`` (CUDA, then MPS, then CPU), or ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
     precision
-        ``"auto"`` picks bf16 on CPUs with bf16 hardware and on CUDA GPUs that
-        support it, fp16 on other GPUs; on other CPUs int8 (oneDNN) when the
-        model is SegNet-family and carries an int8 calibration, else fp32.
+        ``"auto"`` picks bf16 on CPUs with AMX and on CUDA GPUs that support it,
+        fp16 on other GPUs; on other CPUs int8 (oneDNN) when the model is
+        SegNet-family and carries an int8 calibration, else bf16 where the CPU
+        has bf16 units (AVX512-BF16), else fp32.
         ``"int8"`` insists on int8 (:class:`DeviceError` when it cannot run).
     tile
         Images with a side longer than this are predicted in tiles of at most
@@ -255,14 +270,21 @@ class Predictor:
         # On the CPU, bf16 weights beat autocast (no per-call weight casts); on
         # GPUs autocast keeps the numerically touchy ops in fp32.
         self._autocast = self.device.type != "cpu" and self.dtype != torch.float32
-        if self.device.type == "cpu":
-            net = net.to(self.dtype)
         #: what runs: "int8-onednn", "bf16", "fp16" or "fp32" (see ``precision``)
         self.path = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.dtype, "fp32")
-        if self.device.type == "cpu" and self.dtype == torch.float32 and precision != "fp32":
+        qnet = None
+        # int8 where bf16 has no hardware, and where bf16 has no AMX to run on
+        # (AVX512-BF16 alone: int8 is 1.1-1.25x faster there, bench_bundled)
+        if (
+            self.device.type == "cpu"
+            and precision in ("auto", "int8")
+            and (self.dtype == torch.float32 or not cpu_has_amx())
+        ):
             qnet = self._int8_network(model, net, required=precision == "int8")
-            if qnet is not None:
-                net, self.path = qnet, "int8-onednn"
+        if qnet is not None:
+            net, self.path, self.dtype = qnet, "int8-onednn", torch.float32
+        elif self.device.type == "cpu":
+            net = net.to(self.dtype)
         self.network = net
         norm = model.info.normalization
         mean = torch.tensor(norm.mean, dtype=torch.float32, device=self.device)

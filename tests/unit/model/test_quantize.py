@@ -166,3 +166,31 @@ def test_a_calibration_for_another_network_falls_back(model, calibrated, no_bf16
 
 def test_explicit_fp32_never_quantises(calibrated, no_bf16) -> None:
     assert Predictor(calibrated, device="cpu", precision="fp32").path == "fp32"
+
+
+@needs_int8
+def test_without_amx_int8_beats_bf16_and_with_amx_bf16_runs(model, calibrated, monkeypatch) -> None:
+    """An AVX512-BF16 CPU without AMX runs a calibrated model in int8 (faster there),
+    falling back to bf16, not fp32; a CPU with AMX runs bf16."""
+    import segstudio.model.predictor as predictor_module
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(predictor_module, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(predictor_module, "cpu_has_amx", lambda: False)
+    assert Predictor(calibrated, device="cpu").path == "int8-onednn"
+    assert Predictor(model, device="cpu").path == "bf16"  # no calibration
+    assert Predictor(calibrated, device="cpu", precision="bf16").path == "bf16"
+    with monkeypatch.context() as broken:
+        broken.setattr("segstudio.model.quantize.int8_available", lambda: False)
+        assert Predictor(calibrated, device="cpu").path == "bf16"
+    monkeypatch.setattr(predictor_module, "cpu_has_amx", lambda: True)
+    assert Predictor(calibrated, device="cpu").path == "bf16"
+    assert Predictor(calibrated, device="cpu", precision="int8").path == "int8-onednn"
+
+
+def test_amx_is_off_under_an_isa_cap_below_it(monkeypatch) -> None:
+    from segstudio.model.predictor import cpu_has_amx
+
+    for cap in ("AVX2", "AVX512_CORE_BF16"):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+        assert cpu_has_amx() is False
