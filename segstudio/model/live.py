@@ -210,7 +210,8 @@ def gather_taps(
 
 
 def base_model(live: LoadedModel) -> LoadedModel:
-    """The frozen SegNet inside a live model, as a model of its own (a copy).
+    """The frozen SegNet inside a live model, as a model of its own (a copy whose
+    weights train again, like any loaded model's: a deep fine-tune starts from it).
 
     Raises
     ------
@@ -231,4 +232,5 @@ def base_model(live: LoadedModel) -> LoadedModel:
     info = ModelInfo(
         spec, labelset, live.info.normalization, {"kind": "base of a live model", **parent}
     )
-    return LoadedModel(info, copy.deepcopy(net.base).eval(), None)
+    network = copy.deepcopy(net.base).eval().requires_grad_(True)
+    return LoadedModel(info, network, None)

@@ -376,8 +376,13 @@ def _live_head(
         learner.add_image(sample.name, rgb, labels)
     learner.fit()
     fitted = len(learner.images)
+    replayed_too = sum(1 for sample in data.train if sample.replayed)
+    all_of = f"all {fitted}" + (f", {replayed_too} of them replayed" if replayed_too else "")
+    deep_prov = dict(first.model.info.provenance)
     model = learner.model(
-        deep=dict(first.model.info.provenance),
+        # the fine-tuned network was never saved: the lineage goes on from where it started
+        parent=dict(deep_prov.get("parent") or {}),
+        deep=deep_prov,
         live_head={"images": fitted, "val_mean_iou_before_refit": after["mean_iou"]},
         before_mean_iou=before["mean_iou"],
         after_mean_iou=after["mean_iou"],
@@ -385,7 +390,7 @@ def _live_head(
     model.info = dataclasses.replace(model.info, metrics=dict(after))
     yield from _say(
         f"live head: mIoU {after['mean_iou']:.4f} on the held-out image(s) (the network "
-        f"alone: {deep if deep is None else round(deep, 4)}); fitted again on all {fitted}"
+        f"alone: {deep if deep is None else round(deep, 4)}); fitted again on {all_of}"
     )
     return dataclasses.replace(
         first,
@@ -393,7 +398,7 @@ def _live_head(
         after=after,
         improved=improved,
         verdict=f"{sentence} (the fine-tuned network with a live head fitted on the "
-        f"training images; the model handed back has its head fitted on all {fitted})",
+        f"training images; the model handed back has its head fitted on {all_of})",
     )
 
 
@@ -425,7 +430,7 @@ def run_training(
     """
     from segstudio.core.jobs import relay
     from segstudio.model.arch import ArchSpec
-    from segstudio.model.files import load_model, save_model, with_metadata
+    from segstudio.model.files import LoadedModel, load_model, save_model, with_metadata
     from segstudio.model.live import base_model
     from segstudio.training.data import from_project
     from segstudio.training.loop import TrainConfig, TrainingCancelled
@@ -440,7 +445,10 @@ def run_training(
     from_active = request.start is StartFrom.ACTIVE and active_model is not None
     init = load_model(active_model) if from_active and active_model else None
     if init is not None and init.info.arch.name == "live":
-        init = base_model(init)  # the live learner's frozen SegNet is what trains deep
+        # the live learner's frozen SegNet is what trains deep; the lineage goes
+        # back to the live model's file (the model the user started from)
+        base = base_model(init)
+        init = LoadedModel(base.info, base.network, init.path)
     # from a trained model: the few-shot recipe, where the user chose nothing else
     options = dict(request.options)
     config = TrainConfig.from_dict({**FEW_SHOT, **options} if init else options)

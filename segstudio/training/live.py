@@ -503,16 +503,20 @@ class LiveLearner:
     # ------------------------------------------------------------------ use
 
     def model(self, **provenance: Any) -> LoadedModel:
-        """The learner as a model (a copy): save it, predict with it, evaluate it."""
+        """The learner as a model (a copy): save it, predict with it, evaluate it.
+
+        ``provenance`` adds to (or, like ``parent``, replaces) what it records."""
         prov = default_provenance(
-            kind="live",
-            parent=self.parent,
-            images=len(self._samples),
-            replayed=len(self._replay),
-            samples=self.sample_count,
-            recipe={k: getattr(self.config, k) for k in self.config.__dataclass_fields__},
-            **({"base_classes": self.base_labelset.to_dict()} if self.base_labelset else {}),
-            **provenance,
+            **{
+                "kind": "live",
+                "parent": self.parent,
+                "images": len(self._samples),
+                "replayed": len(self._replay),
+                "samples": self.sample_count,
+                "recipe": {k: getattr(self.config, k) for k in self.config.__dataclass_fields__},
+                **({"base_classes": self.base_labelset.to_dict()} if self.base_labelset else {}),
+                **provenance,
+            }
         )
         info = ModelInfo(self.spec, self.labelset, self.normalization, prov)
         return LoadedModel(info, copy.deepcopy(self.net).eval())

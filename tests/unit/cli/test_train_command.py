@@ -183,3 +183,21 @@ def test_a_live_model_teaches_its_own_classes(
                  "--out", str(student)])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert load_model(student).info.provenance["teacher"]["arch"]["name"] == "live"
+
+
+def test_a_deep_fine_tune_from_a_live_model_trains_its_segnet(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The live model's frozen SegNet trains again; the lineage names the live model's file."""
+    base = tmp_path / "base.safetensors"
+    assert main(["train", str(shapes), "--arch", "segnet", "--width", "0.125",
+                 "--epochs", "1", "--crop", "64", "--out", str(base)]) == 0  # fmt: skip
+    live = tmp_path / "live.safetensors"
+    assert main(["train", str(shapes), "--quick", "--init", str(base), "--out", str(live)]) == 0
+    deep = tmp_path / "deep.safetensors"
+    code = main(["train", str(shapes), "--init", str(live), "--epochs", "1", "--crop", "64",
+                 "--out", str(deep)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    model = load_model(deep)
+    assert model.info.arch.name == "segnet"
+    assert model.info.provenance["parent"]["path"] == str(live)

@@ -187,6 +187,13 @@ def test_base_model_of_a_live_model_is_the_segnet_it_read(tmp_path) -> None:
     assert list(segnet.info.labelset.names) == list(ROAD.names)
     for key, value in base.network.state_dict().items():
         torch.testing.assert_close(segnet.network.state_dict()[key], value)
+    # its weights train again (a one click from an active live model fine-tunes it)
+    assert all(p.requires_grad for p in segnet.network.parameters())
+    assert not any(p.requires_grad for p in loaded.network.base.parameters())  # a copy
+    from segstudio.training.config import TrainConfig
+    from segstudio.training.step import build_optimizer
+
+    assert build_optimizer(segnet.network, TrainConfig()).param_groups
 
 
 def test_without_the_decoder_the_logits_are_smoothed() -> None:

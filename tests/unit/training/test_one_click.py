@@ -8,7 +8,7 @@ import torch
 
 from segstudio.core.labelset import preset
 from segstudio.model.arch import ArchSpec
-from segstudio.model.files import LoadedModel, new_model
+from segstudio.model.files import LoadedModel, load_model, new_model, save_model
 from segstudio.session.training import one_click
 from segstudio.training.data import TrainingData
 from segstudio.training.loop import fine_tune
@@ -78,13 +78,14 @@ def test_without_refit_all_one_click_is_the_plain_fine_tune(
 
 
 def test_live_head_is_judged_on_the_held_out_images_then_fitted_on_all(
-    data: TrainingData,
+    data: TrainingData, tmp_path
 ) -> None:
     start = new_model(ArchSpec("segnet", {"width": 0.125}), data.labelset, seed=0)
     _, warm = drive(fine_tune(data, init=start, config=toy_config(epochs=1)))
     assert warm is not None
+    warm_path = save_model(tmp_path / "warm.safetensors", warm.model)
     config = toy_config(**{**FEW_SHOT, "live_head": True, "epochs": 1, "batch_size": 3})
-    reports, result = drive(one_click(data, warm.model, config))
+    reports, result = drive(one_click(data, load_model(warm_path), config))
     assert result is not None and result.before is not None and result.after is not None
     # the colours of the shapes are features of the live head: it beats the barely
     # trained start on the held-out images, so it is the model handed back
@@ -94,6 +95,8 @@ def test_live_head_is_judged_on_the_held_out_images_then_fitted_on_all(
     prov = result.model.info.provenance
     assert prov["live_head"]["images"] == len(data.train) + len(data.val)
     assert prov["deep"]["train_images"] == len(data.train)
+    # the fine-tuned network in between was never saved: the parent is where it started
+    assert prov["parent"]["path"] == str(warm_path) == prov["deep"]["parent"]["path"]
     assert f"head fitted on all {len(data.train) + len(data.val)}" in result.verdict
     assert any(r.message.startswith("live head:") for r in reports)
 
