@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,7 +178,10 @@ def read_thumbnail(path: str | os.PathLike[str], size: int = 64) -> np.ndarray:
     """
     p = Path(path)
     try:
-        with Image.open(p) as im:
+        with warnings.catch_warnings():  # our own pixel limit is checked right after
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(p)
+        with im:
             check_pixels(p, im.width, im.height, None)
             if im.mode in ("RGB", "RGBA", "L", "LA", "P", "1"):
                 if im.format == "JPEG":
