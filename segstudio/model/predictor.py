@@ -302,7 +302,8 @@ class Predictor:
 
     @staticmethod
     def _int8_network(model: LoadedModel, folded: nn.Module, *, required: bool) -> nn.Module | None:
-        """The int8 version of ``folded``, or None (then float32 runs) when it cannot be made."""
+        """The int8 version of ``folded``, or None (then bf16 or float32 runs) when it
+        cannot be made."""
         from segstudio.model.quantize import (
             QuantizationUnavailable,
             calibration_of,
@@ -320,7 +321,7 @@ class Predictor:
         except (QuantizationUnavailable, RuntimeError, ImportError) as exc:
             if required:
                 raise DeviceError(f"int8 inference is not available: {exc}") from exc
-            log.info("int8 inference not used (%s); running float32", exc)
+            log.info("int8 inference not used (%s)", exc)
             return None
         return qnet
 
@@ -377,10 +378,13 @@ class Predictor:
         """
         workers = min(self.tile_workers, count)
         threads = torch.get_num_threads()
-        started = threading.Barrier(workers + 1)
+        started = threading.Barrier(workers + 1, timeout=60)
         cancelled = self._call.cancelled
 
         def start_worker() -> None:
+            # a thread's first parallel op copies the process-wide count into it:
+            # have that happen now, so that the count set next is the one it keeps
+            torch.get_num_threads()
             torch.set_num_threads(max(1, threads // workers))
             started.wait()
 
@@ -394,10 +398,15 @@ class Predictor:
         self._acquire()
         try:
             with ThreadPoolExecutor(workers, initializer=start_worker) as pool:
-                for _ in range(workers):  # one thread each: they wait for the others
-                    pool.submit(lambda: None)
-                started.wait(timeout=60)
-                torch.set_num_threads(threads)
+                try:
+                    for _ in range(workers):  # one thread each: they wait for the others
+                        pool.submit(lambda: None)
+                    started.wait()
+                except BaseException:
+                    started.abort()  # no worker waits for ever
+                    raise
+                finally:  # the process-wide count, whatever the workers set
+                    torch.set_num_threads(threads)
                 pending: list[Future[torch.Tensor]] = []
                 try:
                     for crop in crops:
@@ -439,7 +448,8 @@ class Predictor:
         image is then read one band of tile rows at a time, never whole.
         ``progress(done, total)`` is called before the first tile and after each
         one (a small image is one tile); ``cancelled()`` is checked before every
-        layer, and raises :class:`PredictionCancelled` when it returns True.
+        layer, and raises :class:`PredictionCancelled` when it returns True
+        (with ``tile_workers`` > 1, from the worker threads, maybe at once).
         ``confidence=False`` skips the confidence map (it is None then).
         """
         self._check(rgb)

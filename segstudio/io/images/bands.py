@@ -30,7 +30,15 @@ from segstudio.io.images.tiff import TIFF_MAGIC
 __all__ = ["TiffBands", "open_bands"]
 
 # What a damaged strip or tile raises while it is read or decoded.
-_ERRORS: tuple[type[BaseException], ...] = (tifffile.TiffFileError, lzma.LZMAError, *DECODE_ERRORS)
+# (imagecodecs, when installed, raises RuntimeError subclasses.)
+_ERRORS: tuple[type[BaseException], ...] = (
+    tifffile.TiffFileError,
+    lzma.LZMAError,
+    RuntimeError,
+    TypeError,
+    ArithmeticError,  # a zero tile size in a damaged header, say
+    *DECODE_ERRORS,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -83,7 +91,9 @@ class TiffBands:
                 fh = self._tif.filehandle
                 offsets = [page.dataoffsets[i] for i in ids]
                 counts = [page.databytecounts[i] for i in ids]
-                segments = list(fh.read_segments(offsets, counts, indices=ids, sort=False))
+                # sorted by offset (each carries its index): tifffile's read of
+                # unsorted segments misplaces those after an empty chunk
+                segments = list(fh.read_segments(offsets, counts, indices=ids, sort=True))
             for data, index in segments:
                 chunk, (_, _, cy, cx, _), _shape = page.decode(data, index, _fullsize=page.is_tiled)
                 if chunk is None:  # an empty chunk: left black
@@ -116,13 +126,17 @@ def open_bands(path: str | os.PathLike[str], max_pixels: int | None = None) -> T
     except (OSError, tifffile.TiffFileError, ValueError):
         return None  # read_image gives the precise error
     try:
-        page = tif.pages.first
-        reason = _why_not(tif, page)
-        if reason is None:
-            check_pixels(p, int(page.imagewidth), int(page.imagelength), max_pixels)
-            return TiffBands(p, tif, page)
+        try:
+            page = tif.pages.first
+            reason = _why_not(tif, page)
+            bands = TiffBands(p, tif, page) if reason is None else None
+        except _ERRORS as exc:  # a damaged header: read_image says what is wrong
+            bands, reason = None, f"unreadable header ({exc})"
+        if bands is not None:
+            check_pixels(p, bands.shape[1], bands.shape[0], max_pixels)
+            return bands
         _log.debug("%s: read whole (%s)", p, reason)
-    except Exception:
+    except BaseException:
         tif.close()
         raise
     tif.close()
@@ -152,4 +166,7 @@ def _why_not(tif: tifffile.TiffFile, page: tifffile.TiffPage) -> str | None:
         return f"compression {page.compression!r}"
     if tuple(page.shaped[:2]) != (1, 1) or len(page.dataoffsets) != np.prod(page.chunked):
         return "an unusual layout"
+    sizes = (page.chunks[0], page.chunks[1], page.imagelength, page.imagewidth)
+    if min(int(v) for v in sizes) < 1:
+        return "an empty image or chunk"
     return None

@@ -266,7 +266,17 @@ def test_tiles_predicted_at_once_give_the_same_prediction(small_model) -> None:
     threads = torch.get_num_threads()
     seen: list[tuple[int, int]] = []
     a = one.predict(rgb)
+    in_workers: list[int] = []  # the torch threads each tile's forward ran with
+    forward = two._forward
+
+    def counting(crop: np.ndarray) -> torch.Tensor:
+        in_workers.append(torch.get_num_threads())
+        return forward(crop)
+
+    two._forward = counting  # type: ignore[method-assign]
     b = two.predict(rgb, progress=lambda done, total: seen.append((done, total)))
+    del two._forward
+    assert in_workers and set(in_workers) == {max(1, threads // 2)}
     assert torch.get_num_threads() == threads
     total = two.tile_count(300, 410)
     assert total > 4 and seen == [(i, total) for i in range(total + 1)]

@@ -86,3 +86,44 @@ def test_a_huge_tiff_is_refused_and_a_damaged_one_says_so(tmp_path) -> None:
         np.testing.assert_array_equal(bands.rows(0, 64).shape, (64, W, 3))
         with pytest.raises(CorruptImageError, match=r"scan\.tif"):
             bands.rows(60, 70)
+
+
+def test_an_empty_chunk_reads_as_black_and_the_others_stay_in_place(tmp_path) -> None:
+    """A tile with no data (offset and byte count 0) is left black, as read_image
+    leaves it, and the tiles after it are read from their own offsets."""
+    for layout in ({"tile": (64, 64)}, {"rowsperstrip": 40}):
+        path = tmp_path / "holes.tif"
+        tifffile.imwrite(path, _rgb(4), photometric="rgb", **layout)
+        with tifffile.TiffFile(path, mode="r+b") as tif:
+            page = tif.pages.first
+            key = "TileOffsets" if "tile" in layout else "StripOffsets"
+            counts = "TileByteCounts" if "tile" in layout else "StripByteCounts"
+            offsets, sizes = list(page.tags[key].value), list(page.tags[counts].value)
+            offsets[2], sizes[2] = 0, 0  # its old bytes stay in the file, unused
+            page.tags[key].overwrite(offsets)
+            page.tags[counts].overwrite(sizes)
+        whole = read_image(path).rgb
+        with open_bands(path) as bands:
+            np.testing.assert_array_equal(bands.rows(0, H), whole)
+
+
+def test_a_damaged_header_is_left_to_read_image(tmp_path) -> None:
+    """Whatever the bytes, open_bands gives a reader, None, or an ImageReadError."""
+    from segstudio.core.errors import ImageReadError
+
+    clean = tmp_path / "clean.tif"
+    tifffile.imwrite(clean, _rgb(5), photometric="rgb", tile=(64, 64), compression="zlib")
+    data = clean.read_bytes()
+    rng = np.random.default_rng(0)
+    for i in range(150):
+        broken = bytearray(data)
+        for at in rng.integers(4, 400, 4):  # past the magic, in the header and first IFD
+            broken[at] = int(rng.integers(0, 256))
+        path = tmp_path / f"broken{i}.tif"
+        path.write_bytes(bytes(broken))
+        try:
+            bands = open_bands(path)
+        except ImageReadError:
+            continue
+        if bands is not None:
+            bands.close()
