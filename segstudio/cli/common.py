@@ -83,7 +83,8 @@ def load_model_arg(path: str | None) -> LoadedModel:
 
 #: Tiles of a big image the command line predicts at once on a CPU: two, each on
 #: half the threads, keep both cores of a laptop busy through the network's
-#: single-threaded stretches (1.3x on 2 AVX2 cores, ``bench_bigimage.py``).
+#: single-threaded stretches (a 12000 x 9000 JPEG on 2 AVX2 cores: 1.06x, the
+#: median of six ``bench_bigimage.py`` runs; never slower there).
 TILE_WORKERS = 2
 
 
