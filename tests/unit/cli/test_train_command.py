@@ -169,14 +169,20 @@ def test_cli_distils_a_student_from_a_teacher(
     assert f"(then at {teacher}), distilled at weight 0.7" in shown
 
 
-def test_a_live_model_teaches_its_own_classes(
-    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _live_model(shapes: Path, tmp_path: Path) -> Path:
+    """A live model file (``--quick``) on a one-epoch SegNet."""
     base = tmp_path / "base.safetensors"
     assert main(["train", str(shapes), "--arch", "segnet", "--width", "0.125",
                  "--epochs", "1", "--crop", "64", "--out", str(base)]) == 0  # fmt: skip
     live = tmp_path / "live.safetensors"
     assert main(["train", str(shapes), "--quick", "--init", str(base), "--out", str(live)]) == 0
+    return live
+
+
+def test_a_live_model_teaches_its_own_classes(
+    shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = _live_model(shapes, tmp_path)
     student = tmp_path / "student.safetensors"
     code = main(["train", str(shapes), "--arch", "segnet_basic", "--width", "0.125",
                  "--epochs", "1", "--crop", "64", "--teacher", str(live),
@@ -189,11 +195,7 @@ def test_a_deep_fine_tune_from_a_live_model_trains_its_segnet(
     shapes: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The live model's frozen SegNet trains again; the lineage names the live model's file."""
-    base = tmp_path / "base.safetensors"
-    assert main(["train", str(shapes), "--arch", "segnet", "--width", "0.125",
-                 "--epochs", "1", "--crop", "64", "--out", str(base)]) == 0  # fmt: skip
-    live = tmp_path / "live.safetensors"
-    assert main(["train", str(shapes), "--quick", "--init", str(base), "--out", str(live)]) == 0
+    live = _live_model(shapes, tmp_path)
     deep = tmp_path / "deep.safetensors"
     code = main(["train", str(shapes), "--init", str(live), "--epochs", "1", "--crop", "64",
                  "--out", str(deep)])  # fmt: skip
