@@ -24,11 +24,19 @@ cd "$REPO"
 mkdir -p "$WORK"
 RECIPE=(--epochs 150 --batch-size 4 --crop 320 --lr 1e-3 --void 11 --seed 0)
 
+# train_once NAME ARGS...: `segstudio train ARGS` into $WORK/NAME.safetensors, resuming
+# from $WORK/NAME.ckpt; nothing when that model is already there
+train_once() {
+    local name=$1
+    shift
+    if [ ! -f "$WORK/$name.safetensors" ]; then
+        segstudio train "$@" --checkpoint-dir "$WORK/$name.ckpt" \
+            --out "$WORK/$name.safetensors" --resume
+    fi
+}
+
 TEACHER="$WORK/teacher.safetensors"
-if [ ! -f "$TEACHER" ]; then
-    segstudio train "$DATA" --arch segnet --width 0.5 "${RECIPE[@]}" \
-        --checkpoint-dir "$WORK/teacher.ckpt" --out "$TEACHER" --resume
-fi
+train_once teacher "$DATA" --arch segnet --width 0.5 "${RECIPE[@]}"
 
 # CamVid without drive 0001TP: links to the frames, in the work folder
 HELD="$WORK/camvid_without_0001TP"
@@ -45,16 +53,10 @@ if [ ! -d "$HELD/train" ]; then
     ln -sf "$DATA/classes.json" "$HELD/classes.json"
 fi
 STUDENT="$WORK/student.safetensors"
-if [ ! -f "$STUDENT" ]; then
-    segstudio train "$HELD" --arch segnet --width 0.25 "${RECIPE[@]}" \
-        --checkpoint-dir "$WORK/student.ckpt" --out "$STUDENT" --resume
-fi
+train_once student "$HELD" --arch segnet --width 0.25 "${RECIPE[@]}"
 TRAINED="$WORK/model.safetensors"
-if [ ! -f "$TRAINED" ]; then
-    segstudio train "$HELD" --init "$STUDENT" --teacher "$TEACHER" --recipe full \
-        --distill-weight 0.5 --epochs 25 --batch-size 4 --crop 320 --lr 3e-4 --void 11 \
-        --seed 0 --checkpoint-dir "$WORK/model.ckpt" --out "$TRAINED" --resume
-fi
+train_once model "$HELD" --init "$STUDENT" --teacher "$TEACHER" --recipe full \
+    --distill-weight 0.5 --epochs 25 --batch-size 4 --crop 320 --lr 3e-4 --void 11 --seed 0
 # float16 weights, and an int8 calibration on 16 training images spread over the drives
 # (CPUs without bf16 units then predict in int8: see segstudio/model/quantize.py)
 segstudio model convert "$TRAINED" --half --calibrate "$HELD/train" --overwrite \
