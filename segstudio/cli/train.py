@@ -181,7 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out, ckpt, config = _train_args(args)
     labelset = labelset_arg(args.classes) if args.classes else None
     from segstudio.model.arch import ArchSpec
-    from segstudio.model.files import LoadedModel, load_model, save_model
+    from segstudio.model.files import load_model, save_model
     from segstudio.training.data import load_source
     from segstudio.training.ddp import distributed
     from segstudio.training.loop import CHECKPOINT_NAME, fine_tune
@@ -190,8 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if init is not None and init.info.arch.name == "live":
         from segstudio.model.live import base_model
 
-        base = base_model(init)  # deep training trains the live model's SegNet; its
-        init = LoadedModel(base.info, base.network, init.path)  # lineage goes back to the file
+        init = base_model(init)  # deep training trains the live model's SegNet
     # a live model teaches as it predicts: its head's classes, not its base network's
     teacher = load_model(args.teacher) if args.teacher else None
     arch = None

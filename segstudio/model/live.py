@@ -213,6 +213,9 @@ def base_model(live: LoadedModel) -> LoadedModel:
     """The frozen SegNet inside a live model, as a model of its own (a copy whose
     weights train again, like any loaded model's: a deep fine-tune starts from it).
 
+    Its ``path`` is the live model's file, where this network is stored, so a
+    model trained from it names that file as its parent.
+
     Raises
     ------
     ModelFileError
@@ -233,4 +236,4 @@ def base_model(live: LoadedModel) -> LoadedModel:
         spec, labelset, live.info.normalization, {"kind": "base of a live model", **parent}
     )
     network = copy.deepcopy(net.base).eval().requires_grad_(True)
-    return LoadedModel(info, network, None)
+    return LoadedModel(info, network, live.path)

@@ -430,7 +430,7 @@ def run_training(
     """
     from segstudio.core.jobs import relay
     from segstudio.model.arch import ArchSpec
-    from segstudio.model.files import LoadedModel, load_model, save_model, with_metadata
+    from segstudio.model.files import load_model, save_model, with_metadata
     from segstudio.model.live import base_model
     from segstudio.training.data import from_project
     from segstudio.training.loop import TrainConfig, TrainingCancelled
@@ -445,10 +445,7 @@ def run_training(
     from_active = request.start is StartFrom.ACTIVE and active_model is not None
     init = load_model(active_model) if from_active and active_model else None
     if init is not None and init.info.arch.name == "live":
-        # the live learner's frozen SegNet is what trains deep; the lineage goes
-        # back to the live model's file (the model the user started from)
-        base = base_model(init)
-        init = LoadedModel(base.info, base.network, init.path)
+        init = base_model(init)  # the live learner's frozen SegNet is what trains deep
     # from a trained model: the few-shot recipe, where the user chose nothing else
     options = dict(request.options)
     config = TrainConfig.from_dict({**FEW_SHOT, **options} if init else options)
