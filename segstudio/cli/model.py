@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from segstudio.cli.common import labelset_arg
 from segstudio.core.errors import UsageError
+from segstudio.io.project.models import teacher_of
 
 if TYPE_CHECKING:
     from segstudio.model.files import ModelInfo, TensorShapes
@@ -153,17 +154,16 @@ def info_lines(path: Path, info: ModelInfo, shapes: TensorShapes) -> list[str]:
     if training is not None:
         lines.append(f"training      {training}")
     lines += [f"  from        {parent}" for parent in _parents(prov)]
-    teacher = prov.get("teacher")
-    if isinstance(teacher, dict):
-        arch = teacher.get("arch") or {}
-        width = (arch.get("params") or {}).get("width")
-        line = f"  teacher     {arch.get('name', '?')}"
-        line += "" if width is None else f" width {width:g}"
-        if isinstance(teacher.get("mean_iou"), int | float):
-            line += f", mean IoU {teacher['mean_iou']:.4f}"
-        if teacher.get("path"):  # where it was then: a file may since have been replaced
-            line += f" (then at {teacher['path']})"
-        line += f", distilled at weight {teacher.get('distill_weight')}"
+    teacher = teacher_of(prov)
+    if teacher is not None:
+        line = f"  teacher     {teacher.arch or '?'}"
+        line += "" if teacher.width is None else f" width {teacher.width:g}"
+        if teacher.mean_iou is not None:
+            line += f", mean IoU {teacher.mean_iou:.4f}"
+        if teacher.path:  # where it was then: a file may since have been replaced
+            line += f" (then at {teacher.path})"
+        if teacher.weight is not None:
+            line += f", distilled at weight {teacher.weight:g}"
         lines.append(line)
     if "created" in prov:
         made = f"created       {prov['created']}"

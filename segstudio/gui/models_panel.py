@@ -43,7 +43,7 @@ from segstudio.core.bundled import bundled_model_path
 from segstudio.core.labelset import LabelSet
 from segstudio.gui.jobs import WorkerSet, error_text
 from segstudio.io.project import Project
-from segstudio.io.project.models import ModelKind, ModelSummary, read_summary
+from segstudio.io.project.models import ModelKind, ModelSummary, read_summary, teacher_of
 
 #: The columns of the list: the active marker (click to choose), the model.
 MARK, MODEL = 0, 1
@@ -190,14 +190,12 @@ def _lineage(s: ModelSummary) -> list[tuple[str, str]]:
         rows.append(("Parent", text))
     elif p:
         rows.append(("Parent", "none: trained from scratch"))
-    teacher = p.get("teacher")
-    if isinstance(teacher, dict):
-        arch = teacher.get("arch") if isinstance(teacher.get("arch"), dict) else {}
-        width = (arch.get("params") or {}).get("width")
-        text = f"distilled from a {arch.get('name', 'model')}"
-        text += "" if not isinstance(width, int | float) else f" of width {width:g}"
-        if isinstance(teacher.get("mean_iou"), int | float):
-            text += f", mIoU {teacher['mean_iou']:.3f}"
+    teacher = teacher_of(p)
+    if teacher is not None:
+        text = f"distilled from a {teacher.arch or 'model'}"
+        text += "" if teacher.width is None else f" of width {teacher.width:g}"
+        if teacher.mean_iou is not None:
+            text += f", mIoU {teacher.mean_iou:.3f}"
         rows.append(("Teacher", e(text)))
     how = " · ".join(str(p[k]) for k in ("kind", "head") if p.get(k))
     if how:

@@ -44,9 +44,11 @@ __all__ = [
     "ModelChoice",
     "ModelKind",
     "ModelSummary",
+    "Teacher",
     "list_models",
     "read_metadata",
     "read_summary",
+    "teacher_of",
 ]
 
 _log = logging.getLogger(__name__)
@@ -158,6 +160,45 @@ class ModelChoice:
         if self.kind is ModelKind.BUNDLED:
             return "the bundled model"
         return Path(self.path).name
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """The model a distilled model learnt from, as its lineage records it (fields
+    the file lacks, or holds in another type, are None)."""
+
+    arch: str | None
+    width: float | None
+    mean_iou: float | None
+    path: str | None
+    weight: float | None
+
+
+def teacher_of(provenance: Mapping[str, Any]) -> Teacher | None:
+    """The teacher a model's provenance records, or None when it was not distilled."""
+    teacher = provenance.get("teacher")
+    if not isinstance(teacher, Mapping):
+        return None
+
+    def mapping(value: Any) -> Mapping[str, Any]:
+        return value if isinstance(value, Mapping) else {}
+
+    arch = mapping(teacher.get("arch"))
+    params = mapping(arch.get("params"))
+
+    def number(value: Any) -> float | None:
+        return float(value) if isinstance(value, int | float) else None
+
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) and value else None
+
+    return Teacher(
+        arch=text(arch.get("name")),
+        width=number(params.get("width")),
+        mean_iou=number(teacher.get("mean_iou")),
+        path=text(teacher.get("path")),
+        weight=number(teacher.get("distill_weight")),
+    )
 
 
 @dataclass(frozen=True)
