@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from segstudio.cli.common import labelset_arg
 from segstudio.core.errors import UsageError
-from segstudio.io.project.models import teacher_of
 
 if TYPE_CHECKING:
     from segstudio.model.files import ModelInfo, TensorShapes
@@ -154,6 +153,8 @@ def info_lines(path: Path, info: ModelInfo, shapes: TensorShapes) -> list[str]:
     if training is not None:
         lines.append(f"training      {training}")
     lines += [f"  from        {parent}" for parent in _parents(prov)]
+    from segstudio.io.project.models import teacher_of  # io loads OpenCV: not before the checks
+
     teacher = teacher_of(prov)
     if teacher is not None:
         line = f"  teacher     {teacher.arch or '?'}"
