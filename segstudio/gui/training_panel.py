@@ -372,7 +372,11 @@ class TrainingPanel(QWidget):
 
 def _plot(name: str) -> pg.PlotWidget:
     """A plot of a value over training steps, with axes the panel sets itself."""
-    plot = pg.PlotWidget()
+    # No context menu: the plots are read-only (no zoom, no pan). pyqtgraph still builds
+    # the plot's options menu as a window of its own, without a parent; it is parented
+    # here so it goes with the panel, not whenever Python's garbage collector runs.
+    plot = pg.PlotWidget(enableMenu=False)
+    plot.getPlotItem().ctrlMenu.setParent(plot, Qt.WindowType.Popup)
     plot.setObjectName(name)
     plot.setFixedHeight(150)  # in a short dock the panel scrolls; the plots keep their size
     plot.setMouseEnabled(x=False, y=False)

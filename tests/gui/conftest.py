@@ -3,6 +3,7 @@ check that no worker thread outlives the window."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, Qt, QThreadPool
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from segstudio.gui.main_window import MainWindow
 
@@ -31,6 +32,21 @@ def _new_threads(before: set[int | None]) -> list[threading.Thread]:
     ]
 
 
+def top_level_widgets() -> list[QWidget]:
+    """``QApplication.topLevelWidgets()`` without a garbage collection in the middle.
+
+    The call turns a C++ list of widget pointers into Python objects. A collection that
+    runs during it (any allocation can start one) may free a parentless widget that a
+    closed window's leftovers kept alive, and the list then points at freed memory: a
+    segfault. So collect first, then take the list with the collector off."""
+    gc.collect()
+    gc.disable()
+    try:
+        return QApplication.topLevelWidgets()
+    finally:
+        gc.enable()
+
+
 @pytest.fixture(autouse=True)
 def no_worker_left_running(qtbot) -> Iterator[None]:
     """Fail a test that leaves a worker running once its windows are closed: a Python
@@ -38,7 +54,7 @@ def no_worker_left_running(qtbot) -> Iterator[None]:
     global thread pool. Windows the test left open are closed first, as a user would."""
     before = {t.ident for t in threading.enumerate()}
     yield
-    for widget in QApplication.topLevelWidgets():
+    for widget in top_level_widgets():
         if isinstance(widget, MainWindow) and widget.isVisible():
             widget.close()
     pool = QThreadPool.globalInstance()

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox, QPushButton
+from PySide6.QtWidgets import QDialogButtonBox, QMessageBox, QPushButton
 
 from segstudio.core.labelset import preset
 from segstudio.gui.dataset_dialogs import ExportChoice, ExportDialog, ImportChoice
 from segstudio.io.project import ImageStatus, Project
-from tests.gui.conftest import make_images, open_window
+from tests.gui.conftest import make_images, open_window, top_level_widgets
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def _answer(steps: list) -> None:
         if not todo:
             return
         find, fill = todo[0]
-        for widget in QApplication.topLevelWidgets():
+        for widget in top_level_widgets():
             button = find(widget) if widget.isVisible() else None
             if button is not None:
                 if fill is not None:
