@@ -10,6 +10,9 @@ fields, plus
 - ``"scale"``: the photos (training and dev) are resized by this factor
   before the learner sees them, and the prediction is resized back;
 - ``"flip"``: every training photo is added a second time, mirrored;
+- ``"prior"``: ``alpha``: the head's probabilities times the class frequency
+  at each place of the image (over the training photos, on a 64 x 64 grid of
+  relative positions) to the power ``alpha``;
 - ``"grabcut"``: ``[lo, hi, iterations]``: the prediction seeds OpenCV's
   GrabCut (probability above ``hi`` sure horse, below ``lo`` sure
   background, the rest probable by the argmax), a per-photo colour model.
@@ -71,6 +74,17 @@ def grabcut(rgb: np.ndarray, p: np.ndarray, lo: float, hi: float, iters: int) ->
     return np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
 
 
+def _place_prior(labels: list[np.ndarray], num_classes: int, side: int = 64) -> np.ndarray:
+    """``side x side x C``: how often each class is at each relative place (smoothed)."""
+    counts = np.ones((side, side, num_classes), np.float32)  # one of each: never zero
+    for g in labels:
+        small = cv2.resize(g, (side, side), interpolation=cv2.INTER_NEAREST)
+        for c in range(num_classes):
+            counts[..., c] += small == c
+    counts = cv2.GaussianBlur(counts, (0, 0), 3)
+    return counts / counts.sum(-1, keepdims=True)
+
+
 def _scores(cm: ConfusionMatrix) -> dict:
     m = cm.compute().to_dict()
     return {
@@ -86,6 +100,8 @@ def live_variant(base, labelset, train, dev, spec: dict) -> dict:
     scale = float(spec.pop("scale", 1.0))
     flip = bool(spec.pop("flip", False))
     cut = spec.pop("grabcut", None)
+    alpha = float(spec.pop("prior", 0.0))
+    place = _place_prior([g for _, g in train], labelset.num_classes) if alpha else None
     if "colour_strides" in spec:
         spec["colour_strides"] = tuple(spec["colour_strides"])
     learner = LiveLearner(base, labelset, LiveConfig(**spec))
@@ -103,6 +119,12 @@ def live_variant(base, labelset, train, dev, spec: dict) -> dict:
         pred = learner.predict(_resize(rgb, gt, scale)[0])
         times.append(time.perf_counter() - t0)
         labels = pred.labels
+        if place is not None:  # two classes: the probability of class 1
+            conf = pred.confidence.astype(np.float32)
+            p1 = np.clip(np.where(pred.labels == 1, conf, 1 - conf), 1e-4, 1 - 1e-4)
+            q = cv2.resize(place, (labels.shape[1], labels.shape[0]))
+            logit = np.log(p1 / (1 - p1)) + alpha * np.log(q[..., 1] / q[..., 0])
+            labels = (logit > 0).astype(np.uint8)
         if scale != 1:
             labels = cv2.resize(labels, (w, h), interpolation=cv2.INTER_NEAREST)
         if cut is not None:  # two classes: the probability of class 1
