@@ -179,29 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         unseen = [s for s in test if s.image_path.name not in replayed]
         out["replayed_frames"] = [p.stem for p in replay]
 
-        from segstudio.io.images import read_image
-        from segstudio.model.predictor import Predictor
-
-        replay_rgb = [read_image(p).rgb for p in replay]
-        base_sure = []  # the start model's sure answers on the replayed frames
-        for rgb in replay_rgb:
-            pred = Predictor(init).predict(rgb)
-            assert pred.confidence is not None
-            base_sure.append((pred.labels, pred.confidence >= 0.9))
-
         def score(model: Any) -> dict[str, float]:
             both = {"later_frames_miou": evaluate(model, test)["mean_iou"]}
             if replay:
                 both["later_frames_not_replayed_miou"] = evaluate(model, unseen)["mean_iou"]
-                # how many of the start model's sure pixels on them the model keeps: a
-                # label-free sign of forgetting (1.0 for the start model itself)
-                predictor = Predictor(model)
-                kept = total = 0
-                for rgb, (labels, sure) in zip(replay_rgb, base_sure, strict=True):
-                    now = predictor.predict(rgb, confidence=False).labels
-                    kept += int((now[sure] == labels[sure]).sum())
-                    total += int(sure.sum())
-                both["replay_sure_kept"] = kept / max(total, 1)
             return both
 
         out["train_frames"] = [s.name for s in labelled.train]
