@@ -32,8 +32,11 @@ Learners, all fed the same labelled pixels:
   :class:`~segstudio.training.live.LiveConfig` fields (``NAME={"hidden": 128}``),
   to compare recipes in one run;
 - ``finetune``: the deep fine-tune on demand, every ``--finetune-every``
-  images (the window's one click: few-shot recipe, ``--finetune-minutes``),
-  taken when its verdict is "better".
+  images, run as the window's one click runs it
+  (:func:`segstudio.session.training.one_click`: the few-shot recipe with
+  replay of the start model's sure answers on up to 10 of the images not
+  labelled yet, and a live head; ``--finetune-minutes``), taken when its
+  verdict is "better".
 
 Datasets: ``horse`` (../shared/data/weizmann_horse, a new domain: its
 classes are unknown to every shipped model) and ``camvid`` (CamVid val as the
@@ -222,11 +225,14 @@ class FineTune(Learner):
 
     name = "finetune"
 
-    def __init__(self, labelset: LabelSet, every: int = 10, minutes: float = 2.0) -> None:
+    def __init__(
+        self, labelset: LabelSet, every: int = 10, minutes: float = 2.0, loop: list | None = None
+    ) -> None:
         from segstudio.model.files import load_model
         from segstudio.model.predictor import Predictor
 
         self.labelset, self.every, self.minutes = labelset, every, minutes
+        self.loop_paths = [img for _, img, _ in loop or []]
         path = bundled_model_path()
         if path is None:
             raise SystemExit("the fine-tune learner starts from the bundled model (resources/)")
@@ -240,9 +246,10 @@ class FineTune(Learner):
         return None if self.predictor is None else self.predictor.predict(rgb).labels
 
     def learn(self, name: str, rgb: np.ndarray, gt: np.ndarray, path: Path | None = None) -> None:
+        from segstudio.session.training import one_click
         from segstudio.training.config import TrainConfig
         from segstudio.training.data import Sample, TrainingData, hash_split
-        from segstudio.training.loop import fine_tune
+        from segstudio.training.live_quick import spread
         from segstudio.training.recipes import FEW_SHOT
 
         assert path is not None
@@ -252,9 +259,16 @@ class FineTune(Learner):
         val_names = hash_split([s.name for s in self.samples], 0.3)
         train = tuple(s for s in self.samples if s.name not in val_names)
         val = tuple(s for s in self.samples if s.name in val_names)
-        data = TrainingData(train, val, self.labelset, "bench_loop")
-        gen = fine_tune(data, init=self.model, config=TrainConfig(minutes=self.minutes, **FEW_SHOT))
-        result = drive(gen)
+        labelled = {s.image_path for s in self.samples}
+        unlabelled = tuple(spread([p for p in self.loop_paths if p not in labelled]))
+        data = TrainingData(train, val, self.labelset, "bench_loop", unlabelled=unlabelled)
+        config = TrainConfig(**{**FEW_SHOT, "minutes": self.minutes})
+        init = self.model
+        if init.info.arch.name == "live":  # as the window: its frozen SegNet trains deep
+            from segstudio.model.live import base_model
+
+            init = base_model(init)
+        result = drive(one_click(data, init, config))
         self.verdicts.append(f"after {len(self.samples)}: {result.verdict}")
         print(f"[finetune] {self.verdicts[-1]}", file=sys.stderr, flush=True)
         if result.improved or self.predictor is None:  # better, or nothing to keep
@@ -344,7 +358,7 @@ def run(args: argparse.Namespace) -> dict:
         elif key == "live":
             learner = Live(labelset, None, loop)
         elif key == "finetune":
-            learner = FineTune(labelset, args.finetune_every, args.finetune_minutes)
+            learner = FineTune(labelset, args.finetune_every, args.finetune_minutes, loop)
         else:
             learner = LEARNERS[key](labelset)
         records: list[dict] = []
