@@ -127,7 +127,7 @@ def open_bands(path: str | os.PathLike[str], max_pixels: int | None = None) -> T
         return None  # read_image gives the precise error
     try:
         try:  # a damaged header's numbers (a zero tile size) are errors, not warnings
-            with np.errstate(divide="raise", invalid="raise", over="raise"):
+            with np.errstate(divide="raise", invalid="raise"):
                 page = tif.pages.first
                 reason = _why_not(tif, page)
                 bands = TiffBands(p, tif, page) if reason is None else None
