@@ -333,8 +333,9 @@ def _live_head(
 ) -> Generator[TrainProgress, None, TrainResult]:
     """``live_head``: the fine-tuned SegNet read by the live learner, whose head is
     fitted on the training images' pixels and judged on the held-out images
-    against the starting model; when better, fitted again on every labelled
-    image and handed back (a ``live`` model), else the deep run's result stands."""
+    against the starting model (when it knows the classes) and the fine-tuned
+    network alone; when better than both, fitted again on every labelled image
+    and handed back (a ``live`` model), else the deep run's result stands."""
     import dataclasses
 
     from segstudio.io.images import read_image
@@ -362,9 +363,10 @@ def _live_head(
     learner.fit()
     after = evaluate(learner.model(), data.val)
     after["images"] = len(data.val)
-    before = first.before
+    before = first.before  # None for new classes: the start cannot be scored on them
     deep = first.after["mean_iou"] if first.after else None
-    if before is None or after["mean_iou"] <= max(before["mean_iou"], deep or -1.0):
+    bar = max(-1.0 if before is None else before["mean_iou"], -1.0 if deep is None else deep)
+    if after["mean_iou"] <= bar:
         yield from _say(
             f"live head: mIoU {after['mean_iou']:.4f} on the held-out image(s), no better "
             "than the fine-tuned network alone or the start: not used"
@@ -384,7 +386,7 @@ def _live_head(
         parent=dict(deep_prov.get("parent") or {}),
         deep=deep_prov,
         live_head={"images": fitted, "val_mean_iou_before_refit": after["mean_iou"]},
-        before_mean_iou=before["mean_iou"],
+        before_mean_iou=None if before is None else before["mean_iou"],
         after_mean_iou=after["mean_iou"],
     )
     model.info = dataclasses.replace(model.info, metrics=dict(after))

@@ -155,3 +155,31 @@ def test_final_weights_that_beat_the_start_are_called_better(data: TrainingData)
     assert result.improved is True
     assert "no epoch beat the starting model" not in result.verdict
     assert not any("kept the starting weights" in r.message for r in reports)
+
+
+def test_a_new_head_is_not_stopped_early_before_it_has_trained(
+    data: TrainingData, trained: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Patience counts only from NEW_HEAD_MIN_STEPS on when the head starts from random
+    weights; a kept head may stop at once."""
+    from segstudio.core.labelset import LabelClass, LabelSet
+    from segstudio.training import loop
+
+    monkeypatch.setattr(loop, "NEW_HEAD_MIN_STEPS", 8)
+    renamed = LabelSet(
+        "renamed",
+        tuple(LabelClass(f"new {c.name}", c.color) for c in data.labelset.classes),
+        data.labelset.unlabeled_color,
+    )
+    other = TrainingData(data.train, data.val, renamed, data.source)
+    # nothing changes (no learning rate, frozen batch norms): no validation improves
+    config = toy_config(
+        epochs=30, lr=1e-12, freeze_bn=True, keep_best=True, patience=1, warmup_steps=0
+    )
+    reports, result = drive(fine_tune(other, init=trained, config=config))
+    assert result is not None and result.model.info.labelset.names == renamed.names
+    assert any("stopping early" in r.message for r in reports)
+    assert 8 <= result.model.info.provenance["steps"] < 30 * math.ceil(len(data.train) / 3)
+    kept_reports, kept = drive(fine_tune(data, init=trained, config=config))
+    assert kept is not None and any("stopping early" in r.message for r in kept_reports)
+    assert kept.model.info.provenance["steps"] < 8

@@ -150,3 +150,20 @@ def test_a_cancel_while_replaying_stops_the_fine_tune(
     config = toy_config(**{**FEW_SHOT, "epochs": 1, "batch_size": 2})
     with pytest.raises(TrainingCancelled):
         drive(one_click(few, trained, config, cancel=lambda: True))
+
+
+def test_live_head_for_new_classes_is_judged_against_the_network_alone(
+    data: TrainingData,
+) -> None:
+    """From a model of other classes the start cannot be scored: the live head stands
+    when it beats the fine-tuned network (a new head) on the held-out images."""
+    other = new_model(ArchSpec("segnet", {"width": 0.125}), preset("voc"), seed=0)
+    config = toy_config(**{**FEW_SHOT, "live_head": True, "epochs": 1, "batch_size": 3})
+    reports, result = drive(one_click(data, other, config))
+    assert result is not None and result.before is None and result.after is not None
+    network_alone = result.model.info.provenance["deep"]["after_mean_iou"]
+    assert result.model.info.arch.name == "live"
+    assert result.after["mean_iou"] > network_alone
+    assert result.improved is None and result.verdict.startswith("new head or new model")
+    assert result.model.info.provenance["before_mean_iou"] is None
+    assert any(r.message.startswith("live head: mIoU") for r in reports)
