@@ -126,12 +126,14 @@ def open_bands(path: str | os.PathLike[str], max_pixels: int | None = None) -> T
     except (OSError, tifffile.TiffFileError, ValueError):
         return None  # read_image gives the precise error
     try:
-        try:  # a damaged header's numbers (a zero tile size) are errors, not warnings
+        # a damaged header's numbers (a zero tile size) raise, not warn: numpy's
+        # FloatingPointError is an ArithmeticError, one of _ERRORS
+        try:
             with np.errstate(divide="raise", invalid="raise"):
                 page = tif.pages.first
                 reason = _why_not(tif, page)
                 bands = TiffBands(p, tif, page) if reason is None else None
-        except (*_ERRORS, FloatingPointError) as exc:  # read_image says what is wrong
+        except _ERRORS as exc:  # read_image says what is wrong
             bands, reason = None, f"unreadable header ({exc})"
         if bands is not None:
             check_pixels(p, bands.shape[1], bands.shape[0], max_pixels)
