@@ -315,6 +315,7 @@ class _Run:
             env=self.env,
             cancel=self.cancel,
             teacher=self.teacher,
+            new_head=self.head == Head.NEW_HEAD,
         )
         self.optimizer, self.scaler = self.stepper.optimizer, self.stepper.scaler
         self.last_checkpoint = time.monotonic()

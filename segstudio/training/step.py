@@ -273,8 +273,13 @@ class Stepper:
         env: ddp.DistEnv,
         cancel: Callable[[], bool] | None = None,
         teacher: LoadedModel | None = None,
+        new_head: bool = False,
     ) -> None:
         self.train, self.config, self.state = train, config, state
+        #: the decoder and classifier start from random weights: with ``freeze_bn``
+        #: only the kept encoder's batch norms keep their statistics (a new
+        #: decoder's have none worth keeping: frozen, it barely learnt)
+        self.new_head = new_head
         self._hooks = install_cancel_checks(network, cancel) if cancel is not None else []
         self.device, self.amp, self.env = device, amp, env
         network.to(device).to(memory_format=memory_format(device, amp))
@@ -323,7 +328,8 @@ class Stepper:
         if self.config.freeze_encoder and hasattr(self.network, "encoder"):
             self.network.encoder.eval()
         if self.config.freeze_bn:
-            for m in self.network.modules():
+            kept = self.network.encoder if self.new_head else self.network
+            for m in kept.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
 

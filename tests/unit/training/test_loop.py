@@ -183,3 +183,30 @@ def test_a_new_head_is_not_stopped_early_before_it_has_trained(
     kept_reports, kept = drive(fine_tune(data, init=trained, config=config))
     assert kept is not None and any("stopping early" in r.message for r in kept_reports)
     assert kept.model.info.provenance["steps"] < 8
+
+
+def test_freeze_bn_with_a_new_head_keeps_only_the_encoders_statistics(
+    data: TrainingData, trained: LoadedModel
+) -> None:
+    """A new decoder's batch norms have no statistics worth keeping: they learn theirs;
+    the kept encoder's stay those of the starting model."""
+    from segstudio.core.labelset import LabelClass, LabelSet
+
+    renamed = LabelSet(
+        "renamed",
+        tuple(LabelClass(f"new {c.name}", c.color) for c in data.labelset.classes),
+        data.labelset.unlabeled_color,
+    )
+    other = TrainingData(data.train, data.val, renamed, data.source)
+    config = toy_config(epochs=1, freeze_bn=True)
+    _, result = drive(fine_tune(other, init=trained, config=config))
+    assert result is not None
+    before = trained.network.state_dict()
+    after = result.model.network.state_dict()
+    stats = [k for k in after if k.endswith("running_mean")]
+    encoder = [k for k in stats if k.startswith("encoder.")]
+    rest = [k for k in stats if not k.startswith("encoder.")]
+    assert encoder and rest
+    for key in encoder:
+        torch.testing.assert_close(after[key], before[key])
+    assert all(after[k].abs().sum() > 0 for k in rest)  # a fresh norm starts at zero
