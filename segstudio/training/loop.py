@@ -315,7 +315,11 @@ class _Run:
             env=self.env,
             cancel=self.cancel,
             teacher=self.teacher,
-            new_head=self.head == Head.NEW_HEAD,
+            # whose batch-norm statistics were trained: a new head keeps only the encoder
+            trained_stats={
+                Head.KEPT: network,
+                Head.NEW_HEAD: getattr(network, "encoder", None),
+            }.get(self.head),
         )
         self.optimizer, self.scaler = self.stepper.optimizer, self.stepper.scaler
         self.last_checkpoint = time.monotonic()

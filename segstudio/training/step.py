@@ -273,13 +273,14 @@ class Stepper:
         env: ddp.DistEnv,
         cancel: Callable[[], bool] | None = None,
         teacher: LoadedModel | None = None,
-        new_head: bool = False,
+        trained_stats: nn.Module | None,
     ) -> None:
         self.train, self.config, self.state = train, config, state
-        #: the decoder and classifier start from random weights: with ``freeze_bn``
-        #: only the kept encoder's batch norms keep their statistics (a new
-        #: decoder's have none worth keeping: frozen, it barely learnt)
-        self.new_head = new_head
+        #: the part of the network whose batch-norm statistics came from a trained
+        #: model (the whole, its encoder under a new head, None for a new network):
+        #: ``freeze_bn`` keeps those; fresh ones have nothing worth keeping (frozen
+        #: at their empty start, a new decoder barely learnt)
+        self.trained_stats = trained_stats
         self._hooks = install_cancel_checks(network, cancel) if cancel is not None else []
         self.device, self.amp, self.env = device, amp, env
         network.to(device).to(memory_format=memory_format(device, amp))
@@ -323,13 +324,13 @@ class Stepper:
         return self.network.eval()
 
     def train_mode(self) -> None:
-        """Put the network in training mode, but frozen encoder and batch norms in eval."""
+        """Put the network in training mode, but a frozen encoder, and with ``freeze_bn``
+        the batch norms of :attr:`trained_stats`, in eval."""
         self.network.train()
         if self.config.freeze_encoder and hasattr(self.network, "encoder"):
             self.network.encoder.eval()
-        if self.config.freeze_bn:
-            kept = self.network.encoder if self.new_head else self.network
-            for m in kept.modules():
+        if self.config.freeze_bn and self.trained_stats is not None:
+            for m in self.trained_stats.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
 

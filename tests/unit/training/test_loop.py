@@ -210,3 +210,11 @@ def test_freeze_bn_with_a_new_head_keeps_only_the_encoders_statistics(
     for key in encoder:
         torch.testing.assert_close(after[key], before[key])
     assert all(after[k].abs().sum() > 0 for k in rest)  # a fresh norm starts at zero
+
+
+def test_freeze_bn_on_a_new_network_freezes_nothing(data: TrainingData) -> None:
+    """A network trained from scratch has no statistics to keep: its batch norms learn."""
+    _, result = drive(fine_tune(data, arch=TINY, config=toy_config(epochs=1, freeze_bn=True)))
+    assert result is not None
+    stats = [v for k, v in result.model.network.state_dict().items() if k.endswith("running_mean")]
+    assert stats and all(v.abs().sum() > 0 for v in stats)  # a fresh norm starts at zero
