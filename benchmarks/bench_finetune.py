@@ -20,6 +20,10 @@ Recipes, in the same run:
 
 ``--live`` adds the live learner alone (:func:`segstudio.training.live_quick.quick_train`
 from the bundled model on all the labelled frames), what a live head adds to.
+``--from-live``: one click starts from that live model, as the window's does
+with "Learn as I paint" on (its verdict is then against the live learner);
+``used_later_frames_miou`` scores the model the user keeps: the new one when
+the verdict says better, else the live model.
 
 A time budget (``--minutes``, as the window) gives fewer steps on a busy CPU;
 ``--epochs N`` fixes the work instead, to compare recipes fairly. ``--split
@@ -102,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         "by name hash) or tail (the last 30 %% in name order: the frames furthest on in the drive)",
     )
     p.add_argument("--live", action="store_true", help="also the live learner alone")
+    p.add_argument(
+        "--from-live",
+        action="store_true",
+        help="one click starts from that live learner's model (Learn as I paint on)",
+    )
     p.add_argument(
         "--replay",
         action="store_true",
@@ -200,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             vname, _, text = v.partition("=")
             variants[vname] = {**FEW_SHOT, **json.loads(text)}
         budget = {"epochs": args.epochs} if args.epochs else {"minutes": args.minutes}
-        if args.live:  # the live learner alone, from the bundled model, on all the frames
+        start = init
+        if args.live or args.from_live:  # the live learner alone, on all the frames
             t0 = time.perf_counter()
             everything = from_folder(folder("all", first), void=11, val_fraction=0.0)
             trained = drive(quick_train(everything, init, replay=replay))
@@ -215,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
                 "fit_s": round(fit_s, 1),
             }
             print(f"live learner alone: mIoU {live:.4f}", file=sys.stderr, flush=True)
+            if args.from_live:  # the model in use when the user clicks
+                start = live_model
         for name in [*args.recipes, *variants]:
             config = TrainConfig.from_dict({**_recipe(name, variants), **budget})
             t0 = time.perf_counter()
@@ -223,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                 if report.kind == "message" or report.metrics is not None:
                     print(f"[{name}] {report.message}", file=sys.stderr, flush=True)
 
-            result = drive(one_click(labelled, init, config), show)
+            result = drive(one_click(labelled, start, config), show)
             assert result is not None
             train_s = time.perf_counter() - t0
             scores = score(result.model)
@@ -253,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
                 alone = evaluate(base_model(result.model), test)["mean_iou"]
                 row["network_alone_later_frames_miou"] = alone
                 row["network_alone_delta"] = alone - out["before"]
+            if start is not init:  # the user takes it only when it beats the live learner
+                kept = result.improved is True
+                row["used_after_click"] = "the new model" if kept else "the live model"
+                row["used_later_frames_miou"] = (
+                    after if kept else out["live_only"]["later_frames_miou"]
+                )
             print(f"[{name}] later frames mIoU {after:.4f}", file=sys.stderr, flush=True)
             out["recipes"][name] = row
     text = json.dumps(out, indent=1)

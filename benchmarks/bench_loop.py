@@ -36,7 +36,12 @@ Learners, all fed the same labelled pixels:
   (:func:`segstudio.session.training.one_click`: the few-shot recipe with
   replay of the start model's sure answers on up to 10 of the images not
   labelled yet, and a live head; ``--finetune-minutes``), taken when its
-  verdict is "better".
+  verdict is "better";
+- ``live+finetune``: the window with "Learn as I paint" on and a click of
+  Fine-tune every ``--finetune-every`` images: the live learner after every
+  image; each click starts from the live model in use and is judged against
+  that live learner refitted on the same training images; a "better" model
+  is used, and the live learner goes on from it.
 
 Datasets: ``horse`` (../shared/data/weizmann_horse, a new domain: its
 classes are unknown to every shipped model) and ``camvid`` (CamVid val as the
@@ -60,6 +65,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -245,17 +251,14 @@ class FineTune(Learner):
     def predict(self, rgb: np.ndarray) -> np.ndarray | None:
         return None if self.predictor is None else self.predictor.predict(rgb).labels
 
-    def learn(self, name: str, rgb: np.ndarray, gt: np.ndarray, path: Path | None = None) -> None:
+    def click(self, init) -> Any:
+        """One click of Fine-tune from ``init`` on every image labelled so far."""
         from segstudio.session.training import one_click
         from segstudio.training.config import TrainConfig
-        from segstudio.training.data import Sample, TrainingData, hash_split
+        from segstudio.training.data import TrainingData, hash_split
         from segstudio.training.live_quick import spread
         from segstudio.training.recipes import FEW_SHOT
 
-        assert path is not None
-        self.samples.append(Sample(name, path, labels=gt))
-        if len(self.samples) % self.every:
-            return
         val_names = hash_split([s.name for s in self.samples], 0.3)
         train = tuple(s for s in self.samples if s.name not in val_names)
         val = tuple(s for s in self.samples if s.name in val_names)
@@ -263,14 +266,20 @@ class FineTune(Learner):
         unlabelled = tuple(spread([p for p in self.loop_paths if p not in labelled]))
         data = TrainingData(train, val, self.labelset, "bench_loop", unlabelled=unlabelled)
         config = TrainConfig(**{**FEW_SHOT, "minutes": self.minutes})
-        init = self.model
-        if init.info.arch.name == "live":  # as the window: its frozen SegNet trains deep
-            from segstudio.model.live import base_model
-
-            init = base_model(init)
+        # a live model as the window hands it over: one_click trains its SegNet
         result = drive(one_click(data, init, config))
         self.verdicts.append(f"after {len(self.samples)}: {result.verdict}")
-        print(f"[finetune] {self.verdicts[-1]}", file=sys.stderr, flush=True)
+        print(f"[{self.name}] {self.verdicts[-1]}", file=sys.stderr, flush=True)
+        return result
+
+    def learn(self, name: str, rgb: np.ndarray, gt: np.ndarray, path: Path | None = None) -> None:
+        from segstudio.training.data import Sample
+
+        assert path is not None
+        self.samples.append(Sample(name, path, labels=gt))
+        if len(self.samples) % self.every:
+            return
+        result = self.click(self.model)
         if result.improved or self.predictor is None:  # better, or nothing to keep
             self.model = result.model
             from segstudio.model.predictor import Predictor
@@ -278,11 +287,58 @@ class FineTune(Learner):
             self.predictor = Predictor(result.model)
 
 
+class LiveAndFineTune(FineTune):
+    """The window with "Learn as I paint" on and a click of Fine-tune every ``every``
+    images: the live learner updates after each image; each click starts from the
+    live model in use (its SegNet trains deep, and the verdict is against that
+    live learner refitted on the same training images); when it says better, the
+    simulated user clicks Use, and the live learner goes on from the new model
+    with every image labelled so far, as the window's does from the active model."""
+
+    name = "live+finetune"
+
+    def __init__(
+        self, labelset: LabelSet, every: int = 10, minutes: float = 2.0, loop: list | None = None
+    ) -> None:
+        super().__init__(labelset, every, minutes, loop)
+        self.live = Live(labelset, None, loop)
+        self.replay_s, self.replayed = self.live.replay_s, self.live.replayed
+        self.loop = loop or []
+        self.pixels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def predict(self, rgb: np.ndarray) -> np.ndarray | None:
+        return self.live.predict(rgb)
+
+    def learn(self, name: str, rgb: np.ndarray, gt: np.ndarray, path: Path | None = None) -> None:
+        from segstudio.training.data import Sample
+        from segstudio.training.live import LiveLearner
+        from segstudio.training.live_quick import spread
+
+        assert path is not None
+        self.live.learn(name, rgb, gt)
+        self.pixels[name] = (rgb, gt)
+        self.samples.append(Sample(name, path, labels=gt))
+        if len(self.samples) % self.every:
+            return
+        result = self.click(self.live.learner.model())
+        if not result.improved:
+            return
+        learner = LiveLearner(result.model, self.labelset)  # a live model goes on learning
+        if learner.replays:
+            for key, img, _ in spread([p for p in self.loop if p[0] not in self.pixels]):
+                learner.add_replay(key, read_image(img).rgb)
+        for key, (image, labels) in self.pixels.items():
+            learner.add_image(key, image, labels)
+        learner.fit()
+        self.live.learner = learner
+
+
 LEARNERS: dict[str, Callable[[LabelSet], Learner]] = {
     "static": Static,
     "live": Live,
     "forest": Forest,
     "finetune": FineTune,
+    "live+finetune": LiveAndFineTune,
 }
 
 
@@ -357,8 +413,8 @@ def run(args: argparse.Namespace) -> dict:
             learner: Learner = Live(labelset, json.loads(variants[key] or "{}"), loop)
         elif key == "live":
             learner = Live(labelset, None, loop)
-        elif key == "finetune":
-            learner = FineTune(labelset, args.finetune_every, args.finetune_minutes, loop)
+        elif key in ("finetune", "live+finetune"):
+            learner = LEARNERS[key](labelset, args.finetune_every, args.finetune_minutes, loop)
         else:
             learner = LEARNERS[key](labelset)
         records: list[dict] = []
@@ -412,7 +468,7 @@ def run(args: argparse.Namespace) -> dict:
         }
         if isinstance(learner, FineTune):
             out["learners"][key]["verdicts"] = learner.verdicts
-        if isinstance(learner, Live):
+        if isinstance(learner, (Live, LiveAndFineTune)):
             out["learners"][key]["replayed"] = learner.replayed
             out["learners"][key]["replay_read_s"] = learner.replay_s
         import cv2

@@ -17,6 +17,11 @@ fields, plus
   GrabCut (probability above ``hi`` sure horse, below ``lo`` sure
   background, the rest probable by the argmax), a per-photo colour model.
 
+- ``"adabn"``: ``N``: the base network's batch-norm statistics are first
+  re-estimated on the training photos and the first ``N`` photos after the dev
+  ones (unlabelled), as a domain adaptation (AdaBN; measured on horses: 0.368
+  against 0.369 horse IoU on the 290 others, no gain).
+
 ``--deep-steps N`` instead fine-tunes the whole bundled SegNet (a new
 two-class classifier, batch norms frozen, encoder at 0.1 x the learning
 rate, random crops with the training augmentation) on the training photos
@@ -93,10 +98,37 @@ def _scores(cm: ConfusionMatrix) -> dict:
     }
 
 
-def live_variant(base, labelset, train, dev, spec: dict) -> dict:
+def adapt_batchnorm(base, photos: list[np.ndarray]):
+    """A copy of ``base`` whose batch-norm statistics are those of ``photos``."""
+    import dataclasses
+
+    import torch
+
+    net = copy.deepcopy(base.network)
+    for mod in net.modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            mod.reset_running_stats()
+            mod.momentum = None  # a plain average over every photo
+    mean = torch.tensor(base.info.normalization.mean).view(1, 3, 1, 1)
+    std = torch.tensor(base.info.normalization.std).view(1, 3, 1, 1)
+    net.train()
+    with torch.no_grad():
+        for rgb in photos:
+            x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
+            net((x - mean) / std)
+    net.eval()
+    return dataclasses.replace(base, network=net)
+
+
+def live_variant(base, labelset, train, dev, spec: dict, unlabelled=()) -> dict:
     from segstudio.training.live import LiveConfig, LiveLearner
 
     spec = dict(spec)
+    adabn = int(spec.pop("adabn", 0))
+    if adabn:
+        t0 = time.perf_counter()
+        base = adapt_batchnorm(base, [r for r, _ in train] + [r for r, _ in unlabelled][:adabn])
+        print(f"adabn {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     scale = float(spec.pop("scale", 1.0))
     flip = bool(spec.pop("flip", False))
     cut = spec.pop("grabcut", None)
@@ -212,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     labelset, pairs, void = load_sequence(args.dataset, None)
     train = [read_pair(i, lab, void) for _, i, lab in pairs[: args.train]]
     dev = [read_pair(i, lab, void) for _, i, lab in pairs[args.train : args.train + args.dev]]
+    rest = [read_pair(i, lab, void) for _, i, lab in pairs[args.train + args.dev :][:100]]
     path = bundled_model_path()
     if path is None:
         raise SystemExit("needs the bundled model (resources/)")
@@ -228,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         out["deep"] = deep_probe(base, train, dev, args.deep_steps)
     for item in args.variant or ["base={}"]:
         name, _, spec = item.partition("=")
-        out["variants"][name] = live_variant(base, labelset, train, dev, json.loads(spec or "{}"))
+        out["variants"][name] = live_variant(
+            base, labelset, train, dev, json.loads(spec or "{}"), rest
+        )
         print(name, json.dumps(out["variants"][name]), file=sys.stderr, flush=True)
     print(json.dumps(out, indent=1))
     return 0

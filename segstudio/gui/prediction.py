@@ -431,6 +431,11 @@ class PredictionController(QObject):
         if self.editing.doc is not None:
             self.live.shown(self.editing.doc.name)
 
+    def live_base(self) -> Path | None:
+        """While Learn as I paint runs: the SegNet it reads (the user labels with its
+        predictions, so a fine-tune is judged against it); None when it is off."""
+        return live_base(self.service.path) if self.live.running else None
+
     def _edited(self, doc: ImageDocument) -> None:
         """An edit (or undo) finished: the live learner takes the labels after a pause."""
         if self.live.running:

@@ -174,9 +174,12 @@ class TrainingController(QObject):
         resume: Path | None = None
         # no model yet: the bundled encoder
         model = self.prediction.service.path or bundled_model_path()
+        # Learn as I paint on: the verdict is against the live learner the user labels with
+        live = self.prediction.live_base()
         resumed = self._offer_resume(project)
         if resumed is not None:
             request, model, resume = resumed.request, resumed.active_model, resumed.folder
+            live = resumed.live_base
         request = request or self.default_request()
         self.editing.save()
         self.editing.saver.wait()  # the snapshot includes the latest strokes
@@ -187,6 +190,8 @@ class TrainingController(QObject):
             if request.start is StartFrom.ACTIVE and model
             else f"training a new {request.arch.name} model"
         )
+        if live is not None:
+            what += "; judged against Learn as I paint"
         if resume is not None:
             what = f"resuming: {what}"
         started = self.jobs.start(
@@ -198,6 +203,7 @@ class TrainingController(QObject):
             cancel,
             resume,
             self.jobs.keep,
+            live,
             on_report=self._progress,
             on_return=self._done,
             cancel=cancel,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from segstudio.core.atomic import atomic_write_text
-from segstudio.core.errors import SegStudioError
+from segstudio.core.errors import SegStudioError, TrainingError
 from segstudio.io.project import Project
 
 if TYPE_CHECKING:  # torch: imported by the worker that runs the training, not here
@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # torch: imported by the worker that runs the training, not h
     from segstudio.model.files import LoadedModel
     from segstudio.training.config import TrainConfig
     from segstudio.training.data import TrainingData
+    from segstudio.training.live import LiveLearner
     from segstudio.training.loop import TrainProgress, TrainResult
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ class InterruptedRun:
     step: int | None
     total_steps: int | None
     saved_at: str | None  # when its last checkpoint was written
+    live_base: Path | None = None  # what Learn as I paint read then: judged against it
 
     def where(self) -> str:
         """E.g. "step 40 of 200"."""
@@ -157,6 +159,7 @@ def interrupted_run(project: Project) -> InterruptedRun | None:
             log.warning("%s: cannot resume (%s)", run, exc)
             continue
         model = stored.get("active_model") or None
+        live = stored.get("live_base") or None
         return InterruptedRun(
             run,
             request,
@@ -164,6 +167,7 @@ def interrupted_run(project: Project) -> InterruptedRun | None:
             info.get("step"),
             info.get("total_steps"),
             info.get("saved_at"),
+            Path(live) if isinstance(live, str) else None,
         )
     return None
 
@@ -182,6 +186,7 @@ def one_click(
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     cancel: Callable[[], bool] | None = None,
+    live_base: LoadedModel | None = None,
 ) -> Generator[TrainProgress, None, TrainResult]:
     """The fine-tune one click runs: train, judge on the held-out images, then (as the
     recipe says) train once more on every labelled image or add a live head.
@@ -206,11 +211,26 @@ def one_click(
     the deep result stands, so the rule never hands back a model that scores
     below its start on the held-out images.
 
+    ``live_base``: the SegNet "Learn as I paint" reads while the user labels
+    (from a live model ``init``: its own). The verdict is then against that
+    live learner: a head of its recipe on ``live_base``, fitted on the same
+    training images, scored on the same held-out ones (:func:`_against_live`).
+    "Better" then means better than what the user labels with now, on images
+    neither saw. A live model ``init`` trains its frozen SegNet deep.
+
     Yields :class:`~segstudio.training.events.TrainProgress`; returns the
     :class:`~segstudio.training.config.TrainResult`.
     """
+    from segstudio.model.live import base_model
     from segstudio.training.loop import fine_tune
 
+    if init is not None and init.info.arch.name == "live":
+        # a live model in use: its frozen SegNet is what trains deep, and the run is
+        # "better" only when it beats that live learner (see _against_live)
+        live_base = live_base or init
+        init = base_model(init)
+    if live_base is not None and live_base.info.arch.name == "live":
+        live_base = base_model(live_base)  # its head learnt the held-out images too
     if config.replay and init is not None and data.unlabelled:
         data = yield from _with_replay(data, init, cancel)
     gen = fine_tune(
@@ -227,7 +247,9 @@ def one_click(
         first = yield from _refit(data, init, config, first, cancel)
     # the live learner reads a SegNet's features; other networks keep the deep result
     if config.live_head and init is not None and data.val and init.info.arch.name == "segnet":
-        return (yield from _live_head(data, init, config, first))
+        first = yield from _live_head(data, init, config, first)
+    if live_base is not None and data.val:
+        first = yield from _against_live(data, live_base, config, first)
     return first
 
 
@@ -328,6 +350,86 @@ def _refit(
     )
 
 
+def _fitted_live(base: LoadedModel, data: TrainingData) -> LiveLearner | None:
+    """A live learner on ``base`` fitted on the pixels of ``data.train`` (and, where
+    it replays, ``base``'s sure answers on up to 10 of ``data.unlabelled``); None
+    when no training image has labels."""
+    from segstudio.io.images import read_image
+    from segstudio.training.live import LiveLearner
+    from segstudio.training.live_quick import REPLAY_MAX_PIXELS, spread
+
+    learner = LiveLearner(base, data.labelset)
+    for sample in data.train:
+        rgb, labels, _ = sample.load()
+        learner.add_image(sample.name, rgb, labels)
+    if not learner.images:
+        return None
+    if learner.replays:  # the network's sure answers on unlabelled images
+        for path in spread(data.unlabelled):
+            try:
+                learner.add_replay(str(path), read_image(path, max_pixels=REPLAY_MAX_PIXELS).rgb)
+            except SegStudioError as exc:
+                log.info("live head: %s not replayed: %s", path, exc)
+    learner.fit()
+    return learner
+
+
+def _against_live(
+    data: TrainingData, base: LoadedModel, config: TrainConfig, result: TrainResult
+) -> Generator[TrainProgress, None, TrainResult]:
+    """Judge ``result`` against the live learner that reads the SegNet ``base``.
+
+    The live model in use has learnt from every labelled image, the held-out
+    ones too, so its own score on them would flatter it: its recipe is fitted
+    afresh on ``base`` with the training images alone and scored on the
+    held-out ones. ``result`` keeps its model; its ``before``, ``improved`` and
+    verdict become those against that live learner.
+    """
+    import dataclasses
+
+    from segstudio.training.evaluate import evaluate, verdict
+
+    if result.after is None:
+        return result
+    yield from _say(
+        "the live learner in use: fitting its head afresh on the same "
+        f"{len(data.train)} training image(s), to score it on the held-out ones"
+    )
+    try:
+        learner = _fitted_live(base, data)
+    except TrainingError as exc:  # e.g. not a SegNet: the run's own verdict stands
+        yield from _say(f"not judged against Learn as I paint: {exc}")
+        return result
+    if learner is None:
+        return result
+    live = evaluate(learner.model(), data.val)
+    live["images"] = len(data.val)
+    than = " than the live learner in use"
+    improved, against = verdict(
+        live, result.after, config.verdict_pixels, kept_start=False, than=than
+    )
+    if improved is None:
+        against = f"against the live learner in use: {against}"
+    against += " (that learner's head refitted on the same training images)"
+    if improved is False:
+        against += "; keep using it"
+    yield from _say(f"{against}.")
+    prov = {
+        **result.model.info.provenance,
+        "against_live": {"base": None if base.path is None else str(base.path), "after": live},
+    }
+    model = dataclasses.replace(
+        result.model, info=dataclasses.replace(result.model.info, provenance=prov)
+    )
+    return dataclasses.replace(
+        result,
+        model=model,
+        before=live,
+        improved=improved,
+        verdict=f"{against}. The run: {result.verdict}",
+    )
+
+
 def _live_head(
     data: TrainingData, init: LoadedModel, config: TrainConfig, first: TrainResult
 ) -> Generator[TrainProgress, None, TrainResult]:
@@ -338,29 +440,17 @@ def _live_head(
     and handed back (a ``live`` model), else the deep run's result stands."""
     import dataclasses
 
-    from segstudio.io.images import read_image
     from segstudio.training.evaluate import evaluate, verdict
-    from segstudio.training.live import LiveLearner
-    from segstudio.training.live_quick import REPLAY_MAX_PIXELS, spread
 
-    learner = LiveLearner(first.model, data.labelset)
-    for sample in data.train:
-        rgb, labels, _ = sample.load()
-        learner.add_image(sample.name, rgb, labels)
-    if not learner.images:
+    yield from _say("live head: fitting on the fine-tuned network's features")
+    learner = _fitted_live(first.model, data)
+    if learner is None:
         return first
-    if learner.replays:  # the fine-tuned network's sure answers on unlabelled images
-        for path in spread(data.unlabelled):
-            try:
-                learner.add_replay(str(path), read_image(path, max_pixels=REPLAY_MAX_PIXELS).rgb)
-            except SegStudioError as exc:
-                log.info("live head: %s not replayed: %s", path, exc)
     replayed = len(learner.replayed)
     yield from _say(
-        f"live head: fitting on the pixels of {len(learner.images)} image(s)"
+        f"live head: fitted on the pixels of {len(learner.images)} image(s)"
         + (f" and the network's sure answers on {replayed} unlabelled one(s)" if replayed else "")
     )
-    learner.fit()
     after = evaluate(learner.model(), data.val)
     after["images"] = len(data.val)
     before = first.before  # None for new classes: the start cannot be scored on them
@@ -417,6 +507,7 @@ def run_training(
     cancel: threading.Event,
     resume: Path | None = None,
     keep: threading.Event | None = None,
+    live_base: Path | None = None,
 ) -> Generator[TrainProgress, None, TrainingOutcome | None]:
     """Fine-tune on the project's labels; yields TrainProgress, returns a TrainingOutcome
     (None when cancelled).
@@ -429,11 +520,12 @@ def run_training(
     folder; ``resume`` (such a folder, see :func:`interrupted_run`) continues
     an interrupted run from its last checkpoint. ``keep`` set when cancelled
     (the app is quitting) keeps that folder, to resume at the next start.
+    ``live_base``: the SegNet "Learn as I paint" reads, while it runs: the
+    verdict is then against that live learner (see :func:`one_click`).
     """
     from segstudio.core.jobs import relay
     from segstudio.model.arch import ArchSpec
     from segstudio.model.files import load_model, save_model, with_metadata
-    from segstudio.model.live import base_model
     from segstudio.training.data import from_project
     from segstudio.training.loop import TrainConfig, TrainingCancelled
     from segstudio.training.recipes import FEW_SHOT
@@ -445,9 +537,14 @@ def run_training(
         # few images: hold out more of them, so "better" rests on several images
         data = from_project(project, val_fraction=0.3)
     from_active = request.start is StartFrom.ACTIVE and active_model is not None
+    # a live model: one_click trains its frozen SegNet and judges against the live learner
     init = load_model(active_model) if from_active and active_model else None
-    if init is not None and init.info.arch.name == "live":
-        init = base_model(init)  # the live learner's frozen SegNet is what trains deep
+    live = None
+    if live_base is not None:  # best effort: a missing or broken file judges as before
+        try:
+            live = load_model(live_base)
+        except SegStudioError as exc:
+            yield from _say(f"not judged against Learn as I paint: {exc}")
     # from a trained model: the few-shot recipe, where the user chose nothing else
     options = dict(request.options)
     config = TrainConfig.from_dict({**FEW_SHOT, **options} if init else options)
@@ -456,7 +553,11 @@ def run_training(
     run_dir = resume or _training_dir(project) / stamp
     if resume is None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        asked = {"choice": request.to_json(), "active_model": str(active_model or "")}
+        asked = {
+            "choice": request.to_json(),
+            "active_model": str(active_model or ""),
+            "live_base": str(live_base or ""),
+        }
         atomic_write_text(run_dir / "choice.json", json.dumps(asked))
     gen = one_click(
         data,
@@ -466,6 +567,7 @@ def run_training(
         checkpoint_dir=run_dir,
         resume=resume is not None,
         cancel=cancel.is_set,
+        live_base=live,
     )
     result = None
     try:  # raised inside a step, within one block's compute

@@ -199,12 +199,15 @@ def verdict(
     min_pixels: int,
     *,
     kept_start: bool,
+    than: str = "",
 ) -> tuple[bool | None, str]:
     """Whether the new model is better, and the sentence that says so (and on what).
 
     ``before`` and ``after`` are the metrics of the starting and the returned
     model; fewer than two images or ``min_pixels`` labelled pixels give no
     verdict (None). ``kept_start``: the run returned the starting weights.
+    ``than`` names what ``before`` scored, when it is not the starting model
+    (" than the live learner in use": "better than the live learner in use on …").
     """
     if after is None:
         return None, "no validation images: mark some (or hold some out) to measure a run"
@@ -224,6 +227,6 @@ def verdict(
         )
     better = after["mean_iou"] > before["mean_iou"]
     return better, (
-        f"{'better' if better else 'NOT better'} {on}: mIoU "
+        f"{'better' if better else 'NOT better'}{than} {on}: mIoU "
         f"{before['mean_iou']:.3f} -> {after['mean_iou']:.3f}"
     )

@@ -183,7 +183,8 @@ class LiveLearner:
                 f"the live learner reads a SegNet's features; this model is a "
                 f"{info.arch.name!r}: use the bundled model or a SegNet"
             )
-        prior = (
+        # which base class is which project class, by name: what replay's labels are
+        class_map = (
             _class_map(base_ls, labelset)
             if base_ls is not None
             else torch.zeros(labelset.num_classes, params["base_classes"])
@@ -192,7 +193,7 @@ class LiveLearner:
         if not keep_head:
             # the decoder (its features and class scores) is read only when the base
             # knows some of the project's classes; otherwise the encoder is enough
-            params["decoder"] = bool(prior.abs().sum() > 0) if c.decoder is None else c.decoder
+            params["decoder"] = bool(class_map.sum() > 0) if c.decoder is None else c.decoder
             params["hidden"] = c.hidden
             # the encoder's coarse features leave specks; the decoder's are sharp
             params["smooth"] = 1 if params["decoder"] else c.smooth
@@ -217,8 +218,11 @@ class LiveLearner:
             self._fits = 1
         else:
             with torch.no_grad():
-                net.from_base.weight.copy_(prior[..., None, None])
+                net.from_base.weight.copy_(class_map[..., None, None])
         self.net = net.eval()
+        self._class_map = class_map
+        # where the fit pulls the base's scores' weights back to: the class map, or the
+        # weights of the live model it continues (never a class map: they are learnt)
         self._prior = net.from_base.weight.detach().clone()
         # the frozen feature extractor: batch norms folded, as the predictor does
         # (a copy: folding is in place, and the saved model keeps its batch norms)
@@ -303,7 +307,7 @@ class LiveLearner:
     def replays(self) -> bool:
         """Whether :meth:`add_replay` takes anything: the base network knows every one of
         the project's classes by name (its predictions are then labels of the project)."""
-        known = self._prior.flatten(1).sum(1) > 0
+        known = self._class_map.sum(1) > 0
         return self._base_model is not None and self.net.decoder and bool(known.all())
 
     def add_replay(self, name: str, rgb: np.ndarray, *, cancelled: Any = None) -> int:
@@ -329,7 +333,7 @@ class LiveLearner:
             self._base_predictor = Predictor(self._base_model, device=str(self.device))
         pred = self._base_predictor.predict(rgb, cancelled=cancelled)
         lut = np.full(256, UNLABELED, np.uint8)
-        for c, b in (self._prior.flatten(1) > 0).nonzero().tolist():
+        for c, b in (self._class_map > 0).nonzero().tolist():
             lut[b] = c
         labels = lut[pred.sure(self.config.replay_confidence)]  # lut[255] is 255
         return self._keep(self._replay, name, self._sample(rgb, labels, self.config.replay_weight))

@@ -216,3 +216,34 @@ def test_the_learner_replays_unlabelled_images_when_its_base_knows_every_class(
         assert said[0].startswith("Learn as I paint: reading labelled image 1/1")
         assert any(s.startswith("Learnt from 1 image(s), ") for s in said)  # before replay
         assert any("Learnt from 1 image(s) and the model's sure answers on 3" in s for s in said)
+
+
+def test_a_fine_tune_while_it_learns_is_judged_against_the_live_learner(
+    qtbot, tmp_path: Path, bundled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Learn as I paint on: the user labels with its predictions, so one click is told
+    the SegNet it reads (the verdict is then against it); off, nothing."""
+    from segstudio.session.training import FineTuneRequest
+
+    started: list[tuple[Path | None, Path | None]] = []
+
+    def run(project, active_model, request, cancel, resume=None, keep=None, live_base=None):
+        started.append((active_model, live_base))
+        return None
+        yield  # a generator, as run_training is
+
+    monkeypatch.setattr("segstudio.gui.training.run_training", run)
+    folder = _labelled_project(tmp_path)
+    win = open_window(qtbot, folder)
+    try:
+        assert win.prediction.live.running  # no model knows the classes: on by default
+        win.training.fine_tune(FineTuneRequest())
+        assert "judged against Learn as I paint" in win.training_panel.status.text()
+        qtbot.waitUntil(lambda: len(started) == 1 and win.training.jobs.kind is None)
+        assert started == [(bundled, bundled)]
+        win.prediction.set_live(False)
+        win.training.fine_tune(FineTuneRequest())
+        qtbot.waitUntil(lambda: len(started) == 2 and win.training.jobs.kind is None)
+        assert started[1] == (bundled, None)
+    finally:
+        win.close()

@@ -391,3 +391,35 @@ def test_the_panel_fits_a_narrow_dock_with_the_stored_models_heading(qtbot) -> N
     iou = table.visualItemRect(table.item(0, 1))
     assert table.viewport().rect().contains(iou)  # the IoU values in sight
     assert table.horizontalScrollBar().maximum() == 0
+
+
+def test_a_live_base_that_cannot_judge_is_said_and_the_run_goes_on(
+    labelled: Path, tiny_model: Path, tmp_path: Path
+) -> None:
+    """Learn as I paint's SegNet is only a yardstick: a file gone since, or a network
+    the live learner cannot read, is said in the log, and the run ends as without it.
+    An interrupted run remembers it, to judge the same way when resumed."""
+    import threading
+
+    from segstudio.core.jobs import drive
+
+    with Project.open(labelled) as project:
+        for live_base, why in ((tmp_path / "gone.safetensors", "gone"), (tiny_model, "segnet")):
+            reports: list = []
+            gen = run_training(
+                project, tiny_model, _request(epochs=1), threading.Event(), None, None, live_base
+            )
+            outcome = drive(gen, reports.append)
+            said = [r.message for r in reports if r.message and "not judged" in r.message]
+            assert len(said) == 1 and why in said[0].lower(), said
+            assert outcome is not None and "live learner" not in outcome.result.verdict
+        gen = run_training(
+            project, tiny_model, _request(epochs=3, checkpoint_every_s=0.001), threading.Event(),
+            None, None, tiny_model,
+        )  # fmt: skip
+        for p in gen:
+            if p.kind == "checkpoint":
+                break
+        del gen  # dropped mid-run, as when the app is killed
+        found = interrupted_run(project)
+        assert found is not None and found.live_base == tiny_model

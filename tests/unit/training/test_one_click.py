@@ -167,3 +167,82 @@ def test_live_head_for_new_classes_is_judged_against_the_network_alone(
     assert result.improved is None and result.verdict.startswith("new head or new model")
     assert result.model.info.provenance["before_mean_iou"] is None
     assert any(r.message.startswith("live head: mIoU") for r in reports)
+
+
+@pytest.fixture(scope="module")
+def live_in_use(data: TrainingData, tmp_path_factory) -> LoadedModel:
+    """A live model fitted on every labelled image (as "Learn as I paint" leaves it),
+    on an untrained SegNet (its colour features carry it), saved and loaded as the
+    project's active model."""
+    from segstudio.training.live import LiveConfig, LiveLearner
+
+    start = new_model(ArchSpec("segnet", {"width": 0.125}), data.labelset, seed=0)
+    learner = LiveLearner(start, data.labelset, LiveConfig(steps=100))
+    for sample in data.train + data.val:
+        rgb, labels, _ = sample.load()
+        learner.add_image(sample.name, rgb, labels)
+    learner.fit()
+    path = tmp_path_factory.mktemp("live") / "live.safetensors"
+    return load_model(save_model(path, learner.model()))
+
+
+def test_from_a_live_model_the_verdict_is_against_that_live_learner(
+    data: TrainingData, live_in_use: LoadedModel
+) -> None:
+    """The live model in use learnt the held-out images too: it is scored as a head
+    of its recipe refitted on the training images alone, on its own SegNet."""
+    from segstudio.model.live import base_model
+    from segstudio.training.evaluate import evaluate
+    from segstudio.training.live import LiveLearner
+
+    config = toy_config(**{**FEW_SHOT, "live_head": True, "epochs": 1, "batch_size": 3})
+    reports, result = drive(one_click(data, live_in_use, config))
+    assert result is not None and result.before is not None and result.after is not None
+    fresh = LiveLearner(base_model(live_in_use), data.labelset)
+    for sample in data.train:
+        rgb, labels, _ = sample.load()
+        fresh.add_image(sample.name, rgb, labels)
+    fresh.fit()
+    expected = evaluate(fresh.model(), data.val)["mean_iou"]
+    assert result.before["mean_iou"] == pytest.approx(expected, abs=1e-6)
+    assert result.improved is (result.after["mean_iou"] > result.before["mean_iou"])
+    assert "than the live learner in use on" in result.verdict
+    assert "that learner's head refitted on the same training images" in result.verdict
+    prov = result.model.info.provenance
+    assert prov["against_live"]["base"] == str(live_in_use.path)  # where its SegNet is
+    assert prov["against_live"]["after"]["mean_iou"] == result.before["mean_iou"]
+    assert any(r.message.startswith("the live learner in use") for r in reports)
+
+
+def test_a_run_that_does_not_beat_the_live_learner_in_use_says_keep_it(
+    data: TrainingData, live_in_use: LoadedModel
+) -> None:
+    """The deep run alone (no live head), one epoch from an untrained SegNet: the
+    live learner's colour features beat it on the held-out shapes, so the verdict
+    is "NOT better", whatever the network gained on its own start."""
+    config = toy_config(**{**FEW_SHOT, "live_head": False, "epochs": 1, "batch_size": 3})
+    _, result = drive(one_click(data, live_in_use, config))
+    assert result is not None and result.before is not None and result.after is not None
+    assert result.after["mean_iou"] < result.before["mean_iou"]
+    assert result.improved is False
+    assert result.verdict.startswith("NOT better than the live learner in use on")
+    assert "; keep using it. The run: " in result.verdict
+    assert result.model.info.arch.name == "segnet"  # handed back all the same, not used
+
+
+def test_learn_as_i_paint_on_a_segnet_is_what_the_verdict_is_against(
+    data: TrainingData, live_in_use: LoadedModel
+) -> None:
+    """The window's case: the active model is a SegNet (or none: the bundled one) and
+    "Learn as I paint" reads it; one click trains it and is judged against that."""
+    from segstudio.model.live import base_model
+
+    segnet = base_model(live_in_use)
+    config = toy_config(**{**FEW_SHOT, "live_head": False, "epochs": 1, "batch_size": 3})
+    _, judged = drive(one_click(data, segnet, config, live_base=segnet))
+    _, plain = drive(one_click(data, segnet, config))
+    assert judged is not None and plain is not None
+    assert plain.verdict.startswith("better on") or plain.verdict.startswith("NOT better on")
+    assert judged.verdict.startswith("NOT better than the live learner in use on")
+    assert judged.after == plain.after  # the same run, judged against another bar
+    assert judged.before["mean_iou"] > plain.before["mean_iou"]
