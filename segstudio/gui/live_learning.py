@@ -268,6 +268,8 @@ class LiveLearning(QObject):
         super().__init__(parent)
         self._queue: _Queue | None = None
         self._worker: Any = None
+        #: the model file the running learner reads (None when it does not run)
+        self.base: Path | None = None
         self._pending: tuple[str, Callable[[], np.ndarray]] | None = None
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -294,7 +296,7 @@ class LiveLearning(QObject):
         worker.yielded.connect(partial(self._report, queue))
         worker.errored.connect(self._failed)
         worker.finished.connect(lambda w=worker: self._finished(w))
-        self._queue, self._worker = queue, worker
+        self._queue, self._worker, self.base = queue, worker, base
         worker.start()
 
     def stop(self, wait_s: float = STOP_WAIT_S) -> bool:
@@ -307,7 +309,7 @@ class LiveLearning(QObject):
         self._timer.stop()
         self._pending = None
         queue, worker = self._queue, self._worker
-        self._queue = None
+        self._queue, self.base = None, None
         if queue is not None:
             queue.stop()
         if worker is None:

@@ -223,6 +223,8 @@ class PredictionController(QObject):
         self.active, self._missing = summary, missing
         self.models_panel.set_active(path)
         self._show_fit()
+        if self.live.running and live_base(path) != self.live.base:
+            self.set_live(True)  # Learn as I paint reads the active model: now the new one
 
     def check_fit(self) -> None:
         """The project's classes may have changed: does the active model still fit?

@@ -247,3 +247,26 @@ def test_a_fine_tune_while_it_learns_is_judged_against_the_live_learner(
         assert started[1] == (bundled, None)
     finally:
         win.close()
+
+
+def test_a_new_active_model_is_what_it_learns_on_from_then(
+    qtbot, tmp_path: Path, bundled: Path
+) -> None:
+    """Use on a fine-tuned model while Learn as I paint runs: the learner starts again
+    from that model (it read the old one until now); the same base again: no restart."""
+    folder = _labelled_project(tmp_path)
+    tuned = save_model(
+        tmp_path / "tuned.safetensors",
+        new_model(ArchSpec("segnet", {"width": 0.125}), preset("camvid11"), seed=3),
+    )
+    win = open_window(qtbot, folder)
+    live = win.prediction.live
+    try:
+        assert live.running and live.base == bundled
+        assert win.prediction.set_model(tuned)
+        assert live.running and live.base == tuned
+        worker = live._worker
+        assert win.prediction.set_model(tuned)  # the same base: it goes on
+        assert live._worker is worker
+    finally:
+        win.close()
