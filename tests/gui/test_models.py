@@ -123,7 +123,7 @@ def test_a_missing_model_is_said_and_nothing_else_is_used(
 def _fake_training(improved: bool | None):
     """Stands in for run_training: stores a model and reports the verdict ``improved``."""
 
-    def run(project, active_model, request, cancel, resume=None, keep=None):
+    def run(project, active_model, request, cancel, resume=None, keep=None, live_base=None):
         path = project.models_dir / "model-20990101-000000.safetensors"
         parent = {"path": str(active_model), "mean_iou": 0.5}
         _model(path, provenance={"parent": parent}, metrics={"mean_iou": 0.6})

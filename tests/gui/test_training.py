@@ -260,7 +260,7 @@ def _fake_run(checkpoint: bool, kept: dict | None = None):
     from segstudio.session.training import TrainingOutcome
     from segstudio.training.events import TrainProgress
 
-    def run(project, active_model, request, cancel, resume=None, keep=None):
+    def run(project, active_model, request, cancel, resume=None, keep=None, live_base=None):
         last = {"mean_iou": 0.2, "per_class_iou": [0.1] * 11}
         yield TrainProgress("validation", step=5, metrics=last)
         if checkpoint:
