@@ -224,6 +224,7 @@ class PredictionController(QObject):
         self.models_panel.set_active(path)
         self._show_fit()
         if self.live.running and live_base(path) != self.live.base:
+            self.editing.save()  # the new learner reads the labels from the project
             self.set_live(True)  # Learn as I paint reads the active model: now the new one
 
     def check_fit(self) -> None:

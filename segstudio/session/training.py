@@ -230,7 +230,11 @@ def one_click(
         live_base = live_base or init
         init = base_model(init)
     if live_base is not None and live_base.info.arch.name == "live":
-        live_base = base_model(live_base)  # its head learnt the held-out images too
+        try:  # its head learnt the held-out images too: its SegNet, with a fresh head
+            live_base = base_model(live_base)
+        except SegStudioError as exc:
+            yield from _say(f"not judged against Learn as I paint: {exc}")
+            live_base = None
     if config.replay and init is not None and data.unlabelled:
         data = yield from _with_replay(data, init, cancel)
     gen = fine_tune(
@@ -249,7 +253,7 @@ def one_click(
     if config.live_head and init is not None and data.val and init.info.arch.name == "segnet":
         first = yield from _live_head(data, init, config, first)
     if live_base is not None and data.val:
-        first = yield from _against_live(data, live_base, config, first)
+        first = yield from _against_live(data, live_base, config, first, cancel)
     return first
 
 
@@ -350,16 +354,33 @@ def _refit(
     )
 
 
-def _fitted_live(base: LoadedModel, data: TrainingData) -> LiveLearner | None:
+def _fitted_live(
+    base: LoadedModel,
+    data: TrainingData,
+    *,
+    labelled_only: bool = False,
+    cancel: Callable[[], bool] | None = None,
+) -> LiveLearner | None:
     """A live learner on ``base`` fitted on the pixels of ``data.train`` (and, where
     it replays, ``base``'s sure answers on up to 10 of ``data.unlabelled``); None
-    when no training image has labels."""
+    when no training image has labels. ``labelled_only``: without the training
+    images that are a start model's replayed answers (as Learn as I paint learns).
+
+    Raises
+    ------
+    TrainingCancelled
+        ``cancel()`` answered True.
+    """
     from segstudio.io.images import read_image
+    from segstudio.model.predictor import PredictionCancelled
     from segstudio.training.live import LiveLearner
     from segstudio.training.live_quick import REPLAY_MAX_PIXELS, spread
+    from segstudio.training.step import TrainingCancelled
 
     learner = LiveLearner(base, data.labelset)
     for sample in data.train:
+        if labelled_only and sample.replayed:
+            continue
         rgb, labels, _ = sample.load()
         learner.add_image(sample.name, rgb, labels)
     if not learner.images:
@@ -367,15 +388,24 @@ def _fitted_live(base: LoadedModel, data: TrainingData) -> LiveLearner | None:
     if learner.replays:  # the network's sure answers on unlabelled images
         for path in spread(data.unlabelled):
             try:
-                learner.add_replay(str(path), read_image(path, max_pixels=REPLAY_MAX_PIXELS).rgb)
+                rgb = read_image(path, max_pixels=REPLAY_MAX_PIXELS).rgb
+                learner.add_replay(str(path), rgb, cancelled=cancel)
+            except PredictionCancelled as exc:
+                raise TrainingCancelled("training cancelled") from exc
             except SegStudioError as exc:
                 log.info("live head: %s not replayed: %s", path, exc)
-    learner.fit()
+    learner.fit(cancelled=cancel)
+    if cancel is not None and cancel():
+        raise TrainingCancelled("training cancelled")
     return learner
 
 
 def _against_live(
-    data: TrainingData, base: LoadedModel, config: TrainConfig, result: TrainResult
+    data: TrainingData,
+    base: LoadedModel,
+    config: TrainConfig,
+    result: TrainResult,
+    cancel: Callable[[], bool] | None = None,
 ) -> Generator[TrainProgress, None, TrainResult]:
     """Judge ``result`` against the live learner that reads the SegNet ``base``.
 
@@ -391,12 +421,13 @@ def _against_live(
 
     if result.after is None:
         return result
+    labelled = sum(1 for s in data.train if not s.replayed)
     yield from _say(
         "the live learner in use: fitting its head afresh on the same "
-        f"{len(data.train)} training image(s), to score it on the held-out ones"
+        f"{labelled} labelled training image(s), to score it on the held-out ones"
     )
     try:
-        learner = _fitted_live(base, data)
+        learner = _fitted_live(base, data, labelled_only=True, cancel=cancel)
     except TrainingError as exc:  # e.g. not a SegNet: the run's own verdict stands
         yield from _say(f"not judged against Learn as I paint: {exc}")
         return result

@@ -246,3 +246,36 @@ def test_learn_as_i_paint_on_a_segnet_is_what_the_verdict_is_against(
     assert judged.verdict.startswith("NOT better than the live learner in use on")
     assert judged.after == plain.after  # the same run, judged against another bar
     assert judged.before["mean_iou"] > plain.before["mean_iou"]
+
+
+def test_the_live_learner_it_is_judged_against_learns_as_learn_as_i_paint_does(
+    data: TrainingData, live_in_use: LoadedModel
+) -> None:
+    """With replay on, the deep run also trains on the start model's sure answers as
+    labelled images; the live learner in use does not: it has the labelled images
+    and replays at its own weight. The bar is that learner, not one fed both."""
+    from segstudio.io.images import read_image
+    from segstudio.model.live import base_model
+    from segstudio.training.evaluate import evaluate
+    from segstudio.training.live import LiveLearner
+    from segstudio.training.live_quick import spread
+
+    segnet = base_model(live_in_use)
+    unlabelled = tuple(s.image_path for s in data.train[4:])
+    few = TrainingData(data.train[:4], data.val, data.labelset, data.source, unlabelled)
+    config = toy_config(**{**FEW_SHOT, "live_head": False, "epochs": 1, "batch_size": 2})
+    reports, result = drive(one_click(few, segnet, config, live_base=segnet))
+    assert result is not None and result.before is not None
+    assert result.model.info.provenance["replayed_images"] == len(unlabelled)
+    said = [r.message for r in reports if r.message.startswith("the live learner in use")]
+    assert said and "the same 4 labelled training image(s)" in said[0]
+    fresh = LiveLearner(segnet, data.labelset)
+    for sample in few.train:
+        rgb, labels, _ = sample.load()
+        fresh.add_image(sample.name, rgb, labels)
+    assert fresh.replays
+    for path in spread(unlabelled):
+        fresh.add_replay(str(path), read_image(path).rgb)
+    fresh.fit()
+    expected = evaluate(fresh.model(), few.val)["mean_iou"]
+    assert result.before["mean_iou"] == pytest.approx(expected, abs=1e-6)
